@@ -1,0 +1,20 @@
+"""The DARTS family as one-shot strategies for Microsoft NNI 3.0.
+
+>>> from nni_darts_ext import make_strategy, VARIANTS
+>>> strategy = make_strategy('darts', arc_learning_rate=6e-4)
+
+Every strategy works in ``NasExperiment`` on any NNI model space built from ``LayerChoice``,
+``InputChoice`` and ``Cell``, and in the nnictl trial (``python -m nni_darts_ext.trial``).
+"""
+
+import warnings
+
+# NNI 3.0 predates torch 2.14 and warns about torch's new non-module classes on import.
+warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
+
+from .errors import ConfigError  # noqa: E402
+from .strategies.darts import ValidatedDARTS  # noqa: E402
+from .strategies.random_architecture import RandomArchitecture  # noqa: E402
+from .variants import VARIANTS, Variant, make_strategy  # noqa: E402
+
+__all__ = ['ConfigError', 'RandomArchitecture', 'VARIANTS', 'ValidatedDARTS', 'Variant', 'make_strategy']

@@ -1,0 +1,72 @@
+"""Reading an exported architecture: its cells' edges, collapse diagnostics, a compact string.
+
+NNI's ``Cell`` exports two choices per operation slot: ``CELL/op_NODE_K`` (the operation) and
+``CELL/input_NODE_K`` (a one-element list with the input node). Node 0 and 1 are the cell's
+inputs (the two previous cells); nodes 2, 3, ... are its intermediate nodes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+SKIP_CONNECT = 'skip_connect'
+PARAMETER_FREE = {'skip_connect', 'max_pool_3x3', 'avg_pool_3x3', 'max_pool_2x2', 'avg_pool_2x2',
+                  'max_pool_5x5', 'avg_pool_5x5', 'max_pool_7x7'}
+
+_OP_LABEL = re.compile(r'^(?P<cell>.+)/op_(?P<node>\d+)_(?P<slot>\d+)$')
+
+
+def cell_edges(architecture: Mapping[str, Any]) -> dict[str, list[tuple[int, int, str]]]:
+    """``{cell label: [(input node, node, operation), ...]}`` for every cell-style choice."""
+    edges: dict[str, list[tuple[int, int, str]]] = {}
+    for label, operation in sorted(architecture.items()):
+        match = _OP_LABEL.match(label)
+        if not match:
+            continue
+        cell, node, slot = match['cell'], int(match['node']), match['slot']
+        chosen = architecture.get(f'{cell}/input_{node}_{slot}')
+        if chosen is None:
+            continue
+        source = chosen[0] if isinstance(chosen, (list, tuple)) else chosen
+        edges.setdefault(cell, []).append((int(source), node, str(operation)))
+    return edges
+
+
+def normal_operations(architecture: Mapping[str, Any]) -> list[str]:
+    """The operations of the normal cell; for spaces without cells, every operation choice."""
+    edges = cell_edges(architecture)
+    if 'normal' in edges:
+        return [op for _, _, op in edges['normal']]
+    return [str(v) for k, v in architecture.items() if isinstance(v, str) and not k.startswith('reduce')]
+
+
+def skip_connects(architecture: Mapping[str, Any]) -> int:
+    """Skip-connects in the normal cell: the count that grows when DARTS collapses."""
+    return sum(op == SKIP_CONNECT for op in normal_operations(architecture))
+
+
+def parameter_free(architecture: Mapping[str, Any]) -> int:
+    """Parameter-free operations (skip-connects and pooling) in the normal cell."""
+    return sum(op in PARAMETER_FREE for op in normal_operations(architecture))
+
+
+def mean_entropy(probabilities: Mapping[str, Mapping[Any, float]]) -> float:
+    """Mean entropy (nats) of the architecture distributions, one per choice; 0 when there are none."""
+    entropies = [-sum(p * math.log(p) for p in dist.values() if p > 0) for dist in probabilities.values()]
+    return sum(entropies) / len(entropies) if entropies else 0.0
+
+
+def describe(architecture: Mapping[str, Any]) -> str:
+    """A one-line form: ``normal: 2<sep_conv_3x3(0)+skip_connect(1) 3<... | reduce: ...``."""
+    edges = cell_edges(architecture)
+    if not edges:
+        return ' '.join(f'{k}={v}' for k, v in sorted(architecture.items()))
+    parts = []
+    for cell, cell_edge_list in edges.items():
+        nodes: dict[int, list[str]] = {}
+        for source, node, op in cell_edge_list:
+            nodes.setdefault(node, []).append(f'{op}({source})')
+        parts.append(f'{cell}: ' + ' '.join(f'{node}<' + '+'.join(ins) for node, ins in sorted(nodes.items())))
+    return ' | '.join(parts)

@@ -1,0 +1,143 @@
+"""The trial's parameters: defaults, types, ranges, and how they merge.
+
+Precedence: the dataclass defaults, then the command line, then the parameters NNI's tuner
+sends. Keys that are not trial parameters are the chosen variant's options
+(e.g. ``arc_learning_rate``); the variant rejects the ones it does not have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError, choose
+
+ACCELERATORS = ('auto', 'cpu', 'gpu', 'cuda')
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything a trial needs besides the variant's own options (defaults: the CPU quick start)."""
+    variant: str = 'darts'
+    seed: int = 0
+    space: str = 'darts_small'
+    dataset: str = 'digits'
+    data_dir: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    image_size: int | None = None
+    batch_size: int = 64
+    search_epochs: int = 4
+    search_width: int | None = None
+    search_cells: int | None = None
+    learning_rate: float = 0.025
+    min_learning_rate: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    retrain_epochs: int = 10
+    retrain_width: int | None = None
+    retrain_cells: int | None = None
+    retrain_batch_size: int | None = None
+    retrain_learning_rate: float = 0.025
+    retrain_gradient_clip: float = 5.0
+    accelerator: str = 'auto'
+    devices: int = 1
+    threads: int | None = None
+    num_workers: int = 0
+    output_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in FIELDS:
+            _check_type(name, getattr(self, name))
+        positive = ('batch_size', 'search_epochs', 'retrain_epochs', 'devices', 'train_subset', 'test_subset',
+                    'image_size', 'search_width', 'search_cells', 'retrain_width', 'retrain_cells',
+                    'retrain_batch_size', 'threads')
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f'{name} must be at least 1, got {value}')
+        for name in ('learning_rate', 'retrain_learning_rate'):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f'{name} must be positive, got {getattr(self, name)}')
+        for name in ('min_learning_rate', 'weight_decay', 'retrain_gradient_clip', 'num_workers'):
+            if getattr(self, name) < 0:
+                raise ConfigError(f'{name} must not be negative, got {getattr(self, name)}')
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f'momentum must be in [0, 1), got {self.momentum}')
+        if self.min_learning_rate > self.learning_rate:
+            raise ConfigError(f'min_learning_rate ({self.min_learning_rate}) exceeds learning_rate ({self.learning_rate})')
+        if self.accelerator not in ACCELERATORS:
+            raise choose('accelerator', self.accelerator, ACCELERATORS)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+HINTS = typing.get_type_hints(TrialConfig)
+
+
+def _base_type(name: str) -> type:
+    """``int`` for ``int`` and for ``int | None``."""
+    args = [a for a in typing.get_args(HINTS[name]) if a is not type(None)]
+    return args[0] if args else HINTS[name]
+
+
+def _check_type(name: str, value: Any) -> None:
+    expected = _base_type(name)
+    if value is None:
+        if not typing.get_args(HINTS[name]):
+            raise ConfigError(f'{name} must be of type {expected.__name__}, got None')
+        return
+    numbers = (int, float) if expected is float else (expected,)
+    if isinstance(value, bool) or not isinstance(value, numbers):
+        raise ConfigError(f'{name} must be of type {expected.__name__}, got {value!r} ({type(value).__name__})')
+
+
+def split_parameters(parameters: Mapping[str, Any]) -> tuple[TrialConfig, dict[str, Any]]:
+    """Trial parameters into a validated :class:`TrialConfig`; the rest are variant options."""
+    trial = {k: v for k, v in parameters.items() if k in FIELDS}
+    if 'learning_rate' in trial and 'min_learning_rate' not in trial:
+        trial['min_learning_rate'] = min(FIELDS['min_learning_rate'].default, trial['learning_rate'])
+    options = {k: v for k, v in parameters.items() if k not in FIELDS}
+    return TrialConfig(**trial), options
+
+
+def command_line() -> argparse.ArgumentParser:
+    """``--search-epochs 2`` style flags for every trial parameter, ``--option KEY=VALUE`` for variant options."""
+    parser = argparse.ArgumentParser(
+        prog='python -m nni_darts_ext.trial',
+        description='One NAS trial: search with a variant, retrain the found architecture, test it, report. '
+                    "Under nnictl, the tuner's parameters override these flags.")
+    for name, f in FIELDS.items():
+        parser.add_argument('--' + name.replace('_', '-'), dest=name, type=_parse_flag(name),
+                            default=argparse.SUPPRESS, help=f'default: {f.default}')
+    parser.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
+                        help="a variant option, e.g. --option arc_learning_rate=6e-4 (value read as YAML)")
+    return parser
+
+
+def _parse_flag(name: str):
+    expected = _base_type(name)
+
+    def parse(text: str) -> Any:
+        if text.lower() in ('none', 'null'):
+            return None
+        try:
+            return expected(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{name} must be of type {expected.__name__}, got {text!r}') from None
+    return parse
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings into a dict, values read as YAML scalars."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or not key:
+            raise ConfigError(f'--option expects KEY=VALUE, got {pair!r}')
+        options[key] = yaml.safe_load(value)
+    return options

@@ -1,0 +1,51 @@
+"""Per-epoch results: to NNI when the trial runs under nnictl, always to the trial's records."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import nni
+import pytorch_lightning as pl
+
+from . import architecture
+
+_logger = logging.getLogger(__name__)
+
+
+def under_nni() -> bool:
+    """True inside a trial that NNI's training service started."""
+    return nni.get_trial_id() != 'STANDALONE'
+
+
+class EpochReporter(pl.Callback):
+    """After each validation epoch, record ``{default: val_acc, phase, epoch, ...}`` and send it to NNI.
+
+    In the search phase the record also carries the collapse diagnostics of the architecture
+    the supernet would export now: ``arch_entropy``, ``skip_connects``, ``parameter_free``.
+    Epochs count on across phases, so the web UI draws search and retraining as one curve.
+    """
+
+    def __init__(self, phase: str, records: list[dict[str, Any]]):
+        self.phase = phase
+        self.records = records
+        self.first_epoch = len(records)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        record: dict[str, Any] = {
+            'default': float(trainer.callback_metrics['val_acc']),
+            'phase': self.phase,
+            'epoch': self.first_epoch + trainer.current_epoch + 1,
+        }
+        if hasattr(pl_module, 'export_probs'):
+            exported = pl_module.export()
+            record['arch_entropy'] = architecture.mean_entropy(pl_module.export_probs())
+            record['skip_connects'] = architecture.skip_connects(exported)
+            record['parameter_free'] = architecture.parameter_free(exported)
+        self.records.append(record)
+        _logger.info('epoch %d (%s): %s', record['epoch'], self.phase,
+                     ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in record.items()))
+        if under_nni() and trainer.is_global_zero:
+            nni.report_intermediate_result(record)

@@ -1,0 +1,48 @@
+"""A named model space that can be built at any size: the search size, the evaluation size,
+or (for progressive strategies) anything between."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+from nni.nas.nn.pytorch import ModelSpace
+
+
+@dataclass(frozen=True)
+class Size:
+    """Width (channels of the first cells' operations) and depth (number of cells)."""
+    width: int
+    cells: int
+
+
+@dataclass(frozen=True)
+class Space:
+    """A model space description that builds NNI ``ModelSpace`` s of a given size.
+
+    Attributes
+    ----------
+    name
+        How the user named it (``darts_small``, ``nni:DARTS``, a path).
+    build
+        ``build(size, affine) -> ModelSpace``; ``affine`` turns on learnable batch-norm
+        scale and shift (off while searching, as in DARTS; on when retraining).
+    search, evaluation
+        The sizes used for the search and for retraining the found architecture.
+    input_channels
+        The channel count the space's stem expects.
+    """
+    name: str
+    build: Callable[[Size, bool], ModelSpace]
+    search: Size
+    evaluation: Size
+    input_channels: int
+
+    def search_space(self, size: Size | None = None) -> ModelSpace:
+        """The space to search, at the search size unless ``size`` says otherwise."""
+        return self.build(size or self.search, False)
+
+    def evaluation_model(self, architecture: dict[str, Any], size: Size | None = None) -> nn.Module:
+        """A trainable model of ``architecture``, at the evaluation size unless ``size`` says otherwise."""
+        return self.build(size or self.evaluation, True).freeze(architecture)

@@ -1,0 +1,100 @@
+"""Model spaces written as YAML data, validated key by key.
+
+A file looks like::
+
+    description: The DARTS cell space at the paper's size.
+    operations: [max_pool_3x3, avg_pool_3x3, skip_connect, sep_conv_3x3, ...]
+    nodes: 4              # intermediate nodes per cell
+    cells: 8              # cells while searching
+    width: 16             # channels of the first cells while searching
+    stem_multiplier: 3    # optional, default 3
+    evaluation:           # optional: the size the found cell is retrained at
+      cells: 20
+      width: 36
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError, choose
+from .cell_network import CellNetwork, reduction_positions
+from .operations import OPERATIONS, ZERO_OPERATION
+from .space import Size, Space
+
+REQUIRED_KEYS = {'operations', 'nodes', 'cells', 'width'}
+OPTIONAL_KEYS = {'description', 'stem_multiplier', 'evaluation'}
+EVALUATION_KEYS = {'cells', 'width'}
+
+
+def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: int) -> Space:
+    """Load and validate ``path``; the dataset supplies channels, classes and image size."""
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f'{path}: not valid YAML: {" ".join(str(err).split())}') from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f'{path}: expected a mapping with keys {sorted(REQUIRED_KEYS)}, got {type(spec).__name__}')
+    _check_keys(path, spec, REQUIRED_KEYS, OPTIONAL_KEYS)
+
+    operations = spec['operations']
+    if not isinstance(operations, list) or not operations:
+        raise ConfigError(f'{path}: operations must be a non-empty list of names')
+    for name in operations:
+        if name == ZERO_OPERATION:
+            raise ConfigError(f"{path}: do not list '{ZERO_OPERATION}': the differentiable cell adds the zero "
+                              'operation to every edge by itself')
+        if name not in OPERATIONS:
+            raise ConfigError(f'{path}: {choose("operation", name, OPERATIONS)}')
+    if len(set(operations)) != len(operations):
+        raise ConfigError(f'{path}: operations are listed twice: {operations}')
+
+    nodes = _positive_int(path, spec, 'nodes')
+    stem_multiplier = _positive_int(path, spec, 'stem_multiplier', default=3)
+    search = Size(width=_positive_int(path, spec, 'width'), cells=_positive_int(path, spec, 'cells'))
+    evaluation_spec = spec.get('evaluation', {})
+    if not isinstance(evaluation_spec, dict):
+        raise ConfigError(f'{path}: evaluation must be a mapping with keys {sorted(EVALUATION_KEYS)}')
+    _check_keys(path, evaluation_spec, set(), EVALUATION_KEYS, where='evaluation')
+    evaluation = Size(width=_positive_int(path, evaluation_spec, 'width', default=search.width),
+                      cells=_positive_int(path, evaluation_spec, 'cells', default=search.cells))
+    for size in (search, evaluation):
+        check_resolution(size.cells, image_size, where=str(path))
+
+    build = partial(_build, operations=list(operations), nodes=nodes, stem_multiplier=stem_multiplier,
+                    in_channels=in_channels, num_classes=num_classes)
+    return Space(name=str(path), build=build, search=search, evaluation=evaluation, input_channels=in_channels)
+
+
+def check_resolution(cells: int, image_size: int, where: str) -> None:
+    """Refuse depths whose reduction cells would shrink the image below one pixel."""
+    if cells < 1:
+        raise ConfigError(f'{where}: cells must be at least 1, got {cells}')
+    smallest = image_size // 2 ** len(reduction_positions(cells))
+    if smallest < 1:
+        raise ConfigError(f'{where}: {cells} cells reduce a {image_size}x{image_size} image below one pixel')
+
+
+def _build(size: Size, affine: bool, **kwargs: Any) -> CellNetwork:
+    return CellNetwork(cells=size.cells, width=size.width, affine=affine, **kwargs)
+
+
+def _check_keys(path: Path, spec: dict, required: set[str], optional: set[str], where: str = '') -> None:
+    prefix = f'{path}: {where + ": " if where else ""}'
+    missing = required - spec.keys()
+    if missing:
+        raise ConfigError(f'{prefix}missing key {sorted(missing)[0]!r}; required keys: {", ".join(sorted(required))}')
+    unknown = spec.keys() - required - optional
+    if unknown:
+        raise ConfigError(prefix + choose('key', sorted(unknown)[0], required | optional).args[0])
+
+
+def _positive_int(path: Path, spec: dict, key: str, default: int | None = None) -> int:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f'{path}: {key} must be a positive integer, got {value!r}')
+    return value

@@ -1,0 +1,33 @@
+"""The honest baseline: one architecture drawn uniformly from the space, no search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nni.mutable import Sample
+from nni.nas.nn.pytorch import ModelSpace
+from nni.nas.strategy import Random
+
+
+class RandomArchitecture(Random):
+    """Uniform random architectures of a space.
+
+    In a trial, :meth:`sample` draws the one architecture that is retrained in place of a
+    searched one: every search variant must beat it at the same retraining budget. In
+    ``NasExperiment`` it is NNI's random search (one trained model per draw).
+
+    Parameters
+    ----------
+    seed
+        Seed of the draws.
+    """
+
+    def __init__(self, *, seed: int | None = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)
+
+    def sample(self, space: ModelSpace) -> Sample:
+        """Draw one architecture: a value for every choice of ``space``, each uniform."""
+        architecture: Sample = {}
+        for mutable in space.simplify().values():
+            mutable.random(memo=architecture, random_state=self._random_state)
+        return architecture

@@ -1,0 +1,82 @@
+"""The Lightning module that trains one network (a supernet while searching, the found
+architecture when retraining) and the trainer settings every run shares."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from nni.nas.evaluator.pytorch import LightningModule, Trainer
+
+
+class ClassifierModule(LightningModule):
+    """Cross-entropy classification with SGD and a cosine learning rate, as in DARTS.
+
+    Logs ``train_loss``, ``train_acc`` per step and ``val_loss``, ``val_acc`` per epoch.
+
+    Parameters
+    ----------
+    learning_rate, min_learning_rate
+        The cosine schedule runs from the first to the second over the trainer's epochs.
+    momentum, weight_decay
+        SGD settings (DARTS: 0.9 and 3e-4).
+    """
+
+    def __init__(self, learning_rate: float = 0.025, min_learning_rate: float = 0.001,
+                 momentum: float = 0.9, weight_decay: float = 3e-4):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.min_learning_rate = min_learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def _loss_and_accuracy(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        logits = self(images)
+        if isinstance(logits, tuple):  # a space with an auxiliary head returns (logits, auxiliary logits)
+            logits = logits[0]
+        loss = F.cross_entropy(logits, labels)
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        return loss, accuracy
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss, accuracy = self._loss_and_accuracy(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f'training loss became {loss.item()}; lower learning_rate')
+        self.log('train_loss', loss, prog_bar=True)
+        self.log('train_acc', accuracy, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        loss, accuracy = self._loss_and_accuracy(batch)
+        self.log('val_loss', loss, on_epoch=True)
+        self.log('val_acc', accuracy, on_epoch=True, prog_bar=True)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.learning_rate, momentum=self.momentum,
+                                    weight_decay=self.weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs),
+                                                              eta_min=self.min_learning_rate)
+        return [optimizer], [schedule]
+
+
+def make_trainer(max_epochs: int, accelerator: str = 'cpu', devices: int = 1,
+                 callbacks: list | None = None, gradient_clip_val: float | None = None) -> Trainer:
+    """A quiet Lightning trainer: no logger files, no checkpoints, a progress bar only on a terminal."""
+    return Trainer(
+        max_epochs=max_epochs, accelerator=accelerator, devices=devices, callbacks=callbacks or [],
+        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        enable_progress_bar=sys.stderr.isatty(), num_sanity_val_steps=0,
+        gradient_clip_val=gradient_clip_val,
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters of a model."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

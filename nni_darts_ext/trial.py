@@ -1,0 +1,180 @@
+"""The nnictl trial: parameters -> search -> export -> retrain -> test -> report.
+
+Run by NNI (``trialCommand: python3 -m nni_darts_ext.trial ...``) or standalone, with the same
+outputs in ``--output-dir``. It drives the strategy directly (``mutate_model``,
+``mutate_evaluator``, ``evaluate``, ``export``): ``NasExperiment`` inside a trial would take
+over NNI's trial channel, and per-epoch results would never reach the web UI.
+
+Files written: ``arch.json`` (the architecture and what produced it), ``<cell>.png`` (a
+drawing of each found cell), ``metrics.json`` (every per-epoch record and the final result).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nni
+import pytorch_lightning as pl
+import torch
+from nni.nas.evaluator.pytorch import DataLoader, Lightning
+from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
+
+from . import architecture
+from .config import TrialConfig, command_line, parse_options, split_parameters
+from .data import ImageData, load_dataset, search_split
+from .drawing import draw_cell
+from .errors import ConfigError
+from .reporting import EpochReporter, under_nni
+from .spaces import Size, Space, load_space
+from .spaces.yaml_space import check_resolution
+from .training import ClassifierModule, count_parameters, make_trainer
+from .variants import VARIANTS, make_strategy
+
+_logger = logging.getLogger('nni_darts_ext.trial')
+
+
+def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageData, Space, Size, Size]:
+    """Check everything the user named before any training: variant, data, space, sizes."""
+    strategy_options = dict(options)
+    if config.variant in VARIANTS and 'seed' in VARIANTS[config.variant].options:
+        strategy_options.setdefault('seed', config.seed)
+    strategy = make_strategy(config.variant, **strategy_options)
+    data = load_dataset(config.dataset, config.data_dir, config.train_subset, config.test_subset, config.image_size)
+    space = load_space(config.space, data.channels, data.num_classes, data.image_size)
+    data = data.with_channels(space.input_channels)
+    search_size = Size(config.search_width or space.search.width, config.search_cells or space.search.cells)
+    evaluation_size = Size(config.retrain_width or space.evaluation.width, config.retrain_cells or space.evaluation.cells)
+    if not config.space.startswith('nni:'):
+        check_resolution(search_size.cells, data.image_size, 'search_cells')
+        check_resolution(evaluation_size.cells, data.image_size, 'retrain_cells')
+    return strategy, data, space, search_size, evaluation_size
+
+
+def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
+           records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run the strategy on the space and return the architecture it exports."""
+    model_space = space.search_space(size)
+    if not isinstance(strategy, OneShotStrategy):
+        return strategy.sample(model_space)
+    weights_half, architecture_half = search_split(data.train)
+    evaluator = Lightning(
+        ClassifierModule(config.learning_rate, config.min_learning_rate, config.momentum, config.weight_decay),
+        make_trainer(config.search_epochs, config.accelerator, config.devices, [EpochReporter('search', records)]),
+        train_dataloaders=DataLoader(weights_half, batch_size=config.batch_size, shuffle=True,
+                                     num_workers=config.num_workers, drop_last=True),
+        # shuffled: the same loader feeds the architecture steps and the per-epoch validation
+        val_dataloaders=DataLoader(architecture_half, batch_size=config.batch_size, shuffle=True,
+                                   num_workers=config.num_workers, drop_last=True),
+    )
+    supernet = strategy.mutate_model(model_space)
+    search_evaluator = strategy.mutate_evaluator(evaluator)
+    search_evaluator.evaluate(supernet)
+    return search_evaluator.module.export()
+
+
+def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
+    """Train ``model`` from scratch on the whole training split; return its test accuracy."""
+    batch_size = config.retrain_batch_size or config.batch_size
+    module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
+                              config.momentum, config.weight_decay)
+    module.set_model(model)
+    trainer = make_trainer(config.retrain_epochs, config.accelerator, config.devices,
+                           [EpochReporter('retrain', records)], gradient_clip_val=config.retrain_gradient_clip or None)
+    test_loader = DataLoader(data.test, batch_size=batch_size, num_workers=config.num_workers)
+    trainer.fit(module, DataLoader(data.train, batch_size=batch_size, shuffle=True, num_workers=config.num_workers,
+                                   drop_last=len(data.train) > batch_size),
+                test_loader)
+    return records[-1]['default']
+
+
+def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    """One whole trial; returns the final result (also reported to NNI and written to ``metrics.json``)."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    strategy, data, space, search_size, evaluation_size = prepare(config, options)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+
+    started = time.perf_counter()
+    found = search(strategy, space, search_size, data, config, records)
+    search_seconds = time.perf_counter() - started
+    _logger.info('found: %s', architecture.describe(found))
+
+    model = space.evaluation_model(found, evaluation_size)
+    started = time.perf_counter()
+    test_accuracy = retrain(model, data, config, records)
+    retrain_seconds = time.perf_counter() - started
+
+    final = {
+        'default': test_accuracy,
+        'variant': config.variant,
+        'seed': config.seed,
+        'search_s': round(search_seconds, 2),
+        'retrain_s': round(retrain_seconds, 2),
+        'params': count_parameters(model),
+        'skip_connects': architecture.skip_connects(found),
+        'arch': architecture.describe(found),
+    }
+    _write_outputs(output_dir, config, options, found, records, final)
+    if under_nni():
+        nni.report_final_result(final)
+    return final
+
+
+def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],
+                   records: list[dict[str, Any]], final: dict[str, Any]) -> None:
+    (output_dir / 'arch.json').write_text(json.dumps(
+        {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2))
+    for cell, edges in architecture.cell_edges(found).items():
+        draw_cell(cell, edges, output_dir / f'{cell}.png')
+    (output_dir / 'metrics.json').write_text(json.dumps(
+        {'config': vars(config), 'options': options, 'epochs': records, 'final': final}, indent=2))
+
+
+def default_output_dir(config: TrialConfig) -> Path:
+    """``--output-dir``, else NNI's trial directory, else ``runs/VARIANT-seedN-TIME``."""
+    if config.output_dir:
+        return Path(config.output_dir)
+    if os.environ.get('NNI_OUTPUT_DIR'):
+        return Path(os.environ['NNI_OUTPUT_DIR'])
+    return Path('runs') / f'{config.variant}-seed{config.seed}-{time.strftime("%Y%m%d-%H%M%S")}'
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter('[%(asctime)s] %(name)s: %(message)s'))
+    package_logger = logging.getLogger('nni_darts_ext')
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
+    # NNI logs every node's sorted weights at each export (every epoch here): keep only warnings.
+    logging.getLogger('nni.nas.oneshot.pytorch.supermodule.differentiable').setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m nni_darts_ext.trial`` and ``nni-darts-trial``."""
+    _configure_logging()
+    arguments = vars(command_line().parse_args(argv))
+    try:
+        options = parse_options(arguments.pop('option'))
+        parameters = {**arguments, **options, **(nni.get_next_parameter() or {})}
+        config, options = split_parameters(parameters)
+        final = run(config, options, default_output_dir(config))
+    except ConfigError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    except FloatingPointError as err:
+        print(f'error: the search diverged: {err}', file=sys.stderr)
+        return 1
+    print(json.dumps(final))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

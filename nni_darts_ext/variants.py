@@ -1,0 +1,75 @@
+"""The registry: variant name -> strategy preset with its paper's defaults.
+
+A variant is a strategy class plus the defaults its paper uses and the keyword options a user
+may override (from Python, or as parameters of an nnictl experiment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from nni.nas.strategy import Strategy
+
+from .errors import ConfigError, choose
+from .strategies.darts import ValidatedDARTS
+from .strategies.random_architecture import RandomArchitecture
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named strategy preset.
+
+    Attributes
+    ----------
+    name
+        The name experiments use.
+    summary
+        One line: the paper and the technique.
+    factory
+        Builds the strategy from keyword options.
+    defaults
+        The paper's settings, applied unless overridden.
+    options
+        The keyword options a user may set.
+    """
+    name: str
+    summary: str
+    factory: Callable[..., Strategy]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+
+    def build(self, **overrides: Any) -> Strategy:
+        unknown = sorted(set(overrides) - set(self.options))
+        if unknown:
+            accepted = ', '.join(self.options) or 'none'
+            raise ConfigError(f'variant {self.name!r} has no option {unknown[0]!r}; its options: {accepted}')
+        return self.factory(**{**self.defaults, **overrides})
+
+
+VARIANTS: dict[str, Variant] = {
+    'darts': Variant(
+        'darts', "NNI's first-order DARTS (Liu et al., ICLR 2019), validated every epoch",
+        ValidatedDARTS,
+        defaults={'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
+        options=('arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
+    ),
+    'random': Variant(
+        'random', 'one uniformly random architecture of the same space, no search: the baseline',
+        RandomArchitecture,
+        options=('seed',),
+    ),
+}
+
+
+def make_strategy(name: str, **overrides: Any) -> Strategy:
+    """The strategy of variant ``name`` with the paper's defaults, updated by ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown variant or an option the variant does not have.
+    """
+    if name not in VARIANTS:
+        raise choose('variant', name, VARIANTS)
+    return VARIANTS[name].build(**overrides)
