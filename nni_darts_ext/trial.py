@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ from .training import ClassifierModule, count_parameters, make_trainer
 from .variants import VARIANTS, make_strategy
 
 _logger = logging.getLogger('nni_darts_ext.trial')
+
+# The search's validation loader is shuffled on purpose (it also feeds the architecture steps).
+warnings.filterwarnings('ignore', message=".*val_dataloader.*shuffling enabled")
 
 
 def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageData, Space, Size, Size]:

@@ -1,0 +1,20 @@
+"""Shared fixtures: small data and quick trial settings, so the suite runs on two CPU cores."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
+
+QUICK = {
+    'dataset': 'digits', 'space': 'darts_small', 'train_subset': 256, 'test_subset': 128,
+    'batch_size': 32, 'search_epochs': 1, 'retrain_epochs': 1, 'accelerator': 'cpu',
+}
+"""One search epoch and one retrain epoch on a slice of digits: seconds per trial."""
+
+
+@pytest.fixture
+def quick_parameters() -> dict:
+    return dict(QUICK)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nni_darts_ext import VARIANTS, architecture, reporting, trial
+from nni_darts_ext.config import split_parameters
+from nni_darts_ext.spaces import load_space
+
+
+@pytest.fixture
+def nni_channel(monkeypatch):
+    """Pretend to run under nnictl and capture what the trial reports."""
+    sent = {'intermediate': [], 'final': []}
+    monkeypatch.setattr(reporting, 'under_nni', lambda: True)
+    monkeypatch.setattr(trial, 'under_nni', lambda: True)
+    monkeypatch.setattr(reporting.nni, 'report_intermediate_result', sent['intermediate'].append)
+    monkeypatch.setattr(trial.nni, 'report_final_result', sent['final'].append)
+    return sent
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, tmp_path, nni_channel):
+    config, options = split_parameters({**quick_parameters, 'variant': variant})
+    final = trial.run(config, options, tmp_path)
+
+    found = json.loads((tmp_path / 'arch.json').read_text())['architecture']
+    space = load_space('darts_small', 1, 10, 8)
+    assert set(found) == set(space.search_space().simplify())
+    model = space.evaluation_model(found)
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert (tmp_path / 'normal.png').stat().st_size > 0 and (tmp_path / 'reduce.png').stat().st_size > 0
+
+    searched = variant != 'random'
+    phases = [r['phase'] for r in nni_channel['intermediate']]
+    assert phases == ['search'] * searched + ['retrain']
+    for record in nni_channel['intermediate']:
+        assert 0 <= record['default'] <= 1
+        if record['phase'] == 'search':
+            assert {'arch_entropy', 'skip_connects', 'parameter_free'} <= set(record)
+    assert nni_channel['final'] == [final]
+    assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'skip_connects', 'arch'}
+    assert final['variant'] == variant and final['params'] == sum(p.numel() for p in model.parameters())
+    assert final['arch'] == architecture.describe(found)
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['final'] == final and metrics['epochs'] == nni_channel['intermediate']
+
+
+def test_fixed_seed_gives_the_same_result(quick_parameters, tmp_path):
+    config, options = split_parameters(quick_parameters)
+    first = trial.run(config, options, tmp_path / 'a')
+    second = trial.run(config, options, tmp_path / 'b')
+    assert first['arch'] == second['arch'] and first['default'] == second['default']
+
+
+def run_trial(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'nni_darts_ext.trial', *arguments], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--variant', 'dartz'], "error: unknown variant 'dartz'; accepted: darts, random"),
+    (['--space', 'nope'], "error: no model space 'nope'"),
+    (['--dataset', 'fashion_mnist', '--data-dir', '/nonexistent'], 'error: fashion_mnist: data directory /nonexistent does not exist'),
+    (['--option', 'k=4'], "error: variant 'darts' has no option 'k'; its options: "),
+    (['--option', 'k'], "error: --option expects KEY=VALUE, got 'k'"),
+    (['--batch-size', '0'], 'error: batch_size must be at least 1, got 0'),
+    (['--momentum', '1.5'], 'error: momentum must be in [0, 1), got 1.5'),
+    (['--accelerator', 'tpu'], "error: unknown accelerator 'tpu'; accepted: auto, cpu, cuda, gpu"),
+    (['--image-size', '2'], 'cells reduce a 2x2 image below one pixel'),
+])
+def test_bad_input_is_one_clear_line_and_a_nonzero_exit(arguments, message, tmp_path, capsys):
+    assert trial.main([*arguments, '--output-dir', str(tmp_path / 'out')]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and message in errors[0]
+    assert not (tmp_path / 'out').exists()
+
+
+def test_wrong_flag_type_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as info:
+        trial.main(['--learning-rate', 'fast'])
+    assert info.value.code == 2
+    assert "learning_rate must be of type float, got 'fast'" in capsys.readouterr().err
+
+
+def test_bad_yaml_space_fails_the_trial(tmp_path):
+    space = tmp_path / 'space.yml'
+    space.write_text('operations: [skip_connect, conv_9x9]\nnodes: 2\ncells: 3\nwidth: 4\n')
+    result = run_trial('--space', str(space))  # a real process: NNI marks a trial FAILED by its exit code
+    assert result.returncode == 2
+    assert f"error: {space}: unknown operation 'conv_9x9'; accepted: " in result.stderr
+
+
+def test_standalone_trial_writes_its_outputs(tmp_path, quick_parameters):
+    flags = [f'--{k.replace("_", "-")}={v}' for k, v in quick_parameters.items()]
+    result = run_trial(*flags, '--variant', 'random', '--output-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final['variant'] == 'random'
+    assert {'arch.json', 'metrics.json', 'normal.png', 'reduce.png'} <= {p.name for p in tmp_path.iterdir()}

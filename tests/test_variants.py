@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+from nni.nas.strategy import DARTS
+
+from nni_darts_ext import VARIANTS, ConfigError, RandomArchitecture, ValidatedDARTS, make_strategy
+from nni_darts_ext.spaces import load_space
+
+
+def test_registry_has_the_baselines():
+    assert {'darts', 'random'} <= set(VARIANTS)
+    assert isinstance(make_strategy('darts'), DARTS)
+    assert isinstance(make_strategy('random'), RandomArchitecture)
+
+
+def test_overrides_reach_the_strategy_and_defaults_are_the_papers():
+    strategy = make_strategy('darts', arc_learning_rate=6e-4, warmup_epochs=2)
+    assert (strategy.arc_learning_rate, strategy.warmup_epochs, strategy.gradient_clip_val) == (6e-4, 2, 5.0)
+    assert make_strategy('darts').arc_learning_rate == 3e-4
+
+
+def test_unknown_variant_and_option_name_the_accepted():
+    with pytest.raises(ConfigError, match="unknown variant 'dartz'; accepted: darts, random"):
+        make_strategy('dartz')
+    with pytest.raises(ConfigError, match="variant 'darts' has no option 'k'; its options: arc_learning_rate"):
+        make_strategy('darts', k=4)
+
+
+def test_darts_validates_every_epoch():
+    strategy = ValidatedDARTS()
+    validation = object()
+    assert strategy.val_dataloader(lambda: 'train', lambda: validation) is validation
+    module = strategy.configure_oneshot_module(_Recorder())
+    assert module.validation_step('batch', 3) == ('validated', 'batch', 3)
+
+
+class _Recorder(__import__('nni').nas.evaluator.pytorch.LightningModule):
+    def validation_step(self, batch, batch_idx):
+        return ('validated', batch, batch_idx)
+
+
+def test_random_architecture_is_seeded_and_covers_the_space():
+    model_space = load_space('darts_small', 1, 10, 8).search_space()
+    first = RandomArchitecture(seed=0).sample(model_space)
+    assert first == RandomArchitecture(seed=0).sample(model_space)
+    assert first != RandomArchitecture(seed=1).sample(model_space)
+    assert set(first) == set(model_space.simplify())
+    operations = {op for seed in range(20) for label, op in RandomArchitecture(seed=seed).sample(model_space).items()
+                  if '/op_' in label}
+    assert operations == set(model_space.simplify()['normal/op_2_0'].values)
