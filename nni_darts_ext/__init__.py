@@ -14,7 +14,8 @@ warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', ca
 
 from .errors import ConfigError  # noqa: E402
 from .strategies.darts import ValidatedDARTS  # noqa: E402
+from .strategies.pcdarts import PCDARTS  # noqa: E402
 from .strategies.random_architecture import RandomArchitecture  # noqa: E402
 from .variants import VARIANTS, Variant, make_strategy  # noqa: E402
 
-__all__ = ['ConfigError', 'RandomArchitecture', 'VARIANTS', 'ValidatedDARTS', 'Variant', 'make_strategy']
+__all__ = ['ConfigError', 'PCDARTS', 'RandomArchitecture', 'VARIANTS', 'ValidatedDARTS', 'Variant', 'make_strategy']

@@ -116,7 +116,23 @@ def command_line() -> argparse.ArgumentParser:
                             default=argparse.SUPPRESS, help=f'default: {f.default}')
     parser.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
                         help="a variant option, e.g. --option arc_learning_rate=6e-4 (value read as YAML)")
+    parser.add_argument('--variant-settings', default='{}', metavar='YAML',
+                        help='parameters that apply only when a given variant runs, '
+                             "e.g. '{pcdarts: {k: 2, batch_size: 256}}'")
     return parser
+
+
+def merge_parameters(flags: Mapping[str, Any], options: Mapping[str, Any], variant_settings: str,
+                     tuned: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags, then ``--option`` s, then the chosen variant's settings, then the tuner's parameters."""
+    try:
+        settings = yaml.safe_load(variant_settings)
+    except yaml.YAMLError:
+        settings = None
+    if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
+        raise ConfigError(f'--variant-settings must map variant names to mappings of parameters, got {variant_settings!r}')
+    variant = tuned.get('variant', flags.get('variant', FIELDS['variant'].default))
+    return {**flags, **options, **settings.get(variant, {}), **tuned}
 
 
 def _parse_flag(name: str):

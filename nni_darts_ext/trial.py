@@ -27,7 +27,7 @@ from nni.nas.evaluator.pytorch import DataLoader, Lightning
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from . import architecture
-from .config import TrialConfig, command_line, parse_options, split_parameters
+from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
 from .errors import ConfigError
@@ -54,6 +54,10 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     data = data.with_channels(space.input_channels)
     search_size = Size(config.search_width or space.search.width, config.search_cells or space.search.cells)
     evaluation_size = Size(config.retrain_width or space.evaluation.width, config.retrain_cells or space.evaluation.cells)
+    warmup = getattr(strategy, 'warmup_epochs', 0)
+    if isinstance(strategy, OneShotStrategy) and warmup >= config.search_epochs:
+        raise ConfigError(f'warmup_epochs ({warmup}) must be below search_epochs ({config.search_epochs}), '
+                          'or the architecture is never trained')
     if not config.space.startswith('nni:'):
         check_resolution(search_size.cells, data.image_size, 'search_cells')
         check_resolution(evaluation_size.cells, data.image_size, 'retrain_cells')
@@ -103,7 +107,6 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     strategy, data, space, search_size, evaluation_size = prepare(config, options)
-    output_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
 
     started = time.perf_counter()
@@ -134,6 +137,7 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
 
 def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],
                    records: list[dict[str, Any]], final: dict[str, Any]) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / 'arch.json').write_text(json.dumps(
         {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2))
     for cell, edges in architecture.cell_edges(found).items():
@@ -167,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = vars(command_line().parse_args(argv))
     try:
         options = parse_options(arguments.pop('option'))
-        parameters = {**arguments, **options, **(nni.get_next_parameter() or {})}
+        variant_settings = arguments.pop('variant_settings')
+        parameters = merge_parameters(arguments, options, variant_settings, nni.get_next_parameter() or {})
         config, options = split_parameters(parameters)
         final = run(config, options, default_output_dir(config))
     except ConfigError as err:

@@ -13,6 +13,7 @@ from nni.nas.strategy import Strategy
 
 from .errors import ConfigError, choose
 from .strategies.darts import ValidatedDARTS
+from .strategies.pcdarts import PCDARTS
 from .strategies.random_architecture import RandomArchitecture
 
 
@@ -53,6 +54,13 @@ VARIANTS: dict[str, Variant] = {
         ValidatedDARTS,
         defaults={'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
         options=('arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
+    ),
+    'pcdarts': Variant(
+        'pcdarts', 'PC-DARTS (Xu et al., ICLR 2020): partial-channel edges and edge normalization',
+        PCDARTS,
+        # the paper's CIFAR-10 search: K=4, Adam lr 6e-4, architecture frozen for 15 of 50 epochs
+        defaults={'k': 4, 'arc_learning_rate': 6e-4, 'warmup_epochs': 15, 'gradient_clip_val': 5.0},
+        options=('k', 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
     ),
     'random': Variant(
         'random', 'one uniformly random architecture of the same space, no search: the baseline',

@@ -14,6 +14,9 @@ QUICK = {
 }
 """One search epoch and one retrain epoch on a slice of digits: seconds per trial."""
 
+CPU_VARIANT_SETTINGS = {'pcdarts': {'k': 2, 'warmup_epochs': 0}}
+"""What each variant needs at that size (as in the quick start): darts_small's 4-channel cells split in 2."""
+
 
 @pytest.fixture
 def quick_parameters() -> dict:

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from nni_darts_ext import VARIANTS, architecture, reporting, trial
-from nni_darts_ext.config import split_parameters
+from nni_darts_ext.config import merge_parameters, split_parameters
 from nni_darts_ext.spaces import load_space
+
+from .conftest import CPU_VARIANT_SETTINGS
 
 
 @pytest.fixture
@@ -25,7 +27,8 @@ def nni_channel(monkeypatch):
 
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
 def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, tmp_path, nni_channel):
-    config, options = split_parameters({**quick_parameters, 'variant': variant})
+    settings = CPU_VARIANT_SETTINGS.get(variant, {})
+    config, options = split_parameters({**quick_parameters, **settings, 'variant': variant})
     final = trial.run(config, options, tmp_path)
 
     found = json.loads((tmp_path / 'arch.json').read_text())['architecture']
@@ -63,11 +66,15 @@ def run_trial(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize('arguments, message', [
-    (['--variant', 'dartz'], "error: unknown variant 'dartz'; accepted: darts, random"),
+    (['--variant', 'dartz'], "error: unknown variant 'dartz'; accepted: " + ', '.join(sorted(VARIANTS))),
     (['--space', 'nope'], "error: no model space 'nope'"),
     (['--dataset', 'fashion_mnist', '--data-dir', '/nonexistent'], 'error: fashion_mnist: data directory /nonexistent does not exist'),
     (['--option', 'k=4'], "error: variant 'darts' has no option 'k'; its options: "),
     (['--option', 'k'], "error: --option expects KEY=VALUE, got 'k'"),
+    (['--variant-settings', '[1, 2]'], 'error: --variant-settings must map variant names to mappings'),
+    (['--variant', 'pcdarts'], 'error: warmup_epochs (15) must be below search_epochs (4)'),
+    (['--variant', 'pcdarts', '--option', 'k=3', '--option', 'warmup_epochs=0'],
+     'error: normal/2_0/sep_conv_3x3: depthwise MutableConv2d has 4 channels, not divisible by k=3'),
     (['--batch-size', '0'], 'error: batch_size must be at least 1, got 0'),
     (['--momentum', '1.5'], 'error: momentum must be in [0, 1), got 1.5'),
     (['--accelerator', 'tpu'], "error: unknown accelerator 'tpu'; accepted: auto, cpu, cuda, gpu"),
@@ -102,3 +109,13 @@ def test_standalone_trial_writes_its_outputs(tmp_path, quick_parameters):
     final = json.loads(result.stdout.strip().splitlines()[-1])
     assert final['variant'] == 'random'
     assert {'arch.json', 'metrics.json', 'normal.png', 'reduce.png'} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_variant_settings_apply_to_their_variant_only():
+    flags = {'variant': 'darts', 'batch_size': 32}
+    settings = '{pcdarts: {k: 2, batch_size: 256}}'
+    assert merge_parameters(flags, {}, settings, {}) == flags
+    merged = merge_parameters(flags, {}, settings, {'variant': 'pcdarts', 'seed': 1})
+    assert merged == {'variant': 'pcdarts', 'batch_size': 256, 'k': 2, 'seed': 1}
+    # the tuner has the last word
+    assert merge_parameters(flags, {}, settings, {'variant': 'pcdarts', 'batch_size': 8})['batch_size'] == 8

@@ -1,0 +1,1 @@
+"""Differentiable mixed operations that strategies install into a supernet through NNI's mutation hooks."""

@@ -1,0 +1,97 @@
+"""Partial-channel connections (PC-DARTS, Xu et al., ICLR 2020).
+
+Only 1/K of an edge's input channels go through the candidate operations; the other channels
+bypass them (max-pooled 2x2 where the edge halves the resolution), are concatenated back, and
+the result is channel-shuffled with K groups so that a different slice is processed next time.
+
+The candidates are rebuilt for C/K channels (:func:`build_for_channel_fraction`), so compute,
+weights and activation memory really drop by K, not only the arithmetic.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave ``groups`` equal channel groups: channel ``g * (C/groups) + i`` moves to ``i * groups + g``."""
+    batch, channels, *spatial = x.shape
+    return x.view(batch, groups, channels // groups, *spatial).transpose(1, 2).reshape(batch, channels, *spatial)
+
+
+def build_for_channel_fraction(module: nn.Module, k: int, label: str) -> nn.Module:
+    """A copy of ``module`` whose convolutions and batch norms work on 1/``k`` of the channels.
+
+    Handles what cell operations are made of: ``Conv2d`` (plain or depthwise) and ``BatchNorm2d``,
+    in any nesting; parameter-free modules (pooling, ReLU, identity) need no change.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``label``, when a channel count is not divisible by ``k`` or a module with
+        parameters is of another kind.
+    """
+    if isinstance(module, _REBUILT):
+        return _rebuild(module, k, label)
+    rebuilt = copy.deepcopy(module)
+    _rebuild_in_place(rebuilt, k, label)
+    return rebuilt
+
+
+_REBUILT = (nn.Conv2d, nn.BatchNorm2d)
+
+
+def _rebuild_in_place(module: nn.Module, k: int, label: str) -> None:
+    if next(module.parameters(recurse=False), None) is not None:
+        raise ConfigError(f'{label}: partial channels cannot rebuild {type(module).__name__} for 1/{k} of its '
+                          'channels (only Conv2d and BatchNorm2d)')
+    for name, child in module.named_children():
+        if isinstance(child, _REBUILT):
+            setattr(module, name, _rebuild(child, k, label))
+        else:
+            _rebuild_in_place(child, k, label)
+
+
+def _divide(channels: int, k: int, label: str, what: str) -> int:
+    if channels % k:
+        raise ConfigError(f'{label}: {what} has {channels} channels, not divisible by k={k}; '
+                          f'choose k among the divisors of {channels} or widen the space')
+    return channels // k
+
+
+def _rebuild(module: nn.Module, k: int, label: str) -> nn.Module:
+    what = type(module).__name__
+    if isinstance(module, nn.BatchNorm2d):
+        return nn.BatchNorm2d(_divide(module.num_features, k, label, what), eps=module.eps, momentum=module.momentum,
+                              affine=module.affine, track_running_stats=module.track_running_stats)
+    if module.groups == module.in_channels and module.groups > 1:
+        groups = _divide(module.groups, k, label, f'depthwise {what}')
+    elif module.groups == 1:
+        groups = 1
+    else:
+        raise ConfigError(f'{label}: partial channels cannot split a {what} with {module.groups} groups')
+    return nn.Conv2d(_divide(module.in_channels, k, label, what), _divide(module.out_channels, k, label, what),
+                     module.kernel_size, module.stride, module.padding, module.dilation, groups,
+                     module.bias is not None, module.padding_mode)
+
+
+def partial_channel_mix(x: torch.Tensor, operations: Iterable[nn.Module], weights: torch.Tensor, k: int,
+                        label: str) -> torch.Tensor:
+    """``shuffle(concat(sum_o w_o * o(x[:C/K]), bypass(x[C/K:])), K)``.
+
+    ``weights`` holds one weight per operation, possibly followed by the zero operation's,
+    which adds nothing.
+    """
+    channels = x.shape[1]
+    processed, bypassed = x.split([_divide(channels, k, label, 'the input'), channels - channels // k], dim=1)
+    mixed = sum(w * op(processed) for w, op in zip(weights, operations))
+    if mixed.shape[-2:] != bypassed.shape[-2:]:  # a reduction edge: the bypass halves its resolution too
+        bypassed = F.max_pool2d(bypassed, 2, 2)
+    return channel_shuffle(torch.cat([mixed, bypassed], dim=1), k)

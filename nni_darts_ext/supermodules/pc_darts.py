@@ -1,0 +1,134 @@
+"""PC-DARTS supernet modules: partial-channel edges with edge normalization.
+
+:class:`PartialChannelCell` replaces an NNI ``Cell``: each edge mixes its operations on 1/K of
+the channels, and each node weighs its incoming edges with ``softmax(beta)`` (edge
+normalization), one ``beta`` vector per node, learned with the operation weights ``alpha``.
+At derivation an edge scores ``max over non-zero operations of softmax(alpha) x softmax(beta)``;
+each node keeps its best-scoring inputs, each with its best non-zero operation.
+:class:`PartialChannelLayer` applies the partial-channel mixture to a free-standing
+``LayerChoice`` (NAS-Bench-201's edges, a user's own space).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from nni.nas.nn.pytorch import Cell, LayerChoice
+from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell, DifferentiableMixedLayer
+
+from .partial_channel import build_for_channel_fraction, partial_channel_mix
+
+
+class PartialChannelEdge(nn.Module):
+    """One cell edge: its candidate operations, built for 1/``k`` of the channels."""
+
+    def __init__(self, operations: nn.ModuleDict, k: int, label: str):
+        super().__init__()
+        self.k = k
+        self.label = label
+        self.operations = nn.ModuleDict({name: build_for_channel_fraction(op, k, f'{label}/{name}')
+                                         for name, op in operations.items()})
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return partial_channel_mix(x, self.operations.values(), weights, self.k, self.label)
+
+
+class PartialChannelCell(DifferentiableMixedCell):
+    """NNI's differentiable cell with partial-channel edges and edge normalization."""
+
+    _arch_parameter_names: list[str] = ['_arch_alpha', '_arch_beta']
+
+    def __init__(self, op_factory, num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor,
+                 concat_dim, memo, mutate_kwargs, label, *, k: int):
+        super().__init__(op_factory, num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor,
+                         concat_dim, memo, mutate_kwargs, label)
+        for node, node_edges in zip(self.output_node_indices, self.ops):
+            for source, operations in enumerate(node_edges):
+                node_edges[source] = PartialChannelEdge(operations, k, f'{self.label}/{node}_{source}')
+        # One beta vector per node over its incoming edges, shared by all cells of this label.
+        self._arch_beta = nn.ParameterDict()
+        for node in self.output_node_indices:
+            key = f'{self.label}/{node}'
+            if key + '/edge_beta' not in memo:
+                memo[key + '/edge_beta'] = nn.Parameter(torch.randn(node) * 1e-3)
+            self._arch_beta[key] = memo[key + '/edge_beta']
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs, *, k: int):
+        if type(module) is Cell and module.op_candidates_factory is not None:
+            return cls(module.op_candidates_factory, module.num_nodes, module.num_ops_per_node,
+                       module.num_predecessors, module.preprocessor, module.postprocessor, module.concat_dim,
+                       memo, mutate_kwargs, module.label, k=k)
+        return None
+
+    def edge_weights(self, node: int) -> torch.Tensor:
+        """softmax(beta) over the node's incoming edges."""
+        return self._softmax(self._arch_beta[f'{self.label}/{node}'])
+
+    def operation_weights(self, node: int, source: int) -> torch.Tensor:
+        """softmax(alpha) over the edge's operations, the zero operation last."""
+        return self._softmax(self._arch_alpha[f'{self.label}/{node}_{source}'])
+
+    def forward(self, *inputs):
+        processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
+        states = self.preprocessor(processed_inputs)
+        for node, edges in zip(self.output_node_indices, self.ops):
+            beta = self.edge_weights(node)
+            states.append(sum(beta[source] * edge(states[source], self.operation_weights(node, source))
+                              for source, edge in enumerate(edges)))
+        return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
+
+    def export_probs(self, memo):
+        probabilities = super().export_probs(memo)
+        for node in self.output_node_indices:
+            label = f'{self.label}/input_{node}'
+            if label not in memo:
+                probabilities[label] = dict(enumerate(self.edge_weights(node).tolist()))
+        return probabilities
+
+    @torch.no_grad()
+    def edge_scores(self, node: int) -> list[tuple[float, int, str]]:
+        """Per incoming edge: (best non-zero operation weight x edge weight, source, that operation)."""
+        beta = self.edge_weights(node)
+        scores = []
+        for source in range(node):
+            alpha = self.operation_weights(node, source)[:len(self.op_names)]  # drop the zero operation
+            best = int(alpha.argmax())
+            scores.append((float(alpha[best] * beta[source]), source, self.op_names[best]))
+        return scores
+
+    def export(self, memo):
+        exported = {}
+        for node in self.output_node_indices:
+            labels = [(f'{self.label}/op_{node}_{slot}', f'{self.label}/input_{node}_{slot}')
+                      for slot in range(self.num_ops_per_node)]
+            if all(op in memo and source in memo for op, source in labels):
+                continue  # exported by an earlier cell of the same label
+            ranked = sorted(self.edge_scores(node), reverse=True)
+            for slot, (op_label, input_label) in enumerate(labels):
+                _, source, operation = ranked[slot % len(ranked)]
+                exported[op_label] = operation
+                exported[input_label] = [source]
+        return exported
+
+
+class PartialChannelLayer(DifferentiableMixedLayer):
+    """A ``LayerChoice`` whose candidates see 1/``k`` of the channels."""
+
+    def __init__(self, paths, alpha, softmax, label, *, k: int):
+        super().__init__({name: build_for_channel_fraction(op, k, f'{label}/{name}') for name, op in paths.items()},
+                         alpha, softmax, label)
+        self.k = k
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs, *, k: int):
+        if type(module) is LayerChoice:
+            softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
+            return cls(dict(zip(module.names, (module[n] for n in module.names))), memo[module.label], softmax,
+                       module.label, k=k)
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        operations = [self[name] for name in self.names]
+        return partial_channel_mix(x, operations, self._softmax(self._arch_alpha), self.k, self.label)

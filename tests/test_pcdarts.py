@@ -1,0 +1,188 @@
+"""PC-DARTS: partial channels, channel shuffle, edge normalization, derivation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni.nas.strategy import DARTS
+
+from nni_darts_ext import PCDARTS, ConfigError, make_strategy, trial
+from nni_darts_ext.config import split_parameters
+from nni_darts_ext.spaces import Size, load_space
+from nni_darts_ext.supermodules.partial_channel import build_for_channel_fraction, channel_shuffle
+from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge, PartialChannelLayer
+
+K = 4
+
+
+def supernet(strategy, width=16, cells=3):
+    return strategy.mutate_model(load_space('darts_small', 1, 10, 8).search_space(Size(width, cells)))
+
+
+def test_operations_inside_see_exactly_c_over_k_channels():
+    net = supernet(PCDARTS(k=K))
+    seen = {}
+
+    def record(module, inputs, output, key):
+        seen[key] = (inputs[0].shape[1], output.shape[1])
+
+    hooks = []
+    for name, module in net.named_modules():
+        if isinstance(module, PartialChannelEdge):
+            for op_name, op in module.operations.items():
+                hooks.append(op.register_forward_hook(lambda m, i, o, key=(name, op_name): record(m, i, o, key)))
+    net(torch.randn(2, 1, 8, 8))
+    assert len(seen) == sum(len(e.operations) for e in net.modules() if isinstance(e, PartialChannelEdge))
+    # cell 0 works on 16 channels; cells 1 and 2 reduce, doubling to 32 and 64
+    for (name, op_name), (channels_in, channels_out) in seen.items():
+        full = 16 * 2 ** int(name.split('.')[1])
+        assert channels_in == channels_out == full // K, (name, op_name)
+
+
+def test_edge_output_has_the_full_channel_count_and_reduction_edges_halve_resolution():
+    net = supernet(PCDARTS(k=K))
+    outputs = {}
+    for name, module in net.named_modules():
+        if isinstance(module, PartialChannelEdge):
+            module.register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, (i[0].shape, o.shape)))
+    net(torch.randn(2, 1, 8, 8))
+    for name, (shape_in, shape_out) in outputs.items():
+        assert shape_out[1] == shape_in[1]
+        from_cell_input = name.split('.')[-1] in ('0', '1')
+        reduces = name.startswith(('cells.1.', 'cells.2.')) and from_cell_input
+        assert shape_out[-1] == (shape_in[-1] // 2 if reduces else shape_in[-1]), name
+
+
+def test_rebuilt_operations_have_k_times_fewer_channels_and_weights():
+    darts_net, pc_net = supernet(DARTS()), supernet(PCDARTS(k=K))
+
+    def operation_weights(net):
+        return sum(p.numel() for name, p in net.named_parameters() if '.ops.' in name)
+    # 1x1 convolutions shrink by K^2, depthwise ones and batch norms by K
+    assert operation_weights(pc_net) <= operation_weights(darts_net) / K
+
+
+def test_channel_shuffle_is_a_permutation_that_mixes_processed_and_bypassed_channels():
+    channels = 16
+    x = torch.arange(channels, dtype=torch.float).view(1, channels, 1, 1)
+    shuffled = channel_shuffle(x, K).flatten().long()
+    assert sorted(shuffled.tolist()) == list(range(channels))
+    processed = set(range(channels // K))  # the slice the operations saw
+    # every group of K consecutive output channels holds exactly one processed channel
+    for start in range(0, channels, K):
+        assert len(processed & set(shuffled[start:start + K].tolist())) == 1
+    # so the next edge's first C/K channels are a mix of processed and bypassed ones
+    first_slice = set(shuffled[:channels // K].tolist())
+    assert first_slice & processed and first_slice - processed
+
+
+def test_beta_gets_gradients_and_is_optimized_with_alpha():
+    net = supernet(PCDARTS(k=K))
+    net(torch.randn(2, 1, 8, 8)).sum().backward()
+    betas = {name: p for name, p in net.named_parameters() if '_arch_beta' in name}
+    assert betas and all(p.grad is not None and p.grad.abs().sum() > 0 for p in betas.values())
+    module = PCDARTS(k=K).configure_oneshot_module(_Holder(net))
+    arch = {id(p) for p in module.arch_parameters()}
+    assert all(id(p) in arch for p in betas.values())
+
+
+class _Holder(__import__('nni').nas.evaluator.pytorch.LightningModule):
+    def __init__(self, model):
+        super().__init__()
+        self.set_model(model)
+
+
+def test_beta_alone_decides_which_inputs_a_node_keeps():
+    net = supernet(PCDARTS(k=K))
+    cell: PartialChannelCell = net.cells[0]
+    with torch.no_grad():
+        for alpha in cell._arch_alpha.values():
+            alpha.zero_()  # every operation equally likely on every edge
+        beta = cell._arch_beta['normal/4']  # node 4 reads nodes 0, 1, 2, 3
+        beta.copy_(torch.tensor([0.0, 2.0, 0.0, 1.0]))
+    exported = cell.export({})
+    assert sorted(exported[f'normal/input_4_{slot}'][0] for slot in range(2)) == [1, 3]
+    with torch.no_grad():
+        beta.copy_(torch.tensor([3.0, 0.0, 2.0, 0.0]))
+    exported = cell.export({})
+    assert sorted(exported[f'normal/input_4_{slot}'][0] for slot in range(2)) == [0, 2]
+    probabilities = cell.export_probs({})['normal/input_4']
+    assert probabilities[0] > probabilities[2] > probabilities[1]
+
+
+def test_export_prefers_a_strong_operation_times_edge_weight():
+    net = supernet(PCDARTS(k=K))
+    cell: PartialChannelCell = net.cells[0]
+    names = cell.op_names
+    with torch.no_grad():
+        for alpha in cell._arch_alpha.values():
+            alpha.zero_()
+        cell._arch_alpha['normal/2_0'][names.index('sep_conv_3x3')] = 3.0
+        cell._arch_alpha['normal/2_0'][-1] = 10.0  # the zero op: never exported, never scores
+        cell._arch_alpha['normal/2_1'][names.index('dil_conv_5x5')] = 1.0
+    exported = cell.export({})
+    chosen = {exported[f'normal/input_2_{s}'][0]: exported[f'normal/op_2_{s}'] for s in range(2)}
+    assert chosen == {0: 'sep_conv_3x3', 1: 'dil_conv_5x5'}
+
+
+def test_indivisible_channels_name_the_operation():
+    with pytest.raises(ConfigError, match=r'normal/2_0/sep_conv_3x3: .* 6 channels, not divisible by k=4'):
+        supernet(PCDARTS(k=4), width=6)
+    with pytest.raises(ConfigError, match='k must be a positive integer'):
+        PCDARTS(k=0)
+
+
+def test_unknown_parametrised_module_is_refused():
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(8))
+
+    with pytest.raises(ConfigError, match='cannot rebuild Scale'):
+        build_for_channel_fraction(nn.Sequential(nn.ReLU(), Scale()), 2, 'x')
+
+
+def test_works_on_nni_hub_darts_and_on_a_users_layer_choice_space():
+    hub = load_space('nni:DARTS', 1, 10, 8).search_space(Size(8, 3))
+    net = PCDARTS(k=2).mutate_model(hub)
+    assert any(isinstance(m, PartialChannelCell) for m in net.modules())
+    assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+    class Tiny(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.choice = LayerChoice({'conv': nn.Conv2d(8, 8, 3, padding=1), 'pool': nn.MaxPool2d(3, 1, 1)},
+                                      label='block')
+            self.head = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.head(self.choice(self.stem(x)).mean((2, 3)))
+
+    net = PCDARTS(k=2).mutate_model(Tiny())
+    assert isinstance(net.choice, PartialChannelLayer) and net.choice['conv'].in_channels == 4
+    assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+PC_OPTIONS = {'variant': 'pcdarts', 'k': 2, 'warmup_epochs': 0}
+
+
+def test_search_exports_a_valid_architecture_reproducibly(quick_parameters, tmp_path):
+    config, options = split_parameters({**quick_parameters, **PC_OPTIONS, 'search_epochs': 2})
+    first = trial.run(config, options, tmp_path / 'a')
+    second = trial.run(config, options, tmp_path / 'b')
+    assert first['arch'] == second['arch']
+    assert first['default'] == second['default']
+
+
+def test_warmup_longer_than_the_search_is_refused(quick_parameters, tmp_path):
+    config, options = split_parameters({**quick_parameters, 'variant': 'pcdarts', 'k': 2})
+    with pytest.raises(ConfigError, match=r'warmup_epochs \(15\) must be below search_epochs \(1\)'):
+        trial.run(config, options, tmp_path)
+
+
+def test_paper_defaults():
+    strategy = make_strategy('pcdarts')
+    assert (strategy.k, strategy.arc_learning_rate, strategy.warmup_epochs) == (4, 6e-4, 15)
