@@ -54,6 +54,9 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     data = data.with_channels(space.input_channels)
     search_size = Size(config.search_width or space.search.width, config.search_cells or space.search.cells)
     evaluation_size = Size(config.retrain_width or space.evaluation.width, config.retrain_cells or space.evaluation.cells)
+    if isinstance(strategy, OneShotStrategy) and config.batch_size > len(data.train) // 2:
+        raise ConfigError(f'batch_size ({config.batch_size}) exceeds the search split ({len(data.train) // 2} '
+                          'images): lower batch_size or raise train_subset')
     warmup = getattr(strategy, 'warmup_epochs', 0)
     if isinstance(strategy, OneShotStrategy) and warmup >= config.search_epochs:
         raise ConfigError(f'warmup_epochs ({warmup}) must be below search_epochs ({config.search_epochs}), '

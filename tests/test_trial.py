@@ -79,6 +79,7 @@ def run_trial(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
     (['--momentum', '1.5'], 'error: momentum must be in [0, 1), got 1.5'),
     (['--accelerator', 'tpu'], "error: unknown accelerator 'tpu'; accepted: auto, cpu, cuda, gpu"),
     (['--image-size', '2'], 'cells reduce a 2x2 image below one pixel'),
+    (['--train-subset', '100'], 'error: batch_size (64) exceeds the search split (50 images)'),
 ])
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(arguments, message, tmp_path, capsys):
     assert trial.main([*arguments, '--output-dir', str(tmp_path / 'out')]) == 2
