@@ -80,9 +80,12 @@ def main() -> None:
     parser.add_argument('--k', type=int, default=4)
     parser.add_argument('--pc-batch-factor', type=int, default=4)
     parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('--no-cudnn', action='store_true',
+                        help="PyTorch's own convolutions instead of cuDNN's (whose workspaces count in the peak)")
     parser.add_argument('--output', type=Path)
     arguments = parser.parse_args()
     torch.manual_seed(0)
+    torch.backends.cudnn.enabled = not arguments.no_cudnn
 
     runs = {
         'darts': measure(DARTS(), arguments, arguments.batch),
@@ -91,7 +94,8 @@ def main() -> None:
             measure(PCDARTS(k=arguments.k), arguments, arguments.batch * arguments.pc_batch_factor),
     }
     device_name = torch.cuda.get_device_name() if arguments.device.startswith('cuda') else platform.processor() or 'cpu'
-    print(f'# {device_name}, torch {torch.__version__}, {torch.get_num_threads()} threads; supernet: '
+    print(f'# {device_name}, torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'cuDNN {"off" if arguments.no_cudnn else "on"}; supernet: '
           f'{arguments.cells} cells x {arguments.width} channels, {arguments.image_size}x{arguments.image_size} images')
     base = runs['darts']
     keys = [k for k in ('step_s', 'activation_mb', 'peak_mb', 'operation_weights') if k in base]
