@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -95,6 +96,25 @@ def test_quickstart_offers_every_registered_variant():
     grid = len(config['searchSpace']['variant']['_value']) * len(config['searchSpace']['seed']['_value'])
     assert config['maxTrialNumber'] == grid  # so the experiment ends DONE
     assert config['trainingService']['platform'] == 'local'
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_every_quickstart_trial_builds_its_supernet(variant):
+    """The quick start's command line and per-variant settings give each variant a valid setup."""
+    from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
+    from nni_darts_ext import trial
+    from nni_darts_ext.config import command_line, merge_parameters, parse_options, split_parameters
+    config = yaml.safe_load((REPOSITORY / 'experiments' / 'quickstart.yml').read_text())
+    command = shlex.split(config['trialCommand'])
+    assert command[:3] == ['python3', '-m', 'nni_darts_ext.trial']
+    flags = vars(command_line().parse_args(command[3:]))
+    options = parse_options(flags.pop('option'))
+    settings = flags.pop('variant_settings')
+    trial_config, variant_options = split_parameters(merge_parameters(flags, options, settings,
+                                                                      {'variant': variant, 'seed': 0}))
+    strategy, data, space, search_size, _ = trial.prepare(trial_config, variant_options)
+    if isinstance(strategy, OneShotStrategy):
+        strategy.mutate_model(space.search_space(search_size))
 
 
 @pytest.mark.parametrize('name', ['quickstart', 'cifar10', 'remote'])

@@ -175,6 +175,9 @@ def test_search_exports_a_valid_architecture_reproducibly(quick_parameters, tmp_
     second = trial.run(config, options, tmp_path / 'b')
     assert first['arch'] == second['arch']
     assert first['default'] == second['default']
+    epochs = __import__('json').loads((tmp_path / 'a' / 'metrics.json').read_text())['epochs']
+    entropies = [e['arch_entropy'] for e in epochs if e['phase'] == 'search']
+    assert len(entropies) == 2 and entropies[0] != entropies[1]  # alpha and beta were trained
 
 
 def test_warmup_longer_than_the_search_is_refused(quick_parameters, tmp_path):
