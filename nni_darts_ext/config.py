@@ -1,8 +1,9 @@
 """The trial's parameters: defaults, types, ranges, and how they merge.
 
-Precedence: the dataclass defaults, then the command line, then the parameters NNI's tuner
-sends. Keys that are not trial parameters are the chosen variant's options
-(e.g. ``arc_learning_rate``); the variant rejects the ones it does not have.
+Precedence: the dataclass defaults, then the command-line flags, then ``--option`` s, then the
+chosen variant's ``--variant-settings``, then the parameters NNI's tuner sends. Keys that are
+not trial parameters are the chosen variant's options (e.g. ``arc_learning_rate``); the
+variant rejects the ones it does not have.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigError, choose
+from .variants import VARIANTS
 
 ACCELERATORS = ('auto', 'cpu', 'gpu', 'cuda')
 
@@ -131,6 +133,9 @@ def merge_parameters(flags: Mapping[str, Any], options: Mapping[str, Any], varia
         settings = None
     if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
         raise ConfigError(f'--variant-settings must map variant names to mappings of parameters, got {variant_settings!r}')
+    for name in settings:
+        if name not in VARIANTS:
+            raise ConfigError(f'--variant-settings: {choose("variant", name, VARIANTS).args[0]}')
     variant = tuned.get('variant', flags.get('variant', FIELDS['variant'].default))
     return {**flags, **options, **settings.get(variant, {}), **tuned}
 

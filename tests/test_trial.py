@@ -72,6 +72,7 @@ def run_trial(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
     (['--option', 'k=4'], "error: variant 'darts' has no option 'k'; its options: "),
     (['--option', 'k'], "error: --option expects KEY=VALUE, got 'k'"),
     (['--variant-settings', '[1, 2]'], 'error: --variant-settings must map variant names to mappings'),
+    (['--variant-settings', '{pcdart: {k: 2}}'], "error: --variant-settings: unknown variant 'pcdart'; accepted: "),
     (['--variant', 'pcdarts'], 'error: warmup_epochs (15) must be below search_epochs (4)'),
     (['--variant', 'pcdarts', '--option', 'k=3', '--option', 'warmup_epochs=0'],
      'error: normal/2_0/sep_conv_3x3: depthwise MutableConv2d has 4 channels, not divisible by k=3'),
