@@ -44,10 +44,6 @@ def measure(strategy, arguments, batch: int) -> dict:
 
     for _ in range(2):
         step()
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()) or t, lambda t: t):
-        loss = F.cross_entropy(net(images), labels)
-    del loss
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     synchronize()
@@ -56,14 +52,22 @@ def measure(strategy, arguments, batch: int) -> dict:
         step()
     synchronize()
     seconds = (time.perf_counter() - started) / arguments.steps
+    peak_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else None
+    # Bytes autograd saves for the backward pass. The pack hook keeps nothing (this graph is
+    # never run backward): returning the tensor itself would tie outputs to their own grad_fn
+    # in reference cycles and leak the whole graph into later measurements.
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()),
+                                                  lambda _: None):
+        F.cross_entropy(net(images), labels)
     result = {
         'batch': batch,
         'step_s': seconds,
         'activation_mb': sum(saved) / 2 ** 20,
         'operation_weights': sum(p.numel() for n, p in net.named_parameters() if '.ops.' in n),
     }
-    if device.type == 'cuda':
-        result['peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    if peak_mb is not None:
+        result['peak_mb'] = peak_mb
     del net, optimizer
     if device.type == 'cuda':
         torch.cuda.empty_cache()
