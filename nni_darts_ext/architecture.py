@@ -53,8 +53,16 @@ def parameter_free(architecture: Mapping[str, Any]) -> int:
 
 
 def mean_entropy(probabilities: Mapping[str, Mapping[Any, float]]) -> float:
-    """Mean entropy (nats) of the architecture distributions, one per choice; 0 when there are none."""
-    entropies = [-sum(p * math.log(p) for p in dist.values() if p > 0) for dist in probabilities.values()]
+    """Mean entropy (nats) of the architecture distributions, one per choice; 0 when there are none.
+
+    Each distribution is renormalised over the values listed: NNI's cells leave the zero
+    operation out of ``export_probs``, so theirs is the entropy among the real operations
+    (``ln 7`` when uniform over DARTS's seven).
+    """
+    entropies = []
+    for distribution in probabilities.values():
+        total = sum(distribution.values())
+        entropies.append(-sum(p / total * math.log(p / total) for p in distribution.values() if p > 0))
     return sum(entropies) / len(entropies) if entropies else 0.0
 
 
