@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, random_split
+from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.transforms import v2
 
 from .errors import ConfigError, choose
@@ -143,16 +144,12 @@ def _cifar(dataset_class) -> Callable[[Path | None], tuple[torch.Tensor, ...]]:
     return load
 
 
-def _cifar_loaders():
-    from torchvision.datasets import CIFAR10, CIFAR100
-    return {'cifar10': (_cifar(CIFAR10), 10, True), 'cifar100': (_cifar(CIFAR100), 100, True)}
-
-
 # name -> (loader, number of classes, augment the training split)
 DATASETS = {
     'digits': (_digits, 10, False),
     'fashion_mnist': (_fashion_mnist, 10, False),
-    **_cifar_loaders(),
+    'cifar10': (_cifar(CIFAR10), 10, True),
+    'cifar100': (_cifar(CIFAR100), 100, True),
 }
 
 

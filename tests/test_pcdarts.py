@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
+from nni.nas.evaluator.pytorch import LightningModule
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 from nni.nas.strategy import DARTS
 
@@ -88,7 +91,7 @@ def test_beta_gets_gradients_and_is_optimized_with_alpha():
     assert all(id(p) in arch for p in betas.values())
 
 
-class _Holder(__import__('nni').nas.evaluator.pytorch.LightningModule):
+class _Holder(LightningModule):
     def __init__(self, model):
         super().__init__()
         self.set_model(model)
@@ -175,7 +178,7 @@ def test_search_exports_a_valid_architecture_reproducibly(quick_parameters, tmp_
     second = trial.run(config, options, tmp_path / 'b')
     assert first['arch'] == second['arch']
     assert first['default'] == second['default']
-    epochs = __import__('json').loads((tmp_path / 'a' / 'metrics.json').read_text())['epochs']
+    epochs = json.loads((tmp_path / 'a' / 'metrics.json').read_text())['epochs']
     entropies = [e['arch_entropy'] for e in epochs if e['phase'] == 'search']
     assert len(entropies) == 2 and entropies[0] != entropies[1]  # alpha and beta were trained
 

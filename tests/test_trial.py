@@ -60,9 +60,9 @@ def test_fixed_seed_gives_the_same_result(quick_parameters, tmp_path):
     assert first['arch'] == second['arch'] and first['default'] == second['default']
 
 
-def run_trial(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
+def run_trial(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-m', 'nni_darts_ext.trial', *arguments], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+                          timeout=300)
 
 
 @pytest.mark.parametrize('arguments, message', [

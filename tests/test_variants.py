@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from nni.nas.evaluator.pytorch import LightningModule
 from nni.nas.strategy import DARTS
 
 from nni_darts_ext import VARIANTS, ConfigError, RandomArchitecture, ValidatedDARTS, make_strategy
@@ -34,7 +35,7 @@ def test_darts_validates_every_epoch():
     assert module.validation_step('batch', 3) == ('validated', 'batch', 3)
 
 
-class _Recorder(__import__('nni').nas.evaluator.pytorch.LightningModule):
+class _Recorder(LightningModule):
     def validation_step(self, batch, batch_idx):
         return ('validated', batch, batch_idx)
 

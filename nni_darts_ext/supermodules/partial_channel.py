@@ -10,7 +10,6 @@ weights and activation memory really drop by K, not only the arithmetic.
 
 from __future__ import annotations
 
-import copy
 from typing import Iterable
 
 import torch
@@ -27,10 +26,12 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def build_for_channel_fraction(module: nn.Module, k: int, label: str) -> nn.Module:
-    """A copy of ``module`` whose convolutions and batch norms work on 1/``k`` of the channels.
+    """``module`` with its convolutions and batch norms rebuilt for 1/``k`` of the channels.
 
     Handles what cell operations are made of: ``Conv2d`` (plain or depthwise) and ``BatchNorm2d``,
-    in any nesting; parameter-free modules (pooling, ReLU, identity) need no change.
+    in any nesting; parameter-free modules (pooling, ReLU, identity) need no change. The
+    rebuild happens in place (the full-width layers are dropped, not copied): callers pass
+    candidates of a choice that the supernet is replacing.
 
     Raises
     ------
@@ -40,9 +41,8 @@ def build_for_channel_fraction(module: nn.Module, k: int, label: str) -> nn.Modu
     """
     if isinstance(module, _REBUILT):
         return _rebuild(module, k, label)
-    rebuilt = copy.deepcopy(module)
-    _rebuild_in_place(rebuilt, k, label)
-    return rebuilt
+    _rebuild_in_place(module, k, label)
+    return module
 
 
 _REBUILT = (nn.Conv2d, nn.BatchNorm2d)
