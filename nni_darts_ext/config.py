@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .collapse import EARLY_STOPS
 from .errors import ConfigError, choose
 from .variants import VARIANTS
 
@@ -37,6 +38,8 @@ class TrialConfig:
     search_epochs: int = 4
     search_width: int | None = None
     search_cells: int | None = None
+    eigenvalue_batches: int = 0
+    early_stop: str = 'none'
     learning_rate: float = 0.025
     min_learning_rate: float = 0.001
     momentum: float = 0.9
@@ -66,7 +69,7 @@ class TrialConfig:
         for name in ('learning_rate', 'retrain_learning_rate'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name} must be positive, got {getattr(self, name)}')
-        for name in ('min_learning_rate', 'weight_decay', 'retrain_gradient_clip', 'num_workers'):
+        for name in ('min_learning_rate', 'weight_decay', 'retrain_gradient_clip', 'num_workers', 'eigenvalue_batches'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must not be negative, got {getattr(self, name)}')
         if not 0 <= self.momentum < 1:
@@ -75,6 +78,10 @@ class TrialConfig:
             raise ConfigError(f'min_learning_rate ({self.min_learning_rate}) exceeds learning_rate ({self.learning_rate})')
         if self.accelerator not in ACCELERATORS:
             raise choose('accelerator', self.accelerator, ACCELERATORS)
+        if self.early_stop not in EARLY_STOPS:
+            raise choose('early_stop', self.early_stop, EARLY_STOPS)
+        if self.early_stop == 'eigenvalue' and not self.eigenvalue_batches:
+            raise ConfigError("early_stop 'eigenvalue' needs the eigenvalue: set eigenvalue_batches to 1 or more")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}

@@ -9,6 +9,7 @@ import nni
 import pytorch_lightning as pl
 
 from . import architecture
+from .collapse import CollapseMonitor
 
 _logger = logging.getLogger(__name__)
 
@@ -22,13 +23,16 @@ class EpochReporter(pl.Callback):
     """After each validation epoch, record ``{default: val_acc, phase, epoch, ...}`` and send it to NNI.
 
     In the search phase the record also carries the collapse diagnostics of the architecture
-    the supernet would export now: ``arch_entropy``, ``skip_connects``, ``parameter_free``.
+    the supernet would export now: ``arch_entropy``, ``skip_connects``, ``parameter_free``, and
+    what the optional :class:`~nni_darts_ext.collapse.CollapseMonitor` adds
+    (``hessian_eigenvalue``); the monitor's early stop ends the search.
     Epochs count on across phases, so the web UI draws search and retraining as one curve.
     """
 
-    def __init__(self, phase: str, records: list[dict[str, Any]]):
+    def __init__(self, phase: str, records: list[dict[str, Any]], monitor: CollapseMonitor | None = None):
         self.phase = phase
         self.records = records
+        self.monitor = monitor
         self.first_epoch = len(records)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -44,6 +48,9 @@ class EpochReporter(pl.Callback):
             record['arch_entropy'] = architecture.mean_entropy(pl_module.export_probs())
             record['skip_connects'] = architecture.skip_connects(exported)
             record['parameter_free'] = architecture.parameter_free(exported)
+            if self.monitor is not None:
+                record.update(self.monitor.observe(trainer, pl_module, exported))
+                trainer.should_stop = trainer.should_stop or bool(self.monitor.stopped)
         self.records.append(record)
         _logger.info('epoch %d (%s): %s', record['epoch'], self.phase,
                      ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in record.items()))

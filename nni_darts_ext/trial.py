@@ -27,6 +27,7 @@ from nni.nas.evaluator.pytorch import DataLoader, Lightning
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from . import architecture
+from .collapse import CollapseMonitor
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
@@ -67,26 +68,33 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     return strategy, data, space, search_size, evaluation_size
 
 
-def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
-           records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run the strategy on the space and return the architecture it exports."""
-    model_space = space.search_space(size)
-    if not isinstance(strategy, OneShotStrategy):
-        return strategy.sample(model_space)
+def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Callback]) -> Lightning:
+    """The search's evaluator: weights trained on one half of the training split, the architecture
+    on the other (which also gives the per-epoch validation accuracy)."""
     weights_half, architecture_half = search_split(data.train)
-    evaluator = Lightning(
+    return Lightning(
         ClassifierModule(config.learning_rate, config.min_learning_rate, config.momentum, config.weight_decay),
-        make_trainer(config.search_epochs, config.accelerator, config.devices, [EpochReporter('search', records)]),
+        make_trainer(config.search_epochs, config.accelerator, config.devices, callbacks),
         train_dataloaders=DataLoader(weights_half, batch_size=config.batch_size, shuffle=True,
                                      num_workers=config.num_workers, drop_last=True),
         # shuffled: the same loader feeds the architecture steps and the per-epoch validation
         val_dataloaders=DataLoader(architecture_half, batch_size=config.batch_size, shuffle=True,
                                    num_workers=config.num_workers, drop_last=True),
     )
+
+
+def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
+           records: list[dict[str, Any]], monitor: CollapseMonitor) -> dict[str, Any]:
+    """Run the strategy on the space and return the architecture it exports (or the one the
+    monitor's early stop rolled back to)."""
+    model_space = space.search_space(size)
+    if not isinstance(strategy, OneShotStrategy):
+        return strategy.sample(model_space)
+    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor)])
     supernet = strategy.mutate_model(model_space)
-    search_evaluator = strategy.mutate_evaluator(evaluator)
-    search_evaluator.evaluate(supernet)
-    return search_evaluator.module.export()
+    search_module = strategy.mutate_evaluator(evaluator)
+    search_module.evaluate(supernet)
+    return monitor.chosen or search_module.module.export()
 
 
 def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
@@ -112,8 +120,9 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     strategy, data, space, search_size, evaluation_size = prepare(config, options)
     records: list[dict[str, Any]] = []
 
+    monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
     started = time.perf_counter()
-    found = search(strategy, space, search_size, data, config, records)
+    found = search(strategy, space, search_size, data, config, records, monitor)
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
@@ -131,6 +140,7 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         'params': count_parameters(model),
         'skip_connects': architecture.skip_connects(found),
         'arch': architecture.describe(found),
+        'stopped_early': monitor.stopped,
     }
     _write_outputs(output_dir, config, options, found, records, final)
     if under_nni():
@@ -158,7 +168,7 @@ def default_output_dir(config: TrialConfig) -> Path:
     return Path('runs') / f'{config.variant}-seed{config.seed}-{time.strftime("%Y%m%d-%H%M%S")}'
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter('[%(asctime)s] %(name)s: %(message)s'))
     package_logger = logging.getLogger('nni_darts_ext')
@@ -170,7 +180,7 @@ def _configure_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m nni_darts_ext.trial`` and ``nni-darts-trial``."""
-    _configure_logging()
+    configure_logging()
     arguments = vars(command_line().parse_args(argv))
     try:
         options = parse_options(arguments.pop('option'))

@@ -1,36 +1,119 @@
-"""NNI's first-order DARTS, with the validation loop turned on.
+"""NNI's DARTS with the validation loop turned on and a pluggable architecture-gradient estimator.
 
 NNI's ``DARTS`` strategy returns no validation loader and its Lightning module has no
 ``validation_step``, so a search has no per-epoch validation accuracy. This subclass
 validates the supernet on the architecture half of the data after every epoch (logged as
-``val_acc``); the search itself is NNI's, unchanged. Every variant in this package builds on it.
+``val_acc``). With no estimator, the search is NNI's first-order DARTS, unchanged; with one
+(:mod:`nni_darts_ext.hypergradient`), the architecture step follows it. Every variant in this
+package builds on it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+import torch
+from torch import Tensor
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.strategy import DARTS
 
+from ..errors import ConfigError
+from ..hypergradient import BilevelProblem, InnerStep
+
+ArchitectureGradient = Callable[[BilevelProblem], list[Tensor]]
+
 
 class ValidatedDartsModule(DartsLightningModule):
-    """NNI's DARTS search loop plus the evaluator's own validation step."""
+    """NNI's DARTS search loop plus the evaluator's own validation step.
+
+    Parameters
+    ----------
+    architecture_gradient
+        ``None``: NNI's first-order architecture step. Otherwise the estimator that gives the
+        architecture parameters their gradient before the architecture optimizer's step.
+    """
+
+    def __init__(self, training_module, *, architecture_gradient: ArchitectureGradient | None = None, **kwargs: Any):
+        super().__init__(training_module, **kwargs)
+        self.architecture_gradient = architecture_gradient
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
         return self.training_module.validation_step(batch, batch_idx)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.architecture_gradient is None:
+            return super().training_step(batch, batch_idx)
+        if self.trainer.current_epoch >= self.warmup_epochs:
+            self.resample()
+            self.estimated_architecture_step(batch, batch_idx)
+        # the weight step, as NNI's DARTS takes it
+        self.resample()
+        loss_and_metrics = self.training_module.training_step(batch['train'], 2 * batch_idx + 1)
+        loss = loss_and_metrics['loss'] if isinstance(loss_and_metrics, dict) else loss_and_metrics
+        self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
+        self.advance_lr_schedulers(batch_idx)
+        if batch_idx % self.log_prob_every_n_step == 0:
+            self.log_probs(self.export_probs())
+        return loss_and_metrics
+
+    def estimated_architecture_step(self, batch: Any, batch_idx: int) -> None:
+        """Set the architecture gradients from the estimator, averaged over processes, and step."""
+        alphas = self.ordered_arch_parameters()
+        weight_optimizer = next(o for o in self.trainer.optimizers if not getattr(o, 'is_arch_optimizer', False))
+        weights = [p for group in weight_optimizer.param_groups for p in group['params'] if p.requires_grad]
+        problem = BilevelProblem(
+            weights, alphas,
+            train_loss=lambda: self.loss(batch['train'], 2 * batch_idx + 1),
+            val_loss=lambda: self.loss(batch['val'], 2 * batch_idx),
+            inner_step=InnerStep.of(weight_optimizer, weights),
+        )
+        architecture_optimizer = self.architecture_optimizers()
+        architecture_optimizer.zero_grad()
+        for alpha, gradient in zip(alphas, self.architecture_gradient(problem)):
+            alpha.grad = gradient
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # the estimator's backward passes bypass Lightning's gradient sync: average here
+            for alpha in alphas:
+                torch.distributed.all_reduce(alpha.grad)
+                alpha.grad /= torch.distributed.get_world_size()
+        architecture_optimizer.step()
+
+    def loss(self, batch: Any, batch_idx: int) -> Tensor:
+        """The evaluator's training loss on ``batch`` at the current parameters."""
+        result = self.training_module.training_step(batch, batch_idx)
+        return result['loss'] if isinstance(result, dict) else result
+
+    def ordered_arch_parameters(self) -> list[torch.nn.Parameter]:
+        """The architecture parameters in module order (``arch_parameters()`` comes from a set:
+        its order differs between processes)."""
+        alphas = set(self.arch_parameters())
+        return [p for _, p in self.named_parameters() if p in alphas]
 
 
 class ValidatedDARTS(DARTS):
     """First-order DARTS (Liu et al., ICLR 2019) as NNI implements it, validated every epoch.
 
-    Accepts every parameter of :class:`nni.nas.strategy.DARTS` (``arc_learning_rate``,
-    ``gradient_clip_val``, ``warmup_epochs``, ...).
+    Parameters
+    ----------
+    architecture_gradient
+        An estimator from :mod:`nni_darts_ext.hypergradient` for the architecture step
+        (``None``: NNI's own first-order step).
+    **kwargs
+        Every parameter of :class:`nni.nas.strategy.DARTS` (``arc_learning_rate``,
+        ``gradient_clip_val``, ``warmup_epochs``, ...).
     """
+
+    def __init__(self, *, architecture_gradient: ArchitectureGradient | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if architecture_gradient is not None and self.penalty is not None:
+            raise ConfigError("NNI's penalty acts in NNI's own architecture step; it cannot be combined with "
+                              'an architecture_gradient estimator')
+        self.architecture_gradient = architecture_gradient
 
     def configure_oneshot_module(self, training_module):
         return ValidatedDartsModule(
             training_module=training_module,
+            architecture_gradient=self.architecture_gradient,
             arc_learning_rate=self.arc_learning_rate,
             gradient_clip_val=self.gradient_clip_val,
             log_prob_every_n_step=self.log_prob_every_n_step,

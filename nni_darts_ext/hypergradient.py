@@ -1,0 +1,131 @@
+"""Estimators of the architecture gradient of the DARTS bilevel problem.
+
+DARTS trains weights ``w`` on the training loss and architecture parameters ``a`` on the
+validation loss at the trained weights, ``w*(a) = argmin_w L_train(w, a)``. The true
+architecture gradient (the hypergradient) is, by the implicit function theorem::
+
+    dL_val/da = grad_a L_val  -  d2L_train/(da dw) . H^-1 . grad_w L_val,    H = d2L_train/dw2
+
+Each estimator here replaces the second (implicit) term differently:
+
+- :class:`FirstOrder` drops it (DARTS first order, NNI's DARTS);
+- :class:`SecondOrder` differentiates through one virtual weight step ``w' = w - xi * step``
+  (DARTS second order): in effect ``H^-1 ~ xi * I``, evaluated after the step;
+- :class:`Amended` replaces ``H^-1`` by ``eta * H`` (Bi et al., arXiv 1910.11831). For a
+  positive semi-definite ``H``, ``<H u, H^-1 u> = |u|^2 >= 0``: the vector the implicit term
+  maps to the architecture space never points away from the true one's.
+
+An estimator is a callable ``estimator(problem) -> gradient per architecture parameter`` over a
+:class:`BilevelProblem`, so the same code serves a supernet and a closed-form test problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+from .second_derivatives import FiniteDifferences, Loss, SecondDerivatives, gradients, shifted
+
+
+@dataclass
+class InnerStep:
+    """The weight optimizer's step, for the virtual step of second-order DARTS.
+
+    ``direction`` is what SGD subtracts (times the learning rate):
+    ``momentum * buffer + gradient + weight_decay * w``.
+    """
+    learning_rate: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    momentum_buffers: list[Tensor | None] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, optimizer: torch.optim.Optimizer, weights: Sequence[Tensor]) -> InnerStep:
+        """Read learning rate, momentum, weight decay and buffers from a (single-group) optimizer.
+
+        Exact for SGD; for another optimizer, its learning rate and a plain gradient step.
+        """
+        group = optimizer.param_groups[0]
+        return cls(float(group['lr']), float(group.get('momentum', 0.0)), float(group.get('weight_decay', 0.0)),
+                   [optimizer.state.get(w, {}).get('momentum_buffer') for w in weights])
+
+    def direction(self, weights: Sequence[Tensor], weight_gradients: Sequence[Tensor]) -> list[Tensor]:
+        buffers = self.momentum_buffers or [None] * len(weights)
+        return [g + self.weight_decay * w.detach() + (0 if b is None else self.momentum * b)
+                for w, g, b in zip(weights, weight_gradients, buffers)]
+
+
+@dataclass
+class BilevelProblem:
+    """One architecture step: the parameters, the two losses at their current values, the weight step.
+
+    ``train_loss`` and ``val_loss`` are closures over a training and a validation batch; the
+    estimators move ``weights`` in place (and back) between calls.
+    """
+    weights: list[Tensor]
+    alphas: list[Tensor]
+    train_loss: Loss
+    val_loss: Loss
+    inner_step: InnerStep
+
+
+class FirstOrder:
+    """``grad_a L_val`` at the current weights: the implicit term dropped."""
+
+    def __call__(self, problem: BilevelProblem) -> list[Tensor]:
+        return gradients(problem.val_loss(), problem.alphas)
+
+
+class SecondOrder:
+    """Unrolled DARTS: the gradient of ``L_val(w - xi * step(w, a), a)``, ``xi`` the current learning rate.
+
+    ``grad_a L_val(w') - xi * d2L_train/(da dw)(w) . grad_w' L_val(w')``, the mixed product taken
+    at the current weights as in the DARTS paper.
+    """
+
+    def __init__(self, products: SecondDerivatives | None = None):
+        self.products = products or FiniteDifferences()
+
+    def __call__(self, problem: BilevelProblem) -> list[Tensor]:
+        weights, alphas, step = problem.weights, problem.alphas, problem.inner_step
+        direction = step.direction(weights, gradients(problem.train_loss(), weights))
+        with shifted(weights, direction, -step.learning_rate):
+            unrolled = gradients(problem.val_loss(), alphas + weights)
+        alpha_gradient, weight_gradient = unrolled[:len(alphas)], unrolled[len(alphas):]
+        implicit = self.products.mixed_product(problem.train_loss, weights, alphas, weight_gradient)
+        return [g - step.learning_rate * i for g, i in zip(alpha_gradient, implicit)]
+
+
+class Amended:
+    """Bi et al.'s amended gradient: ``grad_a L_val - eta * d2L_train/(da dw) . (H . grad_w L_val)``.
+
+    ``H`` is the Hessian of the objective the weight optimizer minimises: the training loss
+    plus its weight decay, ``weight_decay / 2 * |w|^2`` (adding ``weight_decay * v`` to ``H v``).
+
+    Parameters
+    ----------
+    eta
+        The scale that stands in for the inverse Hessian's size.
+    products
+        How the two second-derivative products are computed.
+    """
+
+    def __init__(self, eta: float, products: SecondDerivatives | None = None):
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta >= 0:
+            raise ConfigError(f'eta must be a non-negative number, got {eta!r}')
+        self.eta = eta
+        self.products = products or FiniteDifferences()
+
+    def __call__(self, problem: BilevelProblem) -> list[Tensor]:
+        weights, alphas = problem.weights, problem.alphas
+        direct = gradients(problem.val_loss(), alphas + weights)
+        alpha_gradient, weight_gradient = direct[:len(alphas)], direct[len(alphas):]
+        curvature = self.products.hessian_product(problem.train_loss, weights, alphas, weight_gradient)
+        decay = problem.inner_step.weight_decay
+        curvature = [h + decay * u for h, u in zip(curvature, weight_gradient)]
+        implicit = self.products.mixed_product(problem.train_loss, weights, alphas, curvature)
+        return [g - self.eta * i for g, i in zip(alpha_gradient, implicit)]
