@@ -15,6 +15,9 @@ from .errors import ConfigError, choose
 from .strategies.darts import ValidatedDARTS
 from .strategies.pcdarts import PCDARTS
 from .strategies.random_architecture import RandomArchitecture
+from .strategies.scalable import ScalableDARTS
+from .strategies.second_order import SecondOrderDARTS
+from .strategies.stabilized import StabilizedDARTS
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,25 @@ VARIANTS: dict[str, Variant] = {
         # the paper's CIFAR-10 search: K=4, Adam lr 6e-4, architecture frozen for 15 of 50 epochs
         defaults={'k': 4, 'arc_learning_rate': 6e-4, 'warmup_epochs': 15, 'gradient_clip_val': 5.0},
         options=('k', 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
+    ),
+    'darts2': Variant(
+        'darts2', 'second-order DARTS (Liu et al., ICLR 2019): the gradient through a virtual weight step',
+        SecondOrderDARTS,
+        defaults={'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
+        options=('arc_learning_rate', 'gradient_clip_val', 'warmup_epochs', 'products'),
+    ),
+    'stabilized': Variant(
+        'stabilized', 'Stabilized DARTS (Bi et al., arXiv 1910.11831): the amended architecture gradient',
+        StabilizedDARTS,
+        defaults={'eta': 1e-3, 'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
+        options=('eta', 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs', 'products'),
+    ),
+    'scalable': Variant(
+        'scalable', 'Scalable-DARTS (Wang et al., arXiv 1912.13256): factorized parameters over activation x conv',
+        ScalableDARTS,
+        # DARTS's architecture optimizer; factors updated jointly (``alternate``: in turn, per step)
+        defaults={'factor_updates': 'joint', 'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
+        options=('factor_updates', 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
     ),
     'random': Variant(
         'random', 'one uniformly random architecture of the same space, no search: the baseline',

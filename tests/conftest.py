@@ -14,8 +14,9 @@ QUICK = {
 }
 """One search epoch and one retrain epoch on a slice of digits: seconds per trial."""
 
-CPU_VARIANT_SETTINGS = {'pcdarts': {'k': 2, 'warmup_epochs': 0}}
-"""What each variant needs at that size (as in the quick start): darts_small's 4-channel cells split in 2."""
+CPU_VARIANT_SETTINGS = {'pcdarts': {'k': 2, 'warmup_epochs': 0}, 'scalable': {'space': 'darts_small_factorized'}}
+"""What each variant needs at that size (as in the quick start): darts_small's 4-channel cells split in 2;
+scalable's own space, darts_small with activation x conv factored."""
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
     final = trial.run(config, options, tmp_path)
 
     found = json.loads((tmp_path / 'arch.json').read_text())['architecture']
-    space = load_space('darts_small', 1, 10, 8)
+    space = load_space(config.space, 1, 10, 8)
     assert set(found) == set(space.search_space().simplify())
     model = space.evaluation_model(found)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
@@ -46,7 +46,9 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
         if record['phase'] == 'search':
             assert {'arch_entropy', 'skip_connects', 'parameter_free'} <= set(record)
     assert nni_channel['final'] == [final]
-    assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'skip_connects', 'arch'}
+    assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'skip_connects', 'arch',
+                          'stopped_early'}
+    assert final['stopped_early'] == ''
     assert final['variant'] == variant and final['params'] == sum(p.numel() for p in model.parameters())
     assert final['arch'] == architecture.describe(found)
     metrics = json.loads((tmp_path / 'metrics.json').read_text())

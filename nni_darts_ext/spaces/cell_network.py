@@ -16,7 +16,7 @@ from torch import nn
 from nni.nas.nn.pytorch import Cell, ModelSpace
 from nni.nas.hub.pytorch.nasnet import CellPostprocessor, CellPreprocessor
 
-from .operations import OPERATIONS
+from .factors import build_operation
 
 PREDECESSORS = 2
 """Each cell reads the outputs of the two cells before it."""
@@ -36,7 +36,7 @@ def _operation(node_index: int, op_index: int, input_index: int | None, *,
     # unfrozen the input is not known yet (None), and NNI builds it as a cell-input edge.
     from_cell_input = input_index is None or input_index < PREDECESSORS
     stride = 2 if reduce and from_cell_input else 1
-    return OPERATIONS[name](channels, stride, affine)
+    return build_operation(name, channels, stride, affine)
 
 
 class CellNetwork(ModelSpace):
@@ -45,7 +45,8 @@ class CellNetwork(ModelSpace):
     Parameters
     ----------
     operations
-        Names from :data:`~nni_darts_ext.spaces.operations.OPERATIONS`.
+        Names from :data:`~nni_darts_ext.spaces.operations.OPERATIONS`, or combinations
+        ``ACTIVATION+CONV`` (:mod:`~nni_darts_ext.spaces.factors`).
     nodes
         Intermediate nodes per cell.
     cells

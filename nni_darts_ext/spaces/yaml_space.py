@@ -11,6 +11,12 @@ A file looks like::
     evaluation:           # optional: the size the found cell is retrained at
       cells: 20
       width: 36
+    factors:              # optional: factored candidates beside the operations (Scalable-DARTS)
+      activation: [relu, swish, ...]
+      conv: [sep_conv_3x3, dil_conv_3x3, ...]
+
+With ``factors``, every combination ``ACTIVATION+CONV`` (``swish+sep_conv_3x3``) is a candidate
+of every edge, after the unfactored ``operations`` (see :mod:`.factors`).
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ import yaml
 
 from ..errors import ConfigError, choose
 from .cell_network import CellNetwork, reduction_positions
+from .factors import ACTIVATION, CONV, FACTORS, check_factor, combinations
 from .operations import OPERATIONS, ZERO_OPERATION
 from .space import Size, Space
 
 REQUIRED_KEYS = {'operations', 'nodes', 'cells', 'width'}
-OPTIONAL_KEYS = {'description', 'stem_multiplier', 'evaluation'}
+OPTIONAL_KEYS = {'description', 'stem_multiplier', 'evaluation', 'factors'}
 EVALUATION_KEYS = {'cells', 'width'}
 
 
@@ -52,6 +59,8 @@ def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: 
             raise ConfigError(f'{path}: {choose("operation", name, OPERATIONS)}')
     if len(set(operations)) != len(operations):
         raise ConfigError(f'{path}: operations are listed twice: {operations}')
+    if 'factors' in spec:
+        operations = operations + _factored_candidates(path, spec['factors'], operations)
 
     nodes = _positive_int(path, spec, 'nodes')
     stem_multiplier = _positive_int(path, spec, 'stem_multiplier', default=3)
@@ -68,6 +77,29 @@ def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: 
     build = partial(_build, operations=list(operations), nodes=nodes, stem_multiplier=stem_multiplier,
                     in_channels=in_channels, num_classes=num_classes)
     return Space(name=str(path), build=build, search=search, evaluation=evaluation, input_channels=in_channels)
+
+
+def _factored_candidates(path: Path, factors: Any, operations: list[str]) -> list[str]:
+    """The combinations of the ``factors`` mapping, validated value by value."""
+    if not isinstance(factors, dict):
+        raise ConfigError(f'{path}: factors must be a mapping with keys {", ".join(FACTORS)}, '
+                          f'got {type(factors).__name__}')
+    _check_keys(path, factors, set(FACTORS), set(), where='factors')
+    for factor in FACTORS:
+        values = factors[factor]
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f'{path}: factors: {factor} must be a non-empty list of names, got {values!r}')
+        for value in values:
+            try:
+                check_factor(factor, value)
+            except ConfigError as err:
+                raise ConfigError(f'{path}: factors: {factor}: {err}') from None
+        if len(set(values)) != len(values):
+            raise ConfigError(f'{path}: factors: {factor} values are listed twice: {values}')
+    both = [conv for conv in factors[CONV] if conv in operations]
+    if both:
+        raise ConfigError(f'{path}: {both[0]!r} is both an operation and a {CONV} factor value; list it once')
+    return combinations(factors[ACTIVATION], factors[CONV])
 
 
 def check_resolution(cells: int, image_size: int, where: str) -> None:

@@ -17,6 +17,7 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell, DifferentiableMixedLayer
 
+from .derivation import derive_cell
 from .partial_channel import build_for_channel_fraction, partial_channel_mix
 
 
@@ -99,18 +100,7 @@ class PartialChannelCell(DifferentiableMixedCell):
         return scores
 
     def export(self, memo):
-        exported = {}
-        for node in self.output_node_indices:
-            labels = [(f'{self.label}/op_{node}_{slot}', f'{self.label}/input_{node}_{slot}')
-                      for slot in range(self.num_ops_per_node)]
-            if all(op in memo and source in memo for op, source in labels):
-                continue  # exported by an earlier cell of the same label
-            ranked = sorted(self.edge_scores(node), reverse=True)
-            for slot, (op_label, input_label) in enumerate(labels):
-                _, source, operation = ranked[slot % len(ranked)]
-                exported[op_label] = operation
-                exported[input_label] = [source]
-        return exported
+        return derive_cell(self.label, self.output_node_indices, self.num_ops_per_node, memo, self.edge_scores)
 
 
 class PartialChannelLayer(DifferentiableMixedLayer):
