@@ -18,6 +18,7 @@ slower. ``benchmarks/stabilized_vs_darts.py`` measures both; the tests check one
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
@@ -61,7 +62,7 @@ def shifted(parameters: Sequence[Tensor], direction: Sequence[Tensor], step: flo
                 p.copy_(original)
 
 
-class SecondDerivatives:
+class SecondDerivatives(ABC):
     """The two products; a subclass says how the gradient is differentiated along ``v``."""
 
     def hessian_product(self, loss: Loss, weights: Sequence[Tensor], alphas: Sequence[Tensor],
@@ -74,10 +75,10 @@ class SecondDerivatives:
         """``d2L/(da dw) . v``."""
         return self.derivative_along(loss, weights, vector, wrt=alphas)
 
+    @abstractmethod
     def derivative_along(self, loss: Loss, weights: Sequence[Tensor], vector: Sequence[Tensor],
                          wrt: Sequence[Tensor]) -> list[Tensor]:
         """The derivative of ``dL/d(wrt)`` as the weights move along ``vector``."""
-        raise NotImplementedError
 
 
 class FiniteDifferences(SecondDerivatives):
