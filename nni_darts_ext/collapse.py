@@ -38,6 +38,14 @@ EIGENVALUE_GROWTH, EIGENVALUE_WINDOW = 1.3, 5
 """R-DARTS: stop once the eigenvalue has grown this much over this many epochs."""
 
 
+def check_early_stop(early_stop: str, eigenvalue_batches: int) -> None:
+    """Refuse an unknown stop, or the R-DARTS stop without the eigenvalue it watches."""
+    if early_stop not in EARLY_STOPS:
+        raise choose('early_stop', early_stop, EARLY_STOPS)
+    if early_stop == 'eigenvalue' and eigenvalue_batches < 1:
+        raise ConfigError("early_stop 'eigenvalue' needs the eigenvalue: set eigenvalue_batches to 1 or more")
+
+
 def dominant_eigenvalue(product: Callable[[list[Tensor]], list[Tensor]], like: Sequence[Tensor],
                         iterations: int = 20, tolerance: float = 1e-3, seed: int = 0) -> float:
     """The eigenvalue of largest magnitude of a symmetric operator, by power iteration.
@@ -123,10 +131,7 @@ class CollapseMonitor:
     """
 
     def __init__(self, eigenvalue_batches: int = 0, early_stop: str = 'none'):
-        if early_stop not in EARLY_STOPS:
-            raise choose('early_stop', early_stop, EARLY_STOPS)
-        if early_stop == 'eigenvalue' and eigenvalue_batches < 1:
-            raise ConfigError("early_stop 'eigenvalue' needs the eigenvalue: set eigenvalue_batches to 1 or more")
+        check_early_stop(early_stop, eigenvalue_batches)
         self.eigenvalue_batches = eigenvalue_batches
         self.early_stop = early_stop
         self.eigenvalues: list[float] = []

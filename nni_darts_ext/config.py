@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .collapse import EARLY_STOPS
+from .collapse import check_early_stop
 from .errors import ConfigError, choose
 from .variants import VARIANTS
 
@@ -78,10 +78,7 @@ class TrialConfig:
             raise ConfigError(f'min_learning_rate ({self.min_learning_rate}) exceeds learning_rate ({self.learning_rate})')
         if self.accelerator not in ACCELERATORS:
             raise choose('accelerator', self.accelerator, ACCELERATORS)
-        if self.early_stop not in EARLY_STOPS:
-            raise choose('early_stop', self.early_stop, EARLY_STOPS)
-        if self.early_stop == 'eigenvalue' and not self.eigenvalue_batches:
-            raise ConfigError("early_stop 'eigenvalue' needs the eigenvalue: set eigenvalue_batches to 1 or more")
+        check_early_stop(self.early_stop, self.eigenvalue_batches)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
