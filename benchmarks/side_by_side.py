@@ -97,8 +97,8 @@ def command_line(description: str) -> argparse.ArgumentParser:
 
 
 def report(runs: dict[str, dict[str, Any]], base: str, keys: list[str], arguments: argparse.Namespace,
-           setting: str = '') -> None:
-    """Print a table of ``keys`` and their ratios to run ``base``; write ``--output``."""
+           setting: str = '', extra: dict[str, Any] | None = None) -> None:
+    """Print a table of ``keys`` and their ratios to run ``base``; write ``--output`` (with ``extra``)."""
     device = torch.cuda.get_device_name() if arguments.device.startswith('cuda') else platform.processor() or 'cpu'
     print(f'# {device}, torch {torch.__version__}, {torch.get_num_threads()} threads{setting}; supernet: '
           f'{arguments.cells} cells x {arguments.width} channels, {arguments.image_size}x{arguments.image_size} images')
@@ -111,5 +111,6 @@ def report(runs: dict[str, dict[str, Any]], base: str, keys: list[str], argument
         print(f'| {name} | {run["batch"]} | {values} | {ratios} |')
     if arguments.output:
         arguments.output.write_text(json.dumps({'device': device, 'threads': torch.get_num_threads(),
-                                                'arguments': vars(arguments) | {'output': None}, 'runs': runs},
+                                                'arguments': vars(arguments) | {'output': None}, 'runs': runs,
+                                                **(extra or {})},
                                                indent=2))

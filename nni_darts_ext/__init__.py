@@ -14,11 +14,13 @@ warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', ca
 
 from .errors import ConfigError  # noqa: E402
 from .strategies.darts import ValidatedDARTS  # noqa: E402
+from .strategies.ladarts import LatencyAwareDARTS  # noqa: E402
 from .strategies.pcdarts import PCDARTS  # noqa: E402
+from .strategies.pdarts import PDARTS  # noqa: E402
 from .strategies.random_architecture import RandomArchitecture  # noqa: E402
 from .strategies.scalable import ScalableDARTS  # noqa: E402
 from .strategies.second_order import SecondOrderDARTS  # noqa: E402
 from .strategies.stabilized import StabilizedDARTS  # noqa: E402
 from .variants import VARIANTS, Variant, make_strategy  # noqa: E402
 
-__all__ = ['ConfigError', 'PCDARTS', 'RandomArchitecture', 'ScalableDARTS', 'SecondOrderDARTS', 'StabilizedDARTS', 'VARIANTS', 'ValidatedDARTS', 'Variant', 'make_strategy']
+__all__ = ['ConfigError', 'LatencyAwareDARTS', 'PCDARTS', 'PDARTS', 'RandomArchitecture', 'ScalableDARTS', 'SecondOrderDARTS', 'StabilizedDARTS', 'VARIANTS', 'ValidatedDARTS', 'Variant', 'make_strategy']

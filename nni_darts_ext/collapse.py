@@ -91,7 +91,7 @@ def validation_hessian_eigenvalue(module: ValidatedDartsModule, batches: Sequenc
     An observer: the batch-norm statistics and the parameters' ``requires_grad`` (off while the
     architecture warms up) are left as they were.
     """
-    alphas = module.ordered_arch_parameters()
+    alphas = module.arch_parameters()
     trainable = [a.requires_grad for a in alphas]
     exact = DoubleBackward()
 

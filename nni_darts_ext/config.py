@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -55,6 +56,7 @@ class TrialConfig:
     threads: int | None = None
     num_workers: int = 0
     output_dir: str | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         for name in FIELDS:
@@ -72,6 +74,8 @@ class TrialConfig:
         for name in ('min_learning_rate', 'weight_decay', 'retrain_gradient_clip', 'num_workers', 'eigenvalue_batches'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must not be negative, got {getattr(self, name)}')
+        if not 0 <= self.seed < 2 ** 32:
+            raise ConfigError(f'seed must be in [0, 2**32), got {self.seed}')
         if not 0 <= self.momentum < 1:
             raise ConfigError(f'momentum must be in [0, 1), got {self.momentum}')
         if self.min_learning_rate > self.learning_rate:
@@ -82,6 +86,7 @@ class TrialConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+BOOLEANS = {'true': True, 'yes': True, 'false': False, 'no': False}
 HINTS = typing.get_type_hints(TrialConfig)
 
 
@@ -98,14 +103,14 @@ def _check_type(name: str, value: Any) -> None:
             raise ConfigError(f'{name} must be of type {expected.__name__}, got None')
         return
     numbers = (int, float) if expected is float else (expected,)
-    if isinstance(value, bool) or not isinstance(value, numbers):
+    if isinstance(value, bool) != (expected is bool) or not isinstance(value, numbers):
         raise ConfigError(f'{name} must be of type {expected.__name__}, got {value!r} ({type(value).__name__})')
 
 
 def split_parameters(parameters: Mapping[str, Any]) -> tuple[TrialConfig, dict[str, Any]]:
     """Trial parameters into a validated :class:`TrialConfig`; the rest are variant options."""
     trial = {k: v for k, v in parameters.items() if k in FIELDS}
-    if 'learning_rate' in trial and 'min_learning_rate' not in trial:
+    if isinstance(trial.get('learning_rate'), (int, float)) and 'min_learning_rate' not in trial:
         trial['min_learning_rate'] = min(FIELDS['min_learning_rate'].default, trial['learning_rate'])
     options = {k: v for k, v in parameters.items() if k not in FIELDS}
     return TrialConfig(**trial), options
@@ -150,10 +155,13 @@ def _parse_flag(name: str):
     def parse(text: str) -> Any:
         if text.lower() in ('none', 'null'):
             return None
-        try:
-            return expected(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'{name} must be of type {expected.__name__}, got {text!r}') from None
+        if expected is bool:
+            if text.lower() in BOOLEANS:
+                return BOOLEANS[text.lower()]
+        else:
+            with suppress(ValueError):
+                return expected(text)
+        raise argparse.ArgumentTypeError(f'{name} must be of type {expected.__name__}, got {text!r}')
     return parse
 
 

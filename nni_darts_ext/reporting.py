@@ -7,11 +7,19 @@ from typing import Any
 
 import nni
 import pytorch_lightning as pl
+import torch
 
 from . import architecture
 from .collapse import CollapseMonitor
 
 _logger = logging.getLogger(__name__)
+
+
+def is_rank_zero() -> bool:
+    """True in the only process of a trial, or in rank 0 of a multi-process search: the one that
+    writes the trial's files and reports its final result."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+        or torch.distributed.get_rank() == 0
 
 
 def under_nni() -> bool:
@@ -33,7 +41,12 @@ class EpochReporter(pl.Callback):
         self.phase = phase
         self.records = records
         self.monitor = monitor
-        self.first_epoch = len(records)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {'records': list(self.records)}  # in each checkpoint: a resumed trial reports every epoch
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.records[:] = state_dict['records']
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -41,13 +54,15 @@ class EpochReporter(pl.Callback):
         record: dict[str, Any] = {
             'default': float(trainer.callback_metrics['val_acc']),
             'phase': self.phase,
-            'epoch': self.first_epoch + trainer.current_epoch + 1,
+            # one record per epoch: this count runs on across phases and P-DARTS's stages
+            'epoch': len(self.records) + 1,
         }
         if hasattr(pl_module, 'export_probs'):
             exported = pl_module.export()
             record['arch_entropy'] = architecture.mean_entropy(pl_module.export_probs())
             record['skip_connects'] = architecture.skip_connects(exported)
             record['parameter_free'] = architecture.parameter_free(exported)
+            record.update(pl_module.epoch_fields())
             if self.monitor is not None:
                 record.update(self.monitor.observe(trainer, pl_module, exported))
                 trainer.should_stop = trainer.should_stop or bool(self.monitor.stopped)

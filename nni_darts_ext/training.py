@@ -4,12 +4,15 @@ architecture when retraining) and the trainer settings every run shares."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from nni.nas.evaluator.pytorch import LightningModule, Trainer
+
+from .checkpoints import AtomicCheckpointIO, epoch_checkpoints
 
 
 class ClassifierModule(LightningModule):
@@ -55,8 +58,9 @@ class ClassifierModule(LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss, accuracy = self._loss_and_accuracy(batch)
-        self.log('val_loss', loss, on_epoch=True)
-        self.log('val_acc', accuracy, on_epoch=True, prog_bar=True)
+        # averaged over processes: every rank reports the accuracy on the whole validation set
+        self.log('val_loss', loss, on_epoch=True, sync_dist=True)
+        self.log('val_acc', accuracy, on_epoch=True, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.SGD(self.parameters(), lr=self.learning_rate, momentum=self.momentum,
@@ -67,11 +71,15 @@ class ClassifierModule(LightningModule):
 
 
 def make_trainer(max_epochs: int, accelerator: str = 'cpu', devices: int = 1,
-                 callbacks: list | None = None, gradient_clip_val: float | None = None) -> Trainer:
-    """A quiet Lightning trainer: no logger files, no checkpoints, a progress bar only on a terminal."""
+                 callbacks: list | None = None, gradient_clip_val: float | None = None,
+                 checkpoint_dir: Path | None = None) -> Trainer:
+    """A quiet Lightning trainer: no logger files, a progress bar only on a terminal, and a
+    checkpoint after every epoch in ``checkpoint_dir`` if one is given."""
+    checkpoints = epoch_checkpoints(checkpoint_dir) if checkpoint_dir else []
     return Trainer(
-        max_epochs=max_epochs, accelerator=accelerator, devices=devices, callbacks=callbacks or [],
-        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        max_epochs=max_epochs, accelerator=accelerator, devices=devices, callbacks=[*(callbacks or []), *checkpoints],
+        logger=False, enable_checkpointing=bool(checkpoints), enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()] if checkpoints else None,
         enable_progress_bar=sys.stderr.isatty(), num_sanity_val_steps=0,
         gradient_clip_val=gradient_clip_val,
     )

@@ -11,6 +11,7 @@ drawing of each found cell), ``metrics.json`` (every per-epoch record and the fi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import nni
 import pytorch_lightning as pl
@@ -27,14 +28,18 @@ from nni.nas.evaluator.pytorch import DataLoader, Lightning
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from . import architecture
+from .checkpoints import CHECKPOINT_DIR, checkpoint_to_resume
 from .collapse import CollapseMonitor
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
 from .errors import ConfigError
-from .reporting import EpochReporter, under_nni
+from .reporting import EpochReporter, is_rank_zero, under_nni
 from .spaces import Size, Space, load_space
 from .spaces.yaml_space import check_resolution
+from .strategies.darts import ValidatedDARTS
+from .strategies.ladarts import LatencyAwareDARTS
+from .strategies.pdarts import PDARTS
 from .training import ClassifierModule, count_parameters, make_trainer
 from .variants import VARIANTS, make_strategy
 
@@ -62,39 +67,60 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     if isinstance(strategy, OneShotStrategy) and warmup >= config.search_epochs:
         raise ConfigError(f'warmup_epochs ({warmup}) must be below search_epochs ({config.search_epochs}), '
                           'or the architecture is never trained')
+    if isinstance(strategy, PDARTS):
+        if config.early_stop != 'none':
+            raise ConfigError('early_stop cannot end a P-DARTS search, which runs its stages to the end and limits '
+                              "skip-connects itself (skip_limit): set early_stop to 'none'")
+        _logger.info('pdarts runs its stages (%s epochs in all); search_epochs (%d) is not used',
+                     '+'.join(str(stage.epochs) for stage in strategy.stages), config.search_epochs)
     if not config.space.startswith('nni:'):
         check_resolution(search_size.cells, data.image_size, 'search_cells')
         check_resolution(evaluation_size.cells, data.image_size, 'retrain_cells')
+    if isinstance(strategy, LatencyAwareDARTS):  # the latency that counts is the retrained network's
+        strategy.deploy(space.build(evaluation_size, True), (data.channels, data.image_size, data.image_size))
     return strategy, data, space, search_size, evaluation_size
 
 
-def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Callback]) -> Lightning:
+def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Callback],
+                     checkpoint_dir: Path | None = None, resume_from: Path | None = None) -> Lightning:
     """The search's evaluator: weights trained on one half of the training split, the architecture
-    on the other (which also gives the per-epoch validation accuracy)."""
+    on the other (which also gives the per-epoch validation accuracy); a checkpoint after every
+    epoch in ``checkpoint_dir``, the search resumed from ``resume_from``, where given."""
     weights_half, architecture_half = search_split(data.train)
     return Lightning(
         ClassifierModule(config.learning_rate, config.min_learning_rate, config.momentum, config.weight_decay),
-        make_trainer(config.search_epochs, config.accelerator, config.devices, callbacks),
+        make_trainer(config.search_epochs, config.accelerator, config.devices, callbacks,
+                     checkpoint_dir=checkpoint_dir),
         train_dataloaders=DataLoader(weights_half, batch_size=config.batch_size, shuffle=True,
                                      num_workers=config.num_workers, drop_last=True),
         # shuffled: the same loader feeds the architecture steps and the per-epoch validation
         val_dataloaders=DataLoader(architecture_half, batch_size=config.batch_size, shuffle=True,
                                    num_workers=config.num_workers, drop_last=True),
+        fit_kwargs={'ckpt_path': str(resume_from)} if resume_from else None,
     )
 
 
 def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
-           records: list[dict[str, Any]], monitor: CollapseMonitor) -> dict[str, Any]:
+           records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path) -> dict[str, Any]:
     """Run the strategy on the space and return the architecture it exports (or the one the
-    monitor's early stop rolled back to)."""
+    monitor's early stop rolled back to); checkpoints go to ``output_dir``, and with ``resume``
+    the search goes on from the last one there."""
     model_space = space.search_space(size)
     if not isinstance(strategy, OneShotStrategy):
         return strategy.sample(model_space)
-    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor)])
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor)], checkpoint_dir,
+                                 checkpoint_to_resume(checkpoint_dir) if config.resume else None)
     supernet = strategy.mutate_model(model_space)
     search_module = strategy.mutate_evaluator(evaluator)
     search_module.evaluate(supernet)
-    return monitor.chosen or search_module.module.export()
+    found = monitor.chosen or search_module.module.export()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # every rank must end with the same architecture parameters: the log shows it
+        alphas = torch.cat([p.detach().cpu().flatten() for p in search_module.module.arch_parameters()])
+        _logger.info('rank %d: architecture parameters sha1 %s; found %s', torch.distributed.get_rank(),
+                     hashlib.sha1(alphas.numpy().tobytes()).hexdigest(), architecture.describe(found))
+    return found
 
 
 def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
@@ -112,8 +138,18 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
     return records[-1]['default']
 
 
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse, before any work, an output directory that cannot be made."""
+    for path in (output_dir, *output_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ConfigError(f'output_dir {output_dir} cannot be a directory: {path} is a file')
+            return
+
+
 def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     """One whole trial; returns the final result (also reported to NNI and written to ``metrics.json``)."""
+    check_output_dir(output_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -122,7 +158,7 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
 
     monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
     started = time.perf_counter()
-    found = search(strategy, space, search_size, data, config, records, monitor)
+    found = search(strategy, space, search_size, data, config, records, monitor, output_dir)
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
@@ -141,22 +177,31 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         'skip_connects': architecture.skip_connects(found),
         'arch': architecture.describe(found),
         'stopped_early': monitor.stopped,
+        **(strategy.search_summary(found) if isinstance(strategy, ValidatedDARTS) else {}),
     }
-    _write_outputs(output_dir, config, options, found, records, final)
-    if under_nni():
-        nni.report_final_result(final)
+    if is_rank_zero():
+        _write_outputs(output_dir, config, options, found, records, final)
+        if under_nni():
+            nni.report_final_result(final)
     return final
 
 
 def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],
                    records: list[dict[str, Any]], final: dict[str, Any]) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / 'arch.json').write_text(json.dumps(
-        {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2))
+    _write_whole(output_dir / 'arch.json', lambda path: path.write_text(json.dumps(
+        {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2)))
     for cell, edges in architecture.cell_edges(found).items():
-        draw_cell(cell, edges, output_dir / f'{cell}.png')
-    (output_dir / 'metrics.json').write_text(json.dumps(
-        {'config': vars(config), 'options': options, 'epochs': records, 'final': final}, indent=2))
+        _write_whole(output_dir / f'{cell}.png', lambda path: draw_cell(cell, edges, path))
+    _write_whole(output_dir / 'metrics.json', lambda path: path.write_text(json.dumps(
+        {'config': vars(config), 'options': options, 'epochs': records, 'final': final}, indent=2)))
+
+
+def _write_whole(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` beside ``path``, then move it there: a trial killed meanwhile leaves no half-written file."""
+    partial = path.with_name(f'.partial-{path.name}')  # the same suffix: it tells matplotlib the format
+    write(partial)
+    os.replace(partial, path)
 
 
 def default_output_dir(config: TrialConfig) -> Path:
@@ -169,9 +214,12 @@ def default_output_dir(config: TrialConfig) -> Path:
 
 
 def configure_logging() -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter('[%(asctime)s] %(name)s: %(message)s'))
+    """The package's log lines to the current ``sys.stderr``, once however often a process calls it."""
     package_logger = logging.getLogger('nni_darts_ext')
+    package_logger.handlers = [h for h in package_logger.handlers if h.get_name() != __name__]
+    handler = logging.StreamHandler()
+    handler.set_name(__name__)
+    handler.setFormatter(logging.Formatter('[%(asctime)s] %(name)s: %(message)s'))
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO)
     # NNI logs every node's sorted weights at each export (every epoch here): keep only warnings.
@@ -192,10 +240,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     except FloatingPointError as err:
-        print(f'error: the search diverged: {err}', file=sys.stderr)
+        print(f'error: training diverged: {err}', file=sys.stderr)
         return 1
-    print(json.dumps(final))
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        print(f'error: out of memory ({str(err).splitlines()[0] if str(err) else type(err).__name__}); lower '
+              'batch_size (retrain_batch_size for retraining) or search_width, or raise k with pcdarts',
+              file=sys.stderr)
+        return 1
+    if is_rank_zero():
+        print(json.dumps(final))
     return 0
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says the device or the host ran out of memory."""
+    message = str(error)
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or \
+        "can't allocate memory" in message or 'out of memory' in message
 
 
 if __name__ == '__main__':

@@ -13,7 +13,9 @@ from nni.nas.strategy import Strategy
 
 from .errors import ConfigError, choose
 from .strategies.darts import ValidatedDARTS
+from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pcdarts import PCDARTS
+from .strategies.pdarts import PDARTS
 from .strategies.random_architecture import RandomArchitecture
 from .strategies.scalable import ScalableDARTS
 from .strategies.second_order import SecondOrderDARTS
@@ -65,6 +67,13 @@ VARIANTS: dict[str, Variant] = {
         defaults={'k': 4, 'arc_learning_rate': 6e-4, 'warmup_epochs': 15, 'gradient_clip_val': 5.0},
         options=('k', 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
     ),
+    'pdarts': Variant(
+        'pdarts', 'P-DARTS (Chen et al., ICCV 2019): deeper stages over pruned operations, skip-connect control',
+        PDARTS,
+        # the paper's CIFAR-10 search: 3 stages (stages: paper), Adam lr 6e-4, at most 2 skip-connects
+        defaults={'stages': 'paper', 'skip_limit': 2, 'arc_learning_rate': 6e-4, 'gradient_clip_val': 5.0},
+        options=('stages', 'skip_limit', 'skip_dropout_decay', 'arc_learning_rate', 'gradient_clip_val'),
+    ),
     'darts2': Variant(
         'darts2', 'second-order DARTS (Liu et al., ICLR 2019): the gradient through a virtual weight step',
         SecondOrderDARTS,
@@ -83,6 +92,15 @@ VARIANTS: dict[str, Variant] = {
         # DARTS's architecture optimizer; factors updated jointly (``alternate``: in turn, per step)
         defaults={'factor_updates': 'joint', 'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
         options=('factor_updates', 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
+    ),
+    'ladarts': Variant(
+        'ladarts', 'LA-DARTS (Xu et al., arXiv 2001.06392): a differentiable latency loss from measured latencies',
+        LatencyAwareDARTS,
+        # DARTS's architecture optimizer; lambda per predicted millisecond (see the README's LA-DARTS section)
+        defaults={'latency_weight': 0.01, 'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
+        options=('latency_weight', 'latency_target_ms', 'latency_predictor', 'latency_device', 'latency_batch',
+                 'latency_warmup', 'latency_repeats', 'latency_threads', 'latency_samples', 'latency_cache',
+                 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
     ),
     'random': Variant(
         'random', 'one uniformly random architecture of the same space, no search: the baseline',

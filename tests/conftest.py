@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import pytest
+
+from nni_darts_ext.strategies import ladarts
+
+from .nnictl_helpers import running_experiment, small_experiment, trial_command, wait_until_done
 
 warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
 
@@ -14,11 +19,34 @@ QUICK = {
 }
 """One search epoch and one retrain epoch on a slice of digits: seconds per trial."""
 
-CPU_VARIANT_SETTINGS = {'pcdarts': {'k': 2, 'warmup_epochs': 0}, 'scalable': {'space': 'darts_small_factorized'}}
+CPU_VARIANT_SETTINGS = {'pcdarts': {'k': 2, 'warmup_epochs': 0}, 'scalable': {'space': 'darts_small_factorized'},
+                        'pdarts': {'stages': [[3, None, 1, 0, 0.0], [4, 3, 1, 0, 0.4]]},
+                        'ladarts': {'latency_samples': 8, 'latency_repeats': 3}}
 """What each variant needs at that size (as in the quick start): darts_small's 4-channel cells split in 2;
-scalable's own space, darts_small with activation x conv factored."""
+scalable's own space, darts_small with activation x conv factored; P-DARTS in two one-epoch stages;
+LA-DARTS's latency predictors from 8 architectures timed 3 times each."""
+
+
+@pytest.fixture(autouse=True)
+def latency_cache(tmp_path_factory, monkeypatch):
+    """LA-DARTS measurements go to a folder of the test session, not to ~/.cache."""
+    monkeypatch.setattr(ladarts, 'DEFAULT_DIRECTORY', tmp_path_factory.getbasetemp() / 'latency')
 
 
 @pytest.fixture
 def quick_parameters() -> dict:
     return dict(QUICK)
+
+
+@pytest.fixture(scope='session')
+def quickstart_run(tmp_path_factory) -> Iterator[tuple[str, int]]:
+    """The quick start cut to two trials (darts and random, seed 0), run to DONE once for the session.
+
+    Yields the experiment id and the port of its web UI and REST API; the experiment is stopped at the end.
+    """
+    directory = tmp_path_factory.mktemp('quickstart')
+    command = trial_command({**QUICK, 'search_epochs': 2})
+    config = small_experiment('quickstart', directory, ['darts', 'random'], command)
+    with running_experiment(config, directory) as (experiment_id, port):
+        wait_until_done(port, 600)
+        yield experiment_id, port

@@ -41,7 +41,7 @@ class QuadraticSearch(nn.Module):
         self.curvature = 1.0
         self.device = torch.device('cpu')
 
-    def ordered_arch_parameters(self) -> list[nn.Parameter]:
+    def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alpha]
 
     def loss(self, batch, batch_idx: int) -> Tensor:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from nni_darts_ext import data
 from nni_darts_ext.data import FASHION_MNIST_DIR, load_dataset, read_idx, search_split
 from nni_darts_ext.errors import ConfigError
 

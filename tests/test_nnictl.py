@@ -3,74 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
 from nni_darts_ext import VARIANTS, report
 
-NNICTL = str(Path(sys.executable).parent / 'nnictl')
-REPOSITORY = Path(__file__).resolve().parents[1]
+from .nnictl_helpers import REPOSITORY, rest
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def rest(port: int, path: str):
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/api/v1/nni/{path}', timeout=10) as response:
-        return json.load(response)
-
-
-@pytest.fixture
-def experiment(tmp_path):
-    """A two-trial experiment (darts and random, seed 0) on a free port, stopped afterwards."""
-    port = free_port()
-    config = {
-        'experimentName': 'nni-darts-ext end-to-end test',
-        'searchSpace': {'variant': {'_type': 'choice', '_value': ['darts', 'random']},
-                        'seed': {'_type': 'choice', '_value': [0]}},
-        'trialCommand': f'{sys.executable} -m nni_darts_ext.trial --train-subset 256 --test-subset 128 '
-                        '--batch-size 32 --search-epochs 2 --retrain-epochs 1 --accelerator cpu',
-        'trialCodeDirectory': str(tmp_path),
-        'trialConcurrency': 1,
-        'maxTrialNumber': 2,  # without it, NNI never reports DONE after GridSearch runs out
-        'tuner': {'name': 'GridSearch'},
-        'trainingService': {'platform': 'local'},
-        'experimentWorkingDirectory': str(tmp_path / 'nni'),
-    }
-    path = tmp_path / 'config.yml'
-    path.write_text(yaml.safe_dump(config))
-    created = subprocess.run([NNICTL, 'create', '--config', str(path), '--port', str(port)],
-                             capture_output=True, text=True, timeout=120)
-    output = re.sub(r'\x1b\[[0-9;]*m', '', created.stdout + created.stderr)
-    match = re.search(r'Experiment ID: (\w+)', output)
-    assert created.returncode == 0 and match, output
-    experiment_id = match[1]
-    try:
-        yield experiment_id, port
-    finally:
-        subprocess.run([NNICTL, 'stop', experiment_id], capture_output=True, timeout=120)
-
-
-def test_two_trials_succeed_with_per_epoch_and_final_results(experiment, capsys, tmp_path):
-    experiment_id, port = experiment
-    deadline = time.monotonic() + 600
-    while (status := rest(port, 'check-status'))['status'] != 'DONE':
-        assert status['status'] != 'ERROR', status
-        assert time.monotonic() < deadline, f'experiment still {status} after 10 minutes'
-        time.sleep(3)
-
+def test_two_trials_succeed_with_per_epoch_and_final_results(quickstart_run, capsys, tmp_path):
+    experiment_id, port = quickstart_run
     trials = rest(port, 'trial-jobs')
     assert len(trials) == 2 and {t['status'] for t in trials} == {'SUCCEEDED'}, trials
     metrics = rest(port, 'metric-data')
@@ -117,7 +61,7 @@ def test_every_quickstart_trial_builds_its_supernet(variant):
         strategy.mutate_model(space.search_space(search_size))
 
 
-@pytest.mark.parametrize('name', ['quickstart', 'cifar10', 'remote'])
+@pytest.mark.parametrize('name', ['quickstart', 'cifar10', 'remote', 'ladarts_sweep'])
 def test_experiment_configs_are_valid_nni_configs(name, tmp_path):
     from nni.experiment.config import ExperimentConfig
     config = yaml.safe_load((REPOSITORY / 'experiments' / f'{name}.yml').read_text())

@@ -17,6 +17,8 @@ from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.supermodules.partial_channel import build_for_channel_fraction, channel_shuffle
 from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge, PartialChannelLayer
 
+from .hub_experiment import hub_darts_labels, search_hub_darts
+
 K = 4
 
 
@@ -196,26 +198,6 @@ def test_paper_defaults():
 
 def test_pcdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():
     """The Python route: NasExperiment with PCDARTS() on nni.nas.hub.pytorch.DARTS."""
-    import socket
-    from nni.nas.evaluator.pytorch import Classification, DataLoader
-    from nni.nas.experiment import NasExperiment
-    from nni_darts_ext.data import load_dataset, search_split
-
-    data = load_dataset('digits', train_subset=128).with_channels(3)
-    weights_half, architecture_half = search_split(data.train)
-    space = load_space('nni:DARTS', 3, 10, 8).search_space(Size(width=8, cells=3))
-    evaluator = Classification(train_dataloaders=DataLoader(weights_half, batch_size=32, shuffle=True),
-                               val_dataloaders=DataLoader(architecture_half, batch_size=32),
-                               num_classes=10, max_epochs=1, accelerator='cpu', enable_progress_bar=False,
-                               logger=False, enable_checkpointing=False)
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    experiment = NasExperiment(space, evaluator, PCDARTS(k=2))
-    try:
-        experiment.run(port=port)
-        architecture = experiment.export_top_models(formatter='dict')[0]
-    finally:
-        experiment.stop()  # now, not at exit, when pytest has closed the streams NNI logs to
-    assert set(architecture) == set(load_space('nni:DARTS', 3, 10, 8).search_space(Size(8, 3)).simplify())
+    architecture, experiment = search_hub_darts(PCDARTS(k=2))
+    assert set(architecture) == hub_darts_labels()
     assert any(isinstance(m, PartialChannelCell) for m in experiment.strategy.supernet.modules())

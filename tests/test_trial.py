@@ -38,16 +38,18 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     assert (tmp_path / 'normal.png').stat().st_size > 0 and (tmp_path / 'reduce.png').stat().st_size > 0
 
-    searched = variant != 'random'
+    search_epochs = {'random': 0, 'pdarts': 2}.get(variant, 1)  # P-DARTS: two stages of one epoch
     phases = [r['phase'] for r in nni_channel['intermediate']]
-    assert phases == ['search'] * searched + ['retrain']
+    assert phases == ['search'] * search_epochs + ['retrain']
     for record in nni_channel['intermediate']:
         assert 0 <= record['default'] <= 1
         if record['phase'] == 'search':
             assert {'arch_entropy', 'skip_connects', 'parameter_free'} <= set(record)
     assert nni_channel['final'] == [final]
+    variant_keys = {'pdarts': {'stage_s'},
+                    'ladarts': {'predicted_latency_ms', 'measured_latency_ms', 'lookup_error_pct', 'network_error_pct'}}
     assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'skip_connects', 'arch',
-                          'stopped_early'}
+                          'stopped_early'} | variant_keys.get(variant, set())
     assert final['stopped_early'] == ''
     assert final['variant'] == variant and final['params'] == sum(p.numel() for p in model.parameters())
     assert final['arch'] == architecture.describe(found)

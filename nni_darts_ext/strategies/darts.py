@@ -3,14 +3,15 @@
 NNI's ``DARTS`` strategy returns no validation loader and its Lightning module has no
 ``validation_step``, so a search has no per-epoch validation accuracy. This subclass
 validates the supernet on the architecture half of the data after every epoch (logged as
-``val_acc``). With no estimator, the search is NNI's first-order DARTS, unchanged; with one
-(:mod:`nni_darts_ext.hypergradient`), the architecture step follows it. Every variant in this
-package builds on it.
+``val_acc``). With no estimator and no architecture term, the search is NNI's first-order DARTS,
+unchanged; with an estimator (:mod:`nni_darts_ext.hypergradient`), the architecture step follows
+it, and an architecture term (a differentiable cost of the architecture, such as LA-DARTS's
+predicted latency) adds its gradient to the estimate. Every variant in this package builds on it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -18,9 +19,20 @@ from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.strategy import DARTS
 
 from ..errors import ConfigError
-from ..hypergradient import BilevelProblem, InnerStep
+from ..hypergradient import BilevelProblem, FirstOrder, InnerStep
 
 ArchitectureGradient = Callable[[BilevelProblem], list[Tensor]]
+
+
+class ArchitectureTerm(Protocol):
+    """A differentiable cost of the architecture alone, added to the validation loss of every
+    architecture step (e.g. LA-DARTS's ``lambda * predicted latency``)."""
+
+    def __call__(self, module: ValidatedDartsModule) -> Tensor:
+        """The cost as a scalar tensor built from ``module`` 's architecture parameters."""
+
+    def diagnostics(self, module: ValidatedDartsModule) -> dict[str, float]:
+        """What the per-epoch record should carry about the term (e.g. ``expected_latency_ms``)."""
 
 
 class ValidatedDartsModule(DartsLightningModule):
@@ -31,11 +43,15 @@ class ValidatedDartsModule(DartsLightningModule):
     architecture_gradient
         ``None``: NNI's first-order architecture step. Otherwise the estimator that gives the
         architecture parameters their gradient before the architecture optimizer's step.
+    architecture_term
+        A cost of the architecture whose gradient is added to the estimator's.
     """
 
-    def __init__(self, training_module, *, architecture_gradient: ArchitectureGradient | None = None, **kwargs: Any):
+    def __init__(self, training_module, *, architecture_gradient: ArchitectureGradient | None = None,
+                 architecture_term: ArchitectureTerm | None = None, **kwargs: Any):
         super().__init__(training_module, **kwargs)
         self.architecture_gradient = architecture_gradient
+        self.architecture_term = architecture_term
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
         return self.training_module.validation_step(batch, batch_idx)
@@ -58,7 +74,7 @@ class ValidatedDartsModule(DartsLightningModule):
 
     def estimated_architecture_step(self, batch: Any, batch_idx: int) -> None:
         """Set the architecture gradients from the estimator, averaged over processes, and step."""
-        alphas = self.ordered_arch_parameters()
+        alphas = self.arch_parameters()
         weight_optimizer = next(o for o in self.trainer.optimizers if not getattr(o, 'is_arch_optimizer', False))
         weights = [p for group in weight_optimizer.param_groups for p in group['params'] if p.requires_grad]
         problem = BilevelProblem(
@@ -69,7 +85,11 @@ class ValidatedDartsModule(DartsLightningModule):
         )
         architecture_optimizer = self.architecture_optimizers()
         architecture_optimizer.zero_grad()
-        for alpha, gradient in zip(alphas, self.architecture_gradient(problem)):
+        gradients = self.architecture_gradient(problem)
+        if self.architecture_term is not None:
+            term = torch.autograd.grad(self.architecture_term(self), alphas, allow_unused=True)
+            gradients = [g if t is None else g + t for g, t in zip(gradients, term)]
+        for alpha, gradient in zip(alphas, gradients):
             alpha.grad = gradient
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # the estimator's backward passes bypass Lightning's gradient sync: average here
@@ -83,10 +103,15 @@ class ValidatedDartsModule(DartsLightningModule):
         result = self.training_module.training_step(batch, batch_idx)
         return result['loss'] if isinstance(result, dict) else result
 
-    def ordered_arch_parameters(self) -> list[torch.nn.Parameter]:
-        """The architecture parameters in module order (``arch_parameters()`` comes from a set:
-        its order differs between processes)."""
-        alphas = set(self.arch_parameters())
+    def epoch_fields(self) -> dict[str, Any]:
+        """What a variant adds to each search epoch's record: the architecture term's diagnostics, if any."""
+        return {} if self.architecture_term is None else self.architecture_term.diagnostics(self)
+
+    def arch_parameters(self) -> list[torch.nn.Parameter]:
+        """The architecture parameters in module order. NNI's come from a set, whose order differs
+        between processes: DDP ranks would add up different tensors, and a resumed search would
+        give the architecture optimizer's state to the wrong ones."""
+        alphas = set(super().arch_parameters())
         return [p for _, p in self.named_parameters() if p in alphas]
 
 
@@ -98,22 +123,35 @@ class ValidatedDARTS(DARTS):
     architecture_gradient
         An estimator from :mod:`nni_darts_ext.hypergradient` for the architecture step
         (``None``: NNI's own first-order step).
+    architecture_term
+        A differentiable cost of the architecture added to the architecture loss; its gradient is
+        added to the estimator's (to :class:`~nni_darts_ext.hypergradient.FirstOrder` if none is given).
     **kwargs
         Every parameter of :class:`nni.nas.strategy.DARTS` (``arc_learning_rate``,
         ``gradient_clip_val``, ``warmup_epochs``, ...).
     """
 
-    def __init__(self, *, architecture_gradient: ArchitectureGradient | None = None, **kwargs: Any):
+    def __init__(self, *, architecture_gradient: ArchitectureGradient | None = None,
+                 architecture_term: ArchitectureTerm | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         if architecture_gradient is not None and self.penalty is not None:
             raise ConfigError("NNI's penalty acts in NNI's own architecture step; it cannot be combined with "
                               'an architecture_gradient estimator')
+        if architecture_term is not None and architecture_gradient is None:
+            architecture_gradient = FirstOrder()  # NNI's own step has no place for a differentiable term
         self.architecture_gradient = architecture_gradient
+        self.architecture_term = architecture_term
+
+    def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
+        """What a variant adds to the trial's final result about its search and the architecture
+        it ``found`` (nothing, here)."""
+        return {}
 
     def configure_oneshot_module(self, training_module):
         return ValidatedDartsModule(
             training_module=training_module,
             architecture_gradient=self.architecture_gradient,
+            architecture_term=self.architecture_term,
             arc_learning_rate=self.arc_learning_rate,
             gradient_clip_val=self.gradient_clip_val,
             log_prob_every_n_step=self.log_prob_every_n_step,

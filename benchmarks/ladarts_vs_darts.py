@@ -1,0 +1,124 @@
+"""LA-DARTS against NNI's DARTS: test accuracy and measured latency of each exported architecture.
+
+Each run is a whole quick-start trial (search, export, retrain at the evaluation size, test) of
+NNI's DARTS or of ``ladarts`` at one ``latency_weight``, for each seed. At the end every exported
+architecture is built as deployed (the evaluation size) and all are timed together, in
+interleaved rounds, on the same device, so their latencies are comparable. Writes the runs
+(JSON, after every run) and a PNG of accuracy against latency.
+
+    python benchmarks/ladarts_vs_darts.py --output benchmarks/results/ladarts_vs_darts_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+
+import matplotlib
+import torch
+
+from nni_darts_ext import trial
+from nni_darts_ext.config import split_parameters
+from nni_darts_ext.latency.measurement import TimingSettings, measure
+from nni_darts_ext.latency.profile import deployed
+from nni_darts_ext.spaces import load_space
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+QUICK_START = {'dataset': 'digits', 'space': 'darts_small', 'search_epochs': 4, 'retrain_epochs': 10,
+               'accelerator': 'cpu'}
+
+
+def configurations(weights: list[float]) -> list[tuple[str, dict]]:
+    """``(name, trial parameters)``: NNI's DARTS, then ``ladarts`` at each weight."""
+    return [('darts', {'variant': 'darts'})] + [
+        (f'ladarts lambda={weight:g}', {'variant': 'ladarts', 'latency_weight': weight}) for weight in weights]
+
+
+def run_trial(parameters: dict, seed: int, threads: int, directory: Path) -> dict:
+    config, options = split_parameters({**QUICK_START, **parameters, 'seed': seed, 'threads': threads})
+    final = trial.run(config, options, directory)
+    final['architecture'] = json.loads((directory / 'arch.json').read_text())['architecture']
+    return final
+
+
+def measured_latencies(runs: list[dict], settings: TimingSettings) -> list[float]:
+    """Every run's exported architecture at the evaluation size, timed together (ms)."""
+    space = load_space(QUICK_START['space'], 1, 10, 8)
+    networks = [deployed(space.build(space.evaluation, True), run['architecture']) for run in runs]
+    return [timed.total_ms for timed in measure(networks, (1, 8, 8), settings)]
+
+
+def summary(runs: list[dict]) -> list[dict]:
+    """Per configuration: mean test accuracy (%) and measured latency (ms), and both against DARTS."""
+    rows = []
+    for name in dict.fromkeys(run['name'] for run in runs):
+        mine = [run for run in runs if run['name'] == name]
+        rows.append({'name': name, 'accuracy': statistics.mean(100 * run['default'] for run in mine),
+                     'latency_ms': statistics.mean(run['latency_ms'] for run in mine),
+                     'seeds': [run['seed'] for run in mine]})
+    darts = rows[0]
+    for row in rows:
+        row['accuracy_vs_darts'] = row['accuracy'] - darts['accuracy']
+        row['latency_vs_darts'] = row['latency_ms'] / darts['latency_ms']
+    return rows
+
+
+def plot(runs: list[dict], rows: list[dict], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for index, row in enumerate(rows):
+        mine = [run for run in runs if run['name'] == row['name']]
+        axes.scatter([run['latency_ms'] for run in mine], [100 * run['default'] for run in mine],
+                     color=f'C{index}', alpha=0.5, s=20)
+        axes.scatter([row['latency_ms']], [row['accuracy']], color=f'C{index}', marker='D', s=60,
+                     edgecolor='black', label=row['name'])
+    axes.set_xlabel('measured latency of the exported network (ms, batch 1)')
+    axes.set_ylabel('test accuracy (%)')
+    axes.set_title('quick start (digits): seeds (dots) and their mean (diamonds)', fontsize=9)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--weights', nargs='+', type=float, default=[0.01, 0.03, 0.1])
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=31, help='timed rounds of the final measurement')
+    parser.add_argument('--output', type=Path, default=Path('benchmarks/results/ladarts_vs_darts_cpu.json'))
+    arguments = parser.parse_args()
+    trial.configure_logging()
+    torch.set_num_threads(arguments.threads)
+    machine = f'{platform.processor() or platform.machine()}, {arguments.threads} thread(s), torch {torch.__version__}'
+    runs = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for seed in arguments.seeds:
+            for name, parameters in configurations(arguments.weights):
+                final = run_trial(parameters, seed, arguments.threads, Path(scratch) / f'{len(runs)}')
+                runs.append({'name': name, 'seed': seed, **final})
+                print(f'{name} seed {seed}: test accuracy {final["default"]:.4f}, search {final["search_s"]} s',
+                      flush=True)
+                arguments.output.write_text(json.dumps({'machine': machine, 'runs': runs}, indent=2))
+    settings = TimingSettings(repeats=arguments.repeats, threads=arguments.threads)
+    for run, latency in zip(runs, measured_latencies(runs, settings)):
+        run['latency_ms'] = latency
+    rows = summary(runs)
+    arguments.output.write_text(json.dumps({'machine': machine, 'timing': vars(settings), 'runs': runs,
+                                            'summary': rows}, indent=2))
+    plot(runs, rows, arguments.output.with_suffix('.png'))
+    print('| run | test accuracy (%) | vs DARTS (points) | measured latency (ms) | vs DARTS |')
+    print('|---|---:|---:|---:|---:|')
+    for row in rows:
+        print(f'| {row["name"]} | {row["accuracy"]:.2f} | {row["accuracy_vs_darts"]:+.2f} | {row["latency_ms"]:.2f} '
+              f'| {row["latency_vs_darts"]:.2f} |')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,368 @@
+"""P-DARTS (Chen et al., ICCV 2019): progressive depth, search-space approximation, skip-connect control.
+
+DARTS searches a shallow network and deploys a deep one; P-DARTS closes that depth gap in
+stages. Each stage builds the space deeper (5, 11, 17 cells in the paper) with fresh weights
+and fresh architecture parameters over the operations that survived the stage before, after
+which every edge keeps only its best operations (8, then 5, then 3), so the deeper network
+costs about what the shallow one did. Two guards against collapse into skip-connects: a
+dropout after every skip-connect while searching, decaying after the warm-up, and a limit of
+``skip_limit`` skip-connects in the derived normal cell.
+
+The stages run inside the evaluator (:class:`StagedSearch`), so the strategy works the same
+in ``NasExperiment`` and in the trial: ``mutate_model`` gives the first stage's supernet,
+``evaluate`` runs every stage, and the evaluator's module ends as the last stage's, whose
+``export()`` is the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import Any, Iterator, Mapping, Sequence
+
+import nni
+import pytorch_lightning as pl
+import torch
+from nni.nas.evaluator.pytorch import Lightning
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni.nas.oneshot.pytorch.strategy import no_default_hook
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedInput, DifferentiableMixedRepeat
+from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
+
+from ..errors import ConfigError, choose
+from ..spaces.operations import ZERO_OPERATION
+from ..supermodules.progressive_cell import ProgressiveCell, SkipConnectDropout, SurvivingOperations
+from .darts import ValidatedDARTS, ValidatedDartsModule
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the search.
+
+    Attributes
+    ----------
+    cells
+        Depth of the network searched in this stage.
+    operations
+        Operations per edge, the zero operation counted while it survives; ``None``: every
+        operation of the space (the first stage searches them all).
+    epochs
+        Training epochs of the stage, warm-up included.
+    warmup_epochs
+        The first epochs train the weights only.
+    skip_dropout
+        The dropout rate after skip-connects during warm-up; it decays after.
+    """
+    cells: int
+    operations: int | None
+    epochs: int
+    warmup_epochs: int
+    skip_dropout: float
+
+
+PAPER_STAGES = (
+    # 8 operations on DARTS's space: its 7 and the zero operation
+    Stage(cells=5, operations=None, epochs=25, warmup_epochs=10, skip_dropout=0.0),
+    Stage(cells=11, operations=5, epochs=25, warmup_epochs=10, skip_dropout=0.4),
+    Stage(cells=17, operations=3, epochs=25, warmup_epochs=10, skip_dropout=0.7),
+)
+"""The paper's CIFAR-10 search: 5, 11, 17 cells; 8, 5, 3 operations; 25 epochs, 10 of warm-up."""
+
+CPU_STAGES = (
+    Stage(cells=3, operations=None, epochs=2, warmup_epochs=1, skip_dropout=0.0),
+    Stage(cells=4, operations=5, epochs=2, warmup_epochs=1, skip_dropout=0.4),
+    Stage(cells=5, operations=3, epochs=2, warmup_epochs=1, skip_dropout=0.7),
+)
+"""Two CPU cores' size for ``darts_small``: from its 3-cell search depth to its 5-cell evaluation
+depth (as the paper grows towards its 20-cell evaluation network), 2 epochs a stage, 1 of warm-up."""
+
+STAGE_PRESETS = {'paper': PAPER_STAGES, 'cpu': CPU_STAGES}
+
+DEPTH_ARGUMENTS = ('num_cells', 'cells')
+"""Constructor arguments that set a model space's depth: NNI's hub DARTS and our cell networks."""
+
+CHECKPOINT_KEY = 'pdarts'
+"""Where a checkpoint keeps the stage it was saved in."""
+
+SKIP_DROPOUT_DECAY = 0.2
+"""The paper's decay: rate = initial rate x exp(-0.2 x epochs since the warm-up)."""
+
+
+def parse_stages(stages: str | Sequence[Stage | Mapping[str, Any] | Sequence[Any]]) -> tuple[Stage, ...]:
+    """Stages from a preset name (``paper``, ``cpu``), or a list of :class:`Stage` s, of mappings with
+    its fields, or of ``[cells, operations, epochs, warmup_epochs, skip_dropout]`` lists; checked."""
+    if isinstance(stages, str):
+        if stages not in STAGE_PRESETS:
+            raise choose('P-DARTS stage preset', stages, STAGE_PRESETS)
+        return STAGE_PRESETS[stages]
+    names = [f.name for f in fields(Stage)]
+    parsed = []
+    for index, stage in enumerate(stages, start=1):
+        if isinstance(stage, Mapping):
+            unknown = sorted(set(stage) - set(names))
+            missing = sorted(set(names) - set(stage))
+            if unknown or missing:
+                raise ConfigError(f'P-DARTS stage {index}: {"unknown" if unknown else "missing"} field '
+                                  f'{(unknown or missing)[0]!r}; a stage has {", ".join(names)}')
+            stage = Stage(**stage)
+        elif not isinstance(stage, Stage):
+            if isinstance(stage, str) or len(stage) != len(names):
+                raise ConfigError(f'P-DARTS stage {index} is {stage!r}; give [{", ".join(names)}] or a mapping')
+            stage = Stage(*stage)
+        parsed.append(_checked(stage, index, parsed[-1] if parsed else None))
+    if not parsed:
+        raise ConfigError('P-DARTS needs at least one stage')
+    return tuple(parsed)
+
+
+def _checked(stage: Stage, index: int, previous: Stage | None) -> Stage:
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    problems = []
+    if not whole(stage.cells) or stage.cells < 1:
+        problems.append(f'cells must be a positive integer, got {stage.cells!r}')
+    if not whole(stage.epochs) or stage.epochs < 1:
+        problems.append(f'epochs must be a positive integer, got {stage.epochs!r}')
+    elif not whole(stage.warmup_epochs) or not 0 <= stage.warmup_epochs < stage.epochs:
+        problems.append(f'warmup_epochs must be an integer from 0 to epochs - 1 ({stage.epochs - 1}), '
+                        f'got {stage.warmup_epochs!r}')
+    if not isinstance(stage.skip_dropout, (int, float)) or not 0 <= stage.skip_dropout < 1:
+        problems.append(f'skip_dropout must be in [0, 1), got {stage.skip_dropout!r}')
+    if previous is None:
+        if stage.operations is not None and (not whole(stage.operations) or stage.operations < 1):
+            problems.append(f'operations must be a positive integer or null (all), got {stage.operations!r}')
+    elif not whole(stage.operations) or stage.operations < 1:
+        problems.append(f'operations must be a positive integer after the first stage, got {stage.operations!r}')
+    elif previous.operations is not None and stage.operations > previous.operations:
+        problems.append(f'operations ({stage.operations}) cannot grow back from the stage before '
+                        f'({previous.operations}): dropped operations are gone')
+    if problems:
+        raise ConfigError(f'P-DARTS stage {index}: ' + '; '.join(problems))
+    return stage
+
+
+def skip_dropout_rate(initial: float, epoch: int, warmup_epochs: int, decay: float = SKIP_DROPOUT_DECAY) -> float:
+    """The dropout rate after skip-connects in ``epoch`` (from 0) of a stage: the stage's rate during
+    warm-up, then ``initial x exp(-decay x (epoch - warmup_epochs))``."""
+    return initial * math.exp(-decay * max(0, epoch - warmup_epochs))
+
+
+def surviving_operations(weights: Mapping[str, float], keep: int, drop_zero_first: bool) -> tuple[str, ...]:
+    """The ``keep`` operations of an edge with the highest ``weights`` (in the order given); with
+    ``drop_zero_first`` the zero operation goes before any other (P-DARTS's last stage)."""
+    candidates = [op for op in weights if not (drop_zero_first and op == ZERO_OPERATION)]
+    kept = set(sorted(candidates, key=lambda op: weights[op], reverse=True)[:keep])
+    return tuple(op for op in weights if op in kept)
+
+
+def next_surviving(supernet: ModelSpace, keep: int, last: bool) -> dict[str, tuple[str, ...]]:
+    """Per edge of every progressive cell in ``supernet``, the operations the next stage keeps."""
+    surviving: dict[str, tuple[str, ...]] = {}
+    for module in supernet.modules():
+        if isinstance(module, ProgressiveCell):
+            for edge in module.edge_operations:
+                surviving[edge] = surviving_operations(module.operation_weights(edge), keep, drop_zero_first=last)
+    return surviving
+
+
+class StageSpaces:
+    """Builds a model space again, fresh, at any depth: from the constructor arguments NNI traced
+    (``num_cells`` or ``cells``); a space without them is copied at its own depth (logged)."""
+
+    def __init__(self, space: ModelSpace):
+        kwargs = getattr(space, 'trace_kwargs', None)
+        self.depth_argument = next((name for name in DEPTH_ARGUMENTS if name in (kwargs or {})), None)
+        if self.depth_argument is None:
+            _logger.info('%s has no traced depth argument (%s): every P-DARTS stage runs at its own depth',
+                         type(space).__name__, ' or '.join(DEPTH_ARGUMENTS))
+            self.template = copy.deepcopy(space)
+        else:
+            self.symbol, self.args, self.kwargs = space.trace_symbol, space.trace_args, dict(kwargs)
+
+    def build(self, cells: int) -> ModelSpace:
+        if self.depth_argument is None:
+            return copy.deepcopy(self.template)
+        return self.symbol(*self.args, **{**self.kwargs, self.depth_argument: cells})
+
+
+def _refuse_layer_choice(module, name, memo, mutate_kwargs):
+    if isinstance(module, LayerChoice):
+        raise ConfigError(f'P-DARTS prunes the edges of NNI Cells; {name!r} is a LayerChoice outside a cell '
+                          '(use darts, pcdarts or stabilized on this space)')
+    return None
+
+
+class ProgressiveDartsModule(ValidatedDartsModule):
+    """DARTS's search step for one P-DARTS stage: sets the skip-connect dropout every epoch, adds
+    the stage to each epoch's record, and to each checkpoint what resuming needs (the stage, its
+    surviving operations, the seconds of the stages before)."""
+
+    def __init__(self, training_module, *, stage_index: int, stage: Stage, skip_dropout_decay: float,
+                 surviving: SurvivingOperations, finished_seconds: list[float], **kwargs: Any):
+        super().__init__(training_module, warmup_epochs=stage.warmup_epochs, **kwargs)
+        self.stage_index = stage_index
+        self.stage = stage
+        self.skip_dropout_decay = skip_dropout_decay
+        self.surviving = surviving
+        self.finished_seconds = finished_seconds
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {'stage': self.stage_index, 'surviving': dict(self.surviving),
+                                      'stage_seconds': list(self.finished_seconds)}
+
+    def skip_dropout(self) -> float:
+        return skip_dropout_rate(self.stage.skip_dropout, self.trainer.current_epoch, self.stage.warmup_epochs,
+                                 self.skip_dropout_decay)
+
+    def on_train_epoch_start(self):
+        rate = self.skip_dropout()
+        for module in self.model.modules():
+            if isinstance(module, SkipConnectDropout):
+                module.p = rate
+        return super().on_train_epoch_start()
+
+    def epoch_fields(self) -> dict[str, Any]:
+        return {**super().epoch_fields(), 'stage': self.stage_index + 1, 'cells': self.stage.cells,
+                'skip_dropout': self.skip_dropout()}
+
+
+@nni.trace  # NNI checks its evaluators through their traced arguments
+class StagedSearch(Lightning):
+    """The evaluator of a P-DARTS search: ``evaluate`` runs every stage, each with a fresh trainer
+    for the stage's epochs (the same callbacks and flags) and a fresh search module; between stages
+    it prunes the edges and builds the space deeper. The strategy's ``stage_seconds`` records each
+    stage's time."""
+
+    def __init__(self, lightning_module, trainer, *, strategy: PDARTS, **kwargs: Any):
+        super().__init__(lightning_module, trainer, **kwargs)
+        self.strategy = strategy
+
+    def evaluate(self, model):
+        """Every stage; from the stage a checkpoint in ``fit_kwargs['ckpt_path']`` was saved in, if given."""
+        training_module = self.module.training_module
+        base_trainer, fit_kwargs = self.trainer, self.fit_kwargs
+        stage_seconds = self.strategy.stage_seconds
+        stage_seconds.clear()
+        # each stage draws from its own seed: a search resumed in a later stage draws what an
+        # uninterrupted one does (within a stage, the checkpoint keeps the random states)
+        base_seed = torch.initial_seed()
+        first = 0
+        if fit_kwargs.get('ckpt_path'):
+            saved = torch.load(fit_kwargs['ckpt_path'], map_location='cpu', weights_only=False)[CHECKPOINT_KEY]
+            first, stage_seconds[:] = saved['stage'], saved['stage_seconds']
+            if first:
+                model = self.strategy.stage_supernet(first, saved['surviving'])
+                self.module = self.strategy.stage_module(training_module, first)
+        for index in range(first, len(self.strategy.stages)):
+            stage = self.strategy.stages[index]
+            started = time.perf_counter()
+            resuming = index == first and fit_kwargs.get('ckpt_path')
+            if not resuming:
+                pl.seed_everything(base_seed + index, verbose=False)
+            if index > first:
+                model = self.strategy.next_stage_supernet(model, index)
+                self.module = self.strategy.stage_module(training_module, index)
+            self.trainer = base_trainer.trace_symbol(*base_trainer.trace_args,
+                                                     **{**base_trainer.trace_kwargs, 'max_epochs': stage.epochs})
+            self.fit_kwargs = fit_kwargs if resuming else {**fit_kwargs, 'ckpt_path': None}
+            _logger.info('P-DARTS stage %d: %d cells, %s operations per edge, %d epochs',
+                         index + 1, stage.cells, stage.operations or 'all', stage.epochs)
+            super().evaluate(model)
+            stage_seconds.append(round(time.perf_counter() - started, 2))
+        self.fit_kwargs = fit_kwargs
+
+
+class PDARTS(ValidatedDARTS):
+    """Progressive DARTS on any NNI model space built from ``Cell`` s (NNI's hub DARTS, our YAML spaces).
+
+    Parameters
+    ----------
+    stages
+        A preset (``paper``: 5/11/17 cells, 8/5/3 operations, 25 epochs with 10 of warm-up,
+        skip-connect dropout 0/0.4/0.7; ``cpu``: :data:`CPU_STAGES`) or a list of stages
+        (see :func:`parse_stages`). Each stage's ``epochs`` replace the trainer's ``max_epochs``.
+    skip_limit
+        The most skip-connects the derived normal cell may hold (the paper's M = 2); ``None``: no limit.
+    skip_dropout_decay
+        The decay of the skip-connect dropout after the warm-up (paper: 0.2 per epoch).
+    **kwargs
+        :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters (``arc_learning_rate``,
+        ``gradient_clip_val``, ``architecture_gradient``); the warm-up is set per stage.
+    """
+
+    def __init__(self, *, stages: Any = 'paper', skip_limit: int | None = 2,
+                 skip_dropout_decay: float = SKIP_DROPOUT_DECAY, **kwargs: Any):
+        if 'warmup_epochs' in kwargs:
+            raise ConfigError('P-DARTS sets warmup_epochs per stage (the stages option), not for the whole search')
+        if skip_limit is not None and (isinstance(skip_limit, bool) or not isinstance(skip_limit, int)
+                                       or skip_limit < 0):
+            raise ConfigError(f'skip_limit must be a non-negative integer or null (no limit), got {skip_limit!r}')
+        if not isinstance(skip_dropout_decay, (int, float)) or skip_dropout_decay < 0:
+            raise ConfigError(f'skip_dropout_decay must be a non-negative number, got {skip_dropout_decay!r}')
+        super().__init__(**kwargs)
+        self.stages = parse_stages(stages)
+        self.skip_limit = skip_limit
+        self.skip_dropout_decay = skip_dropout_decay
+        self.stage_seconds: list[float] = []
+        self._surviving: SurvivingOperations = {}
+        self._spaces: StageSpaces | None = None
+
+    def mutate_model(self, model: ModelSpace) -> ModelSpace:
+        """The first stage's supernet, built anew at its depth; ``model`` itself stays unmutated
+        (later stages build from it, and NNI freezes the found architecture on it)."""
+        self._spaces = StageSpaces(model)
+        return self.stage_supernet(0, {})
+
+    def next_stage_supernet(self, supernet: ModelSpace, index: int) -> ModelSpace:
+        """Prune ``supernet`` (the stage before ``index``) by its weights; build stage ``index``'s supernet."""
+        last = index == len(self.stages) - 1
+        return self.stage_supernet(index, next_surviving(supernet, self.stages[index].operations, last))
+
+    def stage_supernet(self, index: int, surviving: SurvivingOperations) -> ModelSpace:
+        """Stage ``index``'s supernet over the ``surviving`` operations, fresh."""
+        self._surviving = surviving
+        return super().mutate_model(self._spaces.build(self.stages[index].cells))
+
+    def default_mutation_hooks(self):
+        return [
+            partial(ProgressiveCell.mutate, surviving=self._surviving, skip_limit=self.skip_limit),
+            _refuse_layer_choice,
+            DifferentiableMixedInput.mutate,
+            DifferentiableMixedRepeat.mutate,
+            *(operation.mutate for operation in NATIVE_MIXED_OPERATIONS),
+            no_default_hook,
+        ]
+
+    def stage_module(self, training_module, index: int) -> ProgressiveDartsModule:
+        return ProgressiveDartsModule(
+            training_module, stage_index=index, stage=self.stages[index], skip_dropout_decay=self.skip_dropout_decay,
+            surviving=self._surviving, finished_seconds=self.stage_seconds,
+            architecture_gradient=self.architecture_gradient, architecture_term=self.architecture_term,
+            arc_learning_rate=self.arc_learning_rate,
+            gradient_clip_val=self.gradient_clip_val, log_prob_every_n_step=self.log_prob_every_n_step,
+            penalty=self.penalty,
+        )
+
+    def configure_oneshot_module(self, training_module) -> ProgressiveDartsModule:
+        return self.stage_module(training_module, 0)
+
+    def mutate_evaluator(self, evaluator: Lightning) -> StagedSearch:
+        first = super().mutate_evaluator(evaluator)
+        return StagedSearch(first.module, first.trainer, strategy=self, train_dataloaders=first.train_dataloaders,
+                            val_dataloaders=first.val_dataloaders, datamodule=first.datamodule,
+                            fit_kwargs=first.fit_kwargs)
+
+    def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[Any]:
+        # NNI would export from the first stage's supernet; the search ended on the last one's
+        yield self.model_space.freeze(self.oneshot_module.export())
+
+    def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
+        """Each stage's seconds."""
+        return {'stage_s': list(self.stage_seconds)}

@@ -1,0 +1,168 @@
+"""P-DARTS's supernet cell: each edge mixes only the operations that survived earlier stages.
+
+After every stage, P-DARTS keeps on each edge the operations with the highest weights and
+drops the rest, so a deeper network fits in the same memory. :class:`ProgressiveCell`
+replaces an NNI ``Cell`` with edges that hold just their surviving operations (a dropped
+operation is never even built) and one architecture vector each over those operations,
+the zero operation included while it survives. Skip-connects are followed by a dropout
+whose rate the strategy sets every epoch (:class:`SkipConnectDropout`).
+
+Derivation is DARTS's (each node keeps its best-scoring incoming edges, each with its best
+non-zero operation) with P-DARTS's limit on skip-connects in the normal cell: while it
+holds more than ``skip_limit``, the weakest chosen skip-connect is ruled out, so its edge
+falls back to its next-best operation or the node to its next-best edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from nni.nas.nn.pytorch import Cell
+from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
+from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
+
+from ..architecture import SKIP_CONNECT
+from ..spaces.operations import ZERO_OPERATION
+from .derivation import EdgeScore, derive_cell
+
+SurvivingOperations = Mapping[str, tuple[str, ...]]
+"""Edge label (``CELL/NODE_SOURCE``) -> the operations it keeps, ``none`` (the zero operation) among them
+while it survives. An edge not listed keeps every operation and the zero operation."""
+
+
+class SkipConnectDropout(nn.Module):
+    """Dropout after a skip-connect, at a rate the search schedule sets (P-DARTS's regularization)."""
+
+    def __init__(self, skip_connect: nn.Module):
+        super().__init__()
+        self.skip_connect = skip_connect
+        self.p = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.skip_connect(x), self.p, self.training)
+
+
+def _restricted(op_factory: Any, label: str, surviving: SurvivingOperations) -> dict[str, Any]:
+    """``op_factory`` as a dict of factories that build a dropped operation as an empty placeholder,
+    so the cell's constructor never allocates its weights."""
+    candidates = op_factory if isinstance(op_factory, dict) else dict(enumerate(op_factory))
+
+    def factory(name: str, candidate: Any):
+        def build(node: int, op_index: int, source: int) -> nn.Module:
+            edge = f'{label}/{node}_{source}'
+            if edge in surviving and name not in surviving[edge]:
+                return nn.Identity()
+            if isinstance(candidate, nn.Module):
+                return candidate
+            return candidate(node, op_index, source)
+        return build
+
+    return {str(name): factory(str(name), candidate) for name, candidate in candidates.items()}
+
+
+class ProgressiveCell(DifferentiableMixedCell):
+    """A differentiable cell whose edges mix only their surviving operations.
+
+    Parameters
+    ----------
+    surviving
+        Per edge, the operations it keeps (see :data:`SurvivingOperations`); empty: all of them.
+    skip_limit
+        The most skip-connects the derived cell may hold (``None``: no limit).
+    """
+
+    def __init__(self, op_factory, num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor,
+                 concat_dim, memo, mutate_kwargs, label, *, surviving: SurvivingOperations,
+                 skip_limit: int | None):
+        # NNI's differentiable cell would give every edge the same operations and a vector over
+        # all of them: build the edges through the sampling cell and the vectors here instead.
+        PathSamplingCell.__init__(self, _restricted(op_factory, label, surviving), num_nodes, num_ops_per_node,
+                                  num_predecessors, preprocessor, postprocessor, concat_dim, memo, mutate_kwargs,
+                                  label)
+        self.skip_limit = skip_limit
+        self.edge_operations: dict[str, list[str]] = {}
+        self._arch_alpha = nn.ParameterDict()
+        for node, node_edges in zip(self.output_node_indices, self.ops):
+            for source, operations in enumerate(node_edges):
+                edge = f'{self.label}/{node}_{source}'
+                kept = surviving.get(edge, (*self.op_names, ZERO_OPERATION))
+                node_edges[source] = nn.ModuleDict({
+                    name: SkipConnectDropout(op) if name == SKIP_CONNECT else op
+                    for name, op in operations.items() if name in kept
+                })
+                self.edge_operations[edge] = [*node_edges[source]] + ([ZERO_OPERATION] if ZERO_OPERATION in kept else [])
+                if edge + '/in_cell' not in memo:  # shared by every cell with this label
+                    memo[edge + '/in_cell'] = nn.Parameter(torch.randn(len(self.edge_operations[edge])) * 1e-3)
+                self._arch_alpha[edge] = memo[edge + '/in_cell']
+        self._softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations, skip_limit: int | None):
+        if type(module) is Cell and module.op_candidates_factory is not None:
+            # P-DARTS limits the skip-connects of normal cells only
+            limit = None if 'reduce' in module.label else skip_limit
+            return cls(module.op_candidates_factory, module.num_nodes, module.num_ops_per_node,
+                       module.num_predecessors, module.preprocessor, module.postprocessor, module.concat_dim,
+                       memo, mutate_kwargs, module.label, surviving=surviving, skip_limit=limit)
+        return None
+
+    def operation_weights(self, edge: str) -> dict[str, float]:
+        """``softmax(alpha)`` of ``edge`` (``CELL/NODE_SOURCE``) by operation name, the zero operation included."""
+        weights = self._softmax(self._arch_alpha[edge]).tolist()
+        return dict(zip(self.edge_operations[edge], weights))
+
+    def export_probs(self, memo):
+        return {edge: {op: w for op, w in self.operation_weights(edge).items() if op != ZERO_OPERATION}
+                for edge in self._arch_alpha if edge not in memo}
+
+    def forward(self, *inputs):
+        processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
+        states = self.preprocessor(processed_inputs)
+        for node, edges in zip(self.output_node_indices, self.ops):
+            node_sum = 0
+            for source, operations in enumerate(edges):
+                weights = self._softmax(self._arch_alpha[f'{self.label}/{node}_{source}'])
+                # the zero operation, last when present, adds nothing but takes its share of the weight
+                node_sum = node_sum + sum(w * op(states[source]) for w, op in zip(weights, operations.values()))
+            states.append(node_sum)
+        return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
+
+    @torch.no_grad()
+    def edge_scores(self, node: int, ruled_out: set[tuple[int, int]]) -> list[EdgeScore]:
+        """Per incoming edge: (weight of its best non-zero operation, source, that operation); a
+        skip-connect on a ``(node, source)`` edge in ``ruled_out`` does not count. An edge left
+        with nothing does not compete."""
+        scores = []
+        for source in range(node):
+            weights = self.operation_weights(f'{self.label}/{node}_{source}')
+            candidates = [(w, op) for op, w in weights.items()
+                          if op != ZERO_OPERATION and not (op == SKIP_CONNECT and (node, source) in ruled_out)]
+            if candidates:
+                weight, operation = max(candidates)
+                scores.append((weight, source, operation))
+        # a node whose every edge is a ruled-out skip-connect keeps its skip-connects
+        return scores or self.edge_scores(node, set())
+
+    def export(self, memo):
+        ruled_out: set[tuple[int, int]] = set()
+        while True:
+            exported = derive_cell(self.label, self.output_node_indices, self.num_ops_per_node, memo,
+                                   lambda node: self.edge_scores(node, ruled_out))
+            skip_connects = self._chosen_skip_connects(exported)
+            if self.skip_limit is None or len(skip_connects) <= self.skip_limit:
+                return exported
+            replaceable = [edge for edge in skip_connects if edge not in ruled_out]
+            if not replaceable:
+                return exported
+            ruled_out.add(min(replaceable, key=lambda edge: self.operation_weights(
+                f'{self.label}/{edge[0]}_{edge[1]}')[SKIP_CONNECT]))
+
+    def _chosen_skip_connects(self, exported: dict[str, Any]) -> list[tuple[int, int]]:
+        """The ``(node, source)`` edges of ``exported`` that carry a skip-connect."""
+        return [(node, exported[f'{self.label}/input_{node}_{slot}'][0])
+                for node in self.output_node_indices for slot in range(self.num_ops_per_node)
+                if exported.get(f'{self.label}/op_{node}_{slot}') == SKIP_CONNECT]

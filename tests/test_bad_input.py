@@ -1,0 +1,114 @@
+"""Every trial parameter, fed a wrong type and an impossible value, the way NNI's tuner would send it.
+
+Each must stop the trial before any work with one line that names the parameter, exit status
+2 (NNI marks the trial FAILED), and no output directory.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nni_darts_ext import trial
+from nni_darts_ext.config import FIELDS
+
+NOT_A_NUMBER = 'many'
+
+# parameter -> (wrong type, impossible value, other parameters that the impossible value needs)
+BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
+    'variant': (3, 'dartz', {}),
+    'seed': (NOT_A_NUMBER, -1, {}),
+    'space': (3, 'nope', {}),
+    'dataset': (3, 'imagenet', {}),
+    'data_dir': (3, '/nonexistent', {'dataset': 'fashion_mnist'}),
+    'train_subset': (NOT_A_NUMBER, 0, {}),
+    'test_subset': (NOT_A_NUMBER, 0, {}),
+    'image_size': (NOT_A_NUMBER, 2, {}),
+    'batch_size': (NOT_A_NUMBER, 0, {}),
+    'search_epochs': (NOT_A_NUMBER, 0, {}),
+    'search_width': (NOT_A_NUMBER, 0, {}),
+    'search_cells': (NOT_A_NUMBER, 0, {}),
+    'eigenvalue_batches': (NOT_A_NUMBER, -1, {}),
+    'early_stop': (3, 'sometimes', {}),
+    'learning_rate': (NOT_A_NUMBER, 0.0, {}),
+    'min_learning_rate': (NOT_A_NUMBER, -0.1, {}),
+    'momentum': (NOT_A_NUMBER, 1.5, {}),
+    'weight_decay': (NOT_A_NUMBER, -1.0, {}),
+    'retrain_epochs': (NOT_A_NUMBER, 0, {}),
+    'retrain_width': (NOT_A_NUMBER, 0, {}),
+    'retrain_cells': (NOT_A_NUMBER, 0, {}),
+    'retrain_batch_size': (NOT_A_NUMBER, 0, {}),
+    'retrain_learning_rate': (NOT_A_NUMBER, -0.1, {}),
+    'retrain_gradient_clip': (NOT_A_NUMBER, -1.0, {}),
+    'accelerator': (3, 'tpu', {}),
+    'devices': (NOT_A_NUMBER, 0, {}),
+    'threads': (NOT_A_NUMBER, 0, {}),
+    'num_workers': (NOT_A_NUMBER, -1, {}),
+    'output_dir': (3, None, {}),  # a path that cannot be a directory: see the test below
+    'resume': ('yes', None, {}),  # a switch has no impossible value
+}
+
+CASES = [pytest.param(name, wrong, {}, id=f'{name}-type') for name, (wrong, _, _) in BAD_VALUES.items()] + [
+    pytest.param(name, impossible, context, id=f'{name}-range')
+    for name, (_, impossible, context) in BAD_VALUES.items() if impossible is not None]
+
+
+def test_every_parameter_has_bad_values():
+    assert set(BAD_VALUES) == set(FIELDS)
+
+
+def tuned_trial(parameters: dict, output_dir, monkeypatch) -> int:
+    """Run the trial's entry point with ``parameters`` arriving from NNI's tuner."""
+    monkeypatch.setattr(trial.nni, 'get_next_parameter', lambda: parameters)
+    return trial.main(['--output-dir', str(output_dir)] if 'output_dir' not in parameters else [])
+
+
+@pytest.mark.parametrize('name, value, context', CASES)
+def test_bad_value_is_one_line_naming_the_parameter(name, value, context, tmp_path, monkeypatch, capsys):
+    output_dir = tmp_path / 'out'
+    assert tuned_trial({**context, name: value}, output_dir, monkeypatch) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith('error: ')
+    named = name if name != 'data_dir' else 'data directory'
+    assert named.replace('_', ' ') in errors[0].replace('_', ' ') or repr(value) in errors[0], errors[0]
+    assert not output_dir.exists()
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    taken = tmp_path / 'taken'
+    taken.write_text('not a directory')
+    assert tuned_trial({'output_dir': str(taken / 'run')}, None, monkeypatch) == 2
+    assert capsys.readouterr().err.strip() == f'error: output_dir {taken / "run"} cannot be a directory: {taken} is a file'
+    assert taken.read_text() == 'not a directory'
+
+
+def test_a_diverging_search_stops_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    parameters = {'train_subset': 128, 'test_subset': 64, 'batch_size': 32, 'search_epochs': 1, 'retrain_epochs': 1,
+                  'learning_rate': 1e12, 'min_learning_rate': 0.0}
+    assert tuned_trial(parameters, tmp_path / 'out', monkeypatch) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        'error: training diverged: training loss became nan; lower learning_rate')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('error', [torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB'),
+                                   RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"),
+                                   MemoryError()])
+def test_running_out_of_memory_names_what_lowers_it(error, tmp_path, monkeypatch, capsys):
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(trial, 'search', exhausted)
+    assert tuned_trial({'train_subset': 128}, tmp_path / 'out', monkeypatch) == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith('error: out of memory (') and 'lower batch_size' in message
+    assert not (tmp_path / 'out').exists()
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError('mat1 and mat2 shapes cannot be multiplied')
+
+    monkeypatch.setattr(trial, 'search', broken)
+    with pytest.raises(RuntimeError, match='shapes'):
+        tuned_trial({'train_subset': 128}, tmp_path / 'out', monkeypatch)

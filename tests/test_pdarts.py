@@ -1,0 +1,269 @@
+"""P-DARTS: stages that grow deeper over pruned edges, skip-connect dropout and limit."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+from nni_darts_ext import PDARTS, ConfigError, make_strategy, trial
+from nni_darts_ext.architecture import SKIP_CONNECT, cell_edges, skip_connects
+from nni_darts_ext.config import split_parameters
+from nni_darts_ext.spaces import Size, load_space
+from nni_darts_ext.spaces.operations import ZERO_OPERATION
+from nni_darts_ext.strategies.pdarts import (PAPER_STAGES, Stage, parse_stages, skip_dropout_rate,
+                                             surviving_operations)
+from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell, SkipConnectDropout
+
+from .conftest import CPU_VARIANT_SETTINGS
+from .hub_experiment import hub_darts_labels, search_hub_darts
+
+TWO_STAGES = [[3, None, 1, 0, 0.0], [4, 5, 3, 1, 0.6]]
+
+
+def small_space(cells: int = 3) -> ModelSpace:
+    return load_space('darts_small', 1, 10, 8).search_space(Size(4, cells))
+
+
+def cells_of(supernet: nn.Module) -> list[ProgressiveCell]:
+    return [m for m in supernet.modules() if isinstance(m, ProgressiveCell)]
+
+
+def randomize_alphas(supernet: nn.Module, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for cell in cells_of(supernet):
+            for alpha in cell._arch_alpha.values():
+                alpha.copy_(torch.randn(alpha.shape, generator=generator))
+
+
+def test_surviving_operations_are_the_top_k_and_the_zero_operation_goes_first_in_the_last_stage():
+    weights = {'a': 0.1, 'b': 0.4, 'c': 0.05, ZERO_OPERATION: 0.3, 'd': 0.15}
+    assert surviving_operations(weights, 3, drop_zero_first=False) == ('b', ZERO_OPERATION, 'd')
+    assert surviving_operations(weights, 3, drop_zero_first=True) == ('a', 'b', 'd')
+
+
+def test_dropped_operations_are_gone_from_the_next_stage_modules_and_architecture_parameters():
+    strategy = PDARTS(stages=[[3, None, 1, 0, 0.0], [4, 5, 1, 0, 0.4], [5, 3, 1, 0, 0.7]])
+    first = strategy.mutate_model(small_space())
+    randomize_alphas(first)
+    previous = {edge: cell.operation_weights(edge) for cell in cells_of(first) for edge in cell.edge_operations}
+    assert all(len(weights) == 8 for weights in previous.values())  # 7 operations and the zero operation
+
+    second = strategy.next_stage_supernet(first, 1)
+    for cell in cells_of(second):
+        for node, edges in zip(cell.output_node_indices, cell.ops):
+            for source, operations in enumerate(edges):
+                edge = f'{cell.label}/{node}_{source}'
+                top_5 = sorted(previous[edge], key=previous[edge].get, reverse=True)[:5]
+                assert set(cell.edge_operations[edge]) == set(top_5)
+                assert set(operations) == set(top_5) - {ZERO_OPERATION}  # nothing else is built
+                assert cell._arch_alpha[edge].numel() == 5
+    arch_parameters = sum(p.numel() for name, p in second.named_parameters() if '_arch_alpha' in name)
+    assert arch_parameters == 5 * len(previous)
+
+    randomize_alphas(second, seed=1)
+    third = strategy.next_stage_supernet(second, 2)
+    for cell in cells_of(third):
+        for edge, operations in cell.edge_operations.items():
+            assert len(operations) == 3 and ZERO_OPERATION not in operations  # the last stage drops it first
+
+
+def test_dropped_operations_are_never_built():
+    built = []
+
+    class Counting(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            from nni.nas.nn.pytorch import Cell
+            factories = {name: (lambda node, op, source, name=name: built.append(name) or nn.Identity())
+                         for name in ('a', 'b', 'c')}
+            self.cell = Cell(factories, 2, 1, 2, 'all', label='normal')
+
+    space = Counting()
+    built.clear()
+    surviving = {f'normal/{node}_{source}': ('a', ZERO_OPERATION) for node in (2, 3) for source in range(node)}
+    ProgressiveCell.mutate(space.cell, 'cell', {}, {}, surviving=surviving, skip_limit=2)
+    assert built == ['a'] * 5  # one per edge: 2 edges into node 2, 3 into node 3
+
+
+def test_each_stage_searches_deeper_with_fresh_weights():
+    strategy = PDARTS(stages=[[3, None, 1, 0, 0.0], [4, 5, 1, 0, 0.4], [5, 3, 1, 0, 0.7]])
+    first = strategy.mutate_model(small_space())
+    second = strategy.next_stage_supernet(first, 1)
+    third = strategy.next_stage_supernet(second, 2)
+    assert [len(cells_of(net)) for net in (first, second, third)] == [3, 4, 5]
+    assert first.stem[0].weight.data_ptr() != second.stem[0].weight.data_ptr()
+    assert not torch.equal(first.stem[0].weight, second.stem[0].weight)
+
+
+def test_a_space_without_a_depth_argument_runs_its_stages_at_its_own_depth(caplog):
+    class Fixed(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            from nni.nas.nn.pytorch import Cell
+            self.cell = Cell({'conv': lambda node, op, source: nn.Conv2d(4, 4, 3, padding=1),
+                              SKIP_CONNECT: lambda node, op, source: nn.Identity()}, 2, 1, 1, 'all',
+                             label='normal')
+
+        def forward(self, x):
+            return self.cell([x])
+
+    strategy = PDARTS(stages=[[1, None, 1, 0, 0.0], [2, 2, 1, 0, 0.4]])
+    with caplog.at_level('INFO', logger='nni_darts_ext.strategies.pdarts'):
+        first = strategy.mutate_model(Fixed())
+    assert 'no traced depth argument' in caplog.text
+    second = strategy.next_stage_supernet(first, 1)
+    assert len(cells_of(second)) == 1 and second(torch.randn(1, 4, 5, 5)).shape == (1, 8, 5, 5)
+
+
+def test_skip_connect_dropout_follows_the_schedule():
+    assert skip_dropout_rate(0.7, 0, 10) == skip_dropout_rate(0.7, 9, 10) == 0.7
+    assert skip_dropout_rate(0.7, 10, 10) == pytest.approx(0.7)
+    assert skip_dropout_rate(0.7, 15, 10) == pytest.approx(0.7 * math.exp(-1.0))
+    assert skip_dropout_rate(0.0, 20, 10) == 0.0
+
+
+class DropoutRates(pl.Callback):
+    """The rate of every skip-connect dropout module at each training step."""
+
+    def __init__(self):
+        self.seen: list[tuple[int, set[float]]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        rates = {m.p for m in pl_module.model.modules() if isinstance(m, SkipConnectDropout)}
+        self.seen.append((trainer.current_epoch, rates))
+
+
+def test_search_runs_its_stages_deeper_with_the_dropout_schedule(quick_parameters):
+    config, _ = split_parameters({**quick_parameters, 'train_subset': 128})
+    data = trial.load_dataset(config.dataset, train_subset=128, test_subset=64)
+    space = load_space(config.space, data.channels, data.num_classes, data.image_size)
+    rates, records = DropoutRates(), []
+    evaluator = trial.search_evaluator(data, config, [rates, trial.EpochReporter('search', records)])
+    strategy = PDARTS(stages=TWO_STAGES, arc_learning_rate=6e-4)
+    search = strategy.mutate_evaluator(evaluator)
+    search.evaluate(strategy.mutate_model(space.search_space()))
+
+    assert [(r['stage'], r['cells']) for r in records] == [(1, 3), (2, 4), (2, 4), (2, 4)]
+    assert [r['epoch'] for r in records] == [1, 2, 3, 4]
+    expected = [0.0, 0.6, 0.6, 0.6 * math.exp(-0.2)]  # stage 2: warm-up, then decaying from its end
+    assert [r['skip_dropout'] for r in records] == pytest.approx(expected)
+    steps_per_epoch = len(rates.seen) // 4
+    for epoch_index, (_, seen) in enumerate(rates.seen[::steps_per_epoch]):
+        assert len(seen) == 1 and seen.pop() == pytest.approx(expected[epoch_index])
+    assert len(strategy.stage_seconds) == 2 and all(s > 0 for s in strategy.stage_seconds)
+    final_cells = cells_of(search.module.model)
+    assert len(final_cells) == 4 and all(len(ops) <= 5 for c in final_cells for ops in c.edge_operations.values())
+
+
+def set_normal_cell(supernet: nn.Module, skips: dict[tuple[int, int], float]) -> None:
+    """Normal-cell weights where edge (node, source) in ``skips`` has skip-connect as its best
+    operation at that weight; every other edge, sep_conv_3x3 weaker than any chosen skip."""
+    with torch.no_grad():
+        for cell in cells_of(supernet):
+            if cell.label != 'normal':
+                continue
+            for edge, operations in cell.edge_operations.items():
+                node, source = map(int, edge.split('/')[1].split('_'))
+                alpha = torch.full((len(operations),), -5.0)
+                alpha[operations.index('sep_conv_3x3')] = 0.0
+                alpha[operations.index('sep_conv_5x5')] = -0.5
+                if (node, source) in skips:
+                    alpha[operations.index(SKIP_CONNECT)] = skips[(node, source)]
+                cell._arch_alpha[edge].copy_(alpha)
+
+
+def test_derivation_limits_the_normal_cell_to_m_skip_connects():
+    four_skips = {(2, 0): 3.0, (2, 1): 2.0, (3, 0): 4.0, (4, 1): 1.0}
+    unlimited = PDARTS(stages=[[3, None, 1, 0, 0.0]], skip_limit=None)
+    net = unlimited.mutate_model(small_space())
+    set_normal_cell(net, four_skips)
+    free = unlimited.configure_oneshot_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0))
+    free.set_model(net)
+    assert skip_connects(free.export()) == 4
+
+    limited = PDARTS(stages=[[3, None, 1, 0, 0.0]], skip_limit=2)
+    net = limited.mutate_model(small_space())
+    set_normal_cell(net, four_skips)
+    module = limited.configure_oneshot_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0))
+    module.set_model(net)
+    exported = module.export()
+    kept = {(source, node) for source, node, op in cell_edges(exported)['normal'] if op == SKIP_CONNECT}
+    assert kept == {(0, 3), (0, 2)}  # the two strongest stay
+    assert skip_connects(exported) == 2
+    # node 2's weaker skip gives way to the edge's next-best operation; node 4's to a better edge
+    assert ('sep_conv_3x3' in {op for source, node, op in cell_edges(exported)['normal'] if node == 2})
+    assert len([1 for source, node, op in cell_edges(exported)['normal'] if node == 4]) == 2
+    assert set(exported) == set(small_space().simplify())
+
+
+def test_fixed_seed_gives_the_same_result_twice(quick_parameters, tmp_path):
+    parameters = {**quick_parameters, 'train_subset': 128, 'variant': 'pdarts',
+                  'stages': [[3, None, 1, 0, 0.0], [4, 3, 1, 0, 0.4]]}
+    results = []
+    for run in ('a', 'b'):
+        config, options = split_parameters(parameters)
+        final = trial.run(config, options, tmp_path / run)
+        epochs = json.loads((tmp_path / run / 'metrics.json').read_text())['epochs']
+        results.append((final['arch'], final['default'], [(e['default'], e.get('stage')) for e in epochs]))
+    assert results[0] == results[1]
+    assert [stage for _, stage in results[0][2]] == [1, 2, None]  # two stages of one epoch, then retraining
+    assert len(final['stage_s']) == 2
+
+
+@pytest.mark.parametrize('stages, message', [
+    ('quick', "unknown P-DARTS stage preset 'quick'; accepted: cpu, paper"),
+    ([], 'at least one stage'),
+    ([[3, None, 2, 2, 0.0]], 'warmup_epochs must be an integer from 0 to epochs - 1 (1), got 2'),
+    ([[3, None, 2, 1, 1.5]], 'skip_dropout must be in [0, 1)'),
+    ([[3, None, 2, 1, 0.0], [4, None, 2, 1, 0.0]], 'operations must be a positive integer after the first stage'),
+    ([[3, 5, 2, 1, 0.0], [4, 6, 2, 1, 0.0]], 'cannot grow back'),
+    ([{'cells': 3, 'epochs': 2}], "missing field 'operations'"),
+    ([[3, None, 2]], 'give [cells, operations, epochs, warmup_epochs, skip_dropout]'),
+])
+def test_impossible_stages_are_refused_by_name(stages, message):
+    with pytest.raises(ConfigError) as error:
+        PDARTS(stages=stages)
+    assert message in str(error.value)
+
+
+def test_other_impossible_settings_are_refused():
+    with pytest.raises(ConfigError, match='per stage'):
+        PDARTS(warmup_epochs=3)
+    with pytest.raises(ConfigError, match='skip_limit must be a non-negative integer'):
+        PDARTS(skip_limit=-1)
+
+    class Layered(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.layer = LayerChoice([nn.Identity(), nn.ReLU()], label='layer')
+
+    with pytest.raises(ConfigError, match="'layer' is a LayerChoice"):
+        PDARTS().mutate_model(Layered())
+
+
+def test_paper_defaults_and_parsing():
+    strategy = make_strategy('pdarts')
+    assert strategy.stages == PAPER_STAGES
+    assert [(s.cells, s.operations, s.epochs, s.warmup_epochs, s.skip_dropout) for s in strategy.stages] == [
+        (5, None, 25, 10, 0.0), (11, 5, 25, 10, 0.4), (17, 3, 25, 10, 0.7)]
+    assert (strategy.skip_limit, strategy.arc_learning_rate) == (2, 6e-4)
+    assert parse_stages([{'cells': 2, 'operations': None, 'epochs': 3, 'warmup_epochs': 1, 'skip_dropout': 0.1}]) == (
+        Stage(2, None, 3, 1, 0.1),)
+    assert CPU_VARIANT_SETTINGS['pdarts']['stages'] != 'paper'
+
+
+def test_pdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():
+    """The Python route: NasExperiment with PDARTS() on nni.nas.hub.pytorch.DARTS, growing 3 -> 4 cells."""
+    strategy = PDARTS(stages=[[3, None, 1, 0, 0.0], [4, 3, 1, 0, 0.4]])
+    architecture, _ = search_hub_darts(strategy)
+    assert set(architecture) == hub_darts_labels()
+    assert len(strategy.stage_seconds) == 2
+    last_cells = cells_of(strategy.oneshot_module.model)
+    assert len(last_cells) == 4 and all(len(ops) == 3 for c in last_cells for ops in c.edge_operations.values())
