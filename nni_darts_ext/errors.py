@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Iterable
 
 
@@ -13,3 +15,32 @@ def choose(kind: str, value: object, accepted: Iterable[object]) -> ConfigError:
     """The error for a value outside a closed set, listing the accepted values."""
     listed = ', '.join(str(a) for a in sorted(accepted, key=str))
     return ConfigError(f'unknown {kind} {value!r}; accepted: {listed}')
+
+
+def check_number(name: str, value: object, *, integer: bool = False, minimum: float = 0, strict: bool = False,
+                 optional: bool = False) -> None:
+    """Refuse ``value`` unless it is a number (an integer with ``integer``; also ``None`` with
+    ``optional``) of at least ``minimum`` (above it with ``strict``)."""
+    if optional and value is None:
+        return
+    kinds = (int,) if integer else (int, float)
+    if not isinstance(value, bool) and isinstance(value, kinds) and (value > minimum if strict else value >= minimum):
+        return
+    kind = 'integer' if integer else 'number'
+    if minimum == 0:
+        wanted = f'a {"positive" if strict else "non-negative"} {kind}'
+    else:
+        wanted = f'{"an" if integer else "a"} {kind} {"above" if strict else "of at least"} {minimum:g}'
+    raise ConfigError(f'{name} must be {wanted}{" or null" if optional else ""}, got {value!r}')
+
+
+def check_directory(name: str, path: object) -> None:
+    """Refuse, before any work, a ``path`` that cannot become a directory: not a path, or under a file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f'{name} must be a path, got {path!r}')
+    path = Path(path).expanduser()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ConfigError(f'{name} {path} cannot be a directory: {candidate} is a file')
+            return

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import check_number
 from .second_derivatives import FiniteDifferences, Loss, SecondDerivatives, gradients, shifted
 
 
@@ -115,8 +115,7 @@ class Amended:
     """
 
     def __init__(self, eta: float, products: SecondDerivatives | None = None):
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta >= 0:
-            raise ConfigError(f'eta must be a non-negative number, got {eta!r}')
+        check_number('eta', eta)
         self.eta = eta
         self.products = products or FiniteDifferences()
 

@@ -33,7 +33,7 @@ from .collapse import CollapseMonitor
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
-from .errors import ConfigError
+from .errors import ConfigError, check_directory
 from .reporting import EpochReporter, is_rank_zero, under_nni
 from .spaces import Size, Space, load_space
 from .spaces.yaml_space import check_resolution
@@ -138,18 +138,9 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
     return records[-1]['default']
 
 
-def check_output_dir(output_dir: Path) -> None:
-    """Refuse, before any work, an output directory that cannot be made."""
-    for path in (output_dir, *output_dir.parents):
-        if path.exists():
-            if not path.is_dir():
-                raise ConfigError(f'output_dir {output_dir} cannot be a directory: {path} is a file')
-            return
-
-
 def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     """One whole trial; returns the final result (also reported to NNI and written to ``metrics.json``)."""
-    check_output_dir(output_dir)
+    check_directory('output_dir', output_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)

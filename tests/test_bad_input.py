@@ -1,4 +1,5 @@
-"""Every trial parameter, fed a wrong type and an impossible value, the way NNI's tuner would send it.
+"""Every trial parameter and variant option, fed a wrong type and an impossible value, the way NNI's
+tuner would send it.
 
 Each must stop the trial before any work with one line that names the parameter, exit status
 2 (NNI marks the trial FAILED), and no output directory.
@@ -11,6 +12,7 @@ import torch
 
 from nni_darts_ext import trial
 from nni_darts_ext.config import FIELDS
+from nni_darts_ext.variants import VARIANTS
 
 NOT_A_NUMBER = 'many'
 
@@ -48,13 +50,46 @@ BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
     'resume': ('yes', None, {}),  # a switch has no impossible value
 }
 
+# variant option -> (wrong type, impossible value); each is tried with the first variant that has it
+BAD_OPTIONS: dict[str, tuple[object, object]] = {
+    'arc_learning_rate': (NOT_A_NUMBER, 0.0),
+    'gradient_clip_val': (NOT_A_NUMBER, -1.0),
+    'warmup_epochs': (NOT_A_NUMBER, -1),
+    'k': (NOT_A_NUMBER, 0),
+    'products': (3, 'exact'),
+    'eta': (NOT_A_NUMBER, -1.0),
+    'factor_updates': (3, 'sometimes'),
+    'seed': (NOT_A_NUMBER, -1),
+    'stages': (3, 'quick'),
+    'skip_limit': (NOT_A_NUMBER, -1),
+    'skip_dropout_decay': (NOT_A_NUMBER, -0.2),
+    'latency_weight': (NOT_A_NUMBER, -0.1),
+    'latency_target_ms': (NOT_A_NUMBER, 0.0),
+    'latency_predictor': (3, 'mlp'),
+    'latency_device': (3, 'tpu'),
+    'latency_batch': (NOT_A_NUMBER, 0),
+    'latency_warmup': (NOT_A_NUMBER, -1),
+    'latency_repeats': (NOT_A_NUMBER, 0),
+    'latency_threads': (NOT_A_NUMBER, 0),
+    'latency_samples': (NOT_A_NUMBER, 3),
+    'latency_cache': (3, '/etc/hostname/latency'),
+}
+
+
+def variant_with(option: str) -> str:
+    return next(name for name, variant in VARIANTS.items() if option in variant.options)
+
+
 CASES = [pytest.param(name, wrong, {}, id=f'{name}-type') for name, (wrong, _, _) in BAD_VALUES.items()] + [
     pytest.param(name, impossible, context, id=f'{name}-range')
-    for name, (_, impossible, context) in BAD_VALUES.items() if impossible is not None]
+    for name, (_, impossible, context) in BAD_VALUES.items() if impossible is not None] + [
+    pytest.param(option, value, {'variant': variant_with(option)}, id=f'{option}-{kind}')
+    for option, values in BAD_OPTIONS.items() for kind, value in zip(('type', 'range'), values)]
 
 
-def test_every_parameter_has_bad_values():
+def test_every_parameter_and_option_has_bad_values():
     assert set(BAD_VALUES) == set(FIELDS)
+    assert set(BAD_OPTIONS) == {option for variant in VARIANTS.values() for option in variant.options}
 
 
 def tuned_trial(parameters: dict, output_dir, monkeypatch) -> int:

@@ -139,9 +139,9 @@ def test_cuda_without_cuda_is_a_clear_error():
 
 @pytest.mark.parametrize('options, message', [
     ({'latency_weight': -0.1}, 'latency_weight must be a non-negative number, got -0.1'),
-    ({'latency_target_ms': 0}, 'latency_target_ms must be a positive number of milliseconds or null, got 0'),
+    ({'latency_target_ms': 0}, 'latency_target_ms must be a positive number or null, got 0'),
     ({'latency_predictor': 'mlp'}, "unknown latency_predictor 'mlp'; accepted: lookup, network"),
-    ({'latency_batch': 0}, 'latency batch must be a positive integer, got 0'),
+    ({'latency_batch': 0}, 'latency_batch must be a positive integer, got 0'),
 ])
 def test_bad_latency_options_are_clear_errors(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_number
 
 _DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
 
@@ -70,11 +70,8 @@ class TimingSettings:
     def __post_init__(self) -> None:
         resolve_device(self.device)
         for name in ('batch', 'repeats', 'threads'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f'latency {name} must be a positive integer, got {value!r}')
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ConfigError(f'latency warmup must be a non-negative integer, got {self.warmup!r}')
+            check_number(f'latency_{name}', getattr(self, name), integer=True, strict=True)
+        check_number('latency_warmup', self.warmup, integer=True)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from nni.nas.nn.pytorch import Cell, ModelSpace
 from nni.nas.space import model_context
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_number
 from .cache import LatencyCache
 from .encoding import CellEncoding, Edge
 from .measurement import TimingSettings, measure
@@ -71,9 +71,7 @@ class LatencyProfile:
 def profile_space(space: ModelSpace, input_shape: Sequence[int], settings: TimingSettings, samples: int,
                   cache_directory: str | os.PathLike, held_out: float = 0.25, seed: int = 0) -> LatencyProfile:
     """Measure (or load) ``samples`` random architectures and the lookup table; fit and score the predictors."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 4:
-        raise ConfigError(f'latency_samples must be an integer of at least 4 (some train, some are held out), '
-                          f'got {samples!r}')
+    check_number('latency_samples', samples, integer=True, minimum=4)  # some train, some are held out
     encoding = CellEncoding.of(space)
     cache = LatencyCache(cache_directory, space, input_shape, settings)
     content = cache.load()

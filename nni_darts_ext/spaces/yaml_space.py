@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, choose
+from ..errors import ConfigError, check_number, choose
 from .cell_network import CellNetwork, reduction_positions
 from .factors import ACTIVATION, CONV, FACTORS, check_factor, combinations
 from .operations import OPERATIONS, ZERO_OPERATION
@@ -127,6 +127,5 @@ def _check_keys(path: Path, spec: dict, required: set[str], optional: set[str], 
 
 def _positive_int(path: Path, spec: dict, key: str, default: int | None = None) -> int:
     value = spec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f'{path}: {key} must be a positive integer, got {value!r}')
+    check_number(f'{path}: {key}', value, integer=True, strict=True)
     return value

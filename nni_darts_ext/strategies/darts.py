@@ -18,7 +18,7 @@ from torch import Tensor
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.strategy import DARTS
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_number
 from ..hypergradient import BilevelProblem, FirstOrder, InnerStep
 
 ArchitectureGradient = Callable[[BilevelProblem], list[Tensor]]
@@ -134,6 +134,9 @@ class ValidatedDARTS(DARTS):
     def __init__(self, *, architecture_gradient: ArchitectureGradient | None = None,
                  architecture_term: ArchitectureTerm | None = None, **kwargs: Any):
         super().__init__(**kwargs)
+        check_number('arc_learning_rate', self.arc_learning_rate, strict=True)
+        check_number('gradient_clip_val', self.gradient_clip_val, optional=True)
+        check_number('warmup_epochs', self.warmup_epochs, integer=True)
         if architecture_gradient is not None and self.penalty is not None:
             raise ConfigError("NNI's penalty acts in NNI's own architecture step; it cannot be combined with "
                               'an architecture_gradient estimator')

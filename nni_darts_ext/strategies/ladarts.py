@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from nni.nas.nn.pytorch import ModelSpace
 
-from ..errors import ConfigError, choose
+from ..errors import ConfigError, check_directory, check_number, choose
 from ..latency.cache import DEFAULT_DIRECTORY
 from ..latency.measurement import TimingSettings, measure
 from ..latency.profile import PREDICTORS, LatencyProfile, deployed, profile_space
@@ -45,11 +45,8 @@ class LatencyTerm:
     """
 
     def __init__(self, weight: float, target_ms: float | None = None, predictor: str = 'lookup'):
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise ConfigError(f'latency_weight must be a non-negative number, got {weight!r}')
-        if target_ms is not None and (isinstance(target_ms, bool) or not isinstance(target_ms, (int, float))
-                                      or not target_ms > 0):
-            raise ConfigError(f'latency_target_ms must be a positive number of milliseconds or null, got {target_ms!r}')
+        check_number('latency_weight', weight)
+        check_number('latency_target_ms', target_ms, strict=True, optional=True)
         if predictor not in PREDICTORS:
             raise choose('latency_predictor', predictor, PREDICTORS)
         self.weight = float(weight)
@@ -105,6 +102,7 @@ class LatencyAwareDARTS(ValidatedDARTS):
                  latency_samples: int = 40, latency_cache: str | os.PathLike | None = None,
                  input_shape: Sequence[int] | None = None, **kwargs: Any):
         term = LatencyTerm(latency_weight, latency_target_ms, latency_predictor)
+        check_directory('latency_cache', latency_cache or DEFAULT_DIRECTORY)
         super().__init__(architecture_term=term, **kwargs)
         self.latency_term = term
         self.timing = TimingSettings(latency_device, latency_batch, latency_warmup, latency_repeats, latency_threads)

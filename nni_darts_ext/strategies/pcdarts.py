@@ -15,7 +15,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMix
 from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
 from nni.nas.oneshot.pytorch.strategy import no_default_hook
 
-from ..errors import ConfigError
+from ..errors import check_number
 from ..supermodules.pc_darts import PartialChannelCell, PartialChannelLayer
 from .darts import ValidatedDARTS
 
@@ -37,8 +37,7 @@ class PCDARTS(ValidatedDARTS):
     """
 
     def __init__(self, *, k: int = 4, **kwargs: Any):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f'k must be a positive integer, got {k!r}')
+        check_number('k', k, integer=True, strict=True)
         super().__init__(**kwargs)
         self.k = k
 

@@ -33,7 +33,7 @@ from nni.nas.oneshot.pytorch.strategy import no_default_hook
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedInput, DifferentiableMixedRepeat
 from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
 
-from ..errors import ConfigError, choose
+from ..errors import ConfigError, check_number, choose
 from ..spaces.operations import ZERO_OPERATION
 from ..supermodules.progressive_cell import ProgressiveCell, SkipConnectDropout, SurvivingOperations
 from .darts import ValidatedDARTS, ValidatedDartsModule
@@ -101,6 +101,8 @@ def parse_stages(stages: str | Sequence[Stage | Mapping[str, Any] | Sequence[Any
         if stages not in STAGE_PRESETS:
             raise choose('P-DARTS stage preset', stages, STAGE_PRESETS)
         return STAGE_PRESETS[stages]
+    if not isinstance(stages, Sequence):
+        raise ConfigError(f'stages must be a preset ({", ".join(STAGE_PRESETS)}) or a list of stages, got {stages!r}')
     names = [f.name for f in fields(Stage)]
     parsed = []
     for index, stage in enumerate(stages, start=1):
@@ -301,11 +303,8 @@ class PDARTS(ValidatedDARTS):
                  skip_dropout_decay: float = SKIP_DROPOUT_DECAY, **kwargs: Any):
         if 'warmup_epochs' in kwargs:
             raise ConfigError('P-DARTS sets warmup_epochs per stage (the stages option), not for the whole search')
-        if skip_limit is not None and (isinstance(skip_limit, bool) or not isinstance(skip_limit, int)
-                                       or skip_limit < 0):
-            raise ConfigError(f'skip_limit must be a non-negative integer or null (no limit), got {skip_limit!r}')
-        if not isinstance(skip_dropout_decay, (int, float)) or skip_dropout_decay < 0:
-            raise ConfigError(f'skip_dropout_decay must be a non-negative number, got {skip_dropout_decay!r}')
+        check_number('skip_limit', skip_limit, integer=True, optional=True)
+        check_number('skip_dropout_decay', skip_dropout_decay)
         super().__init__(**kwargs)
         self.stages = parse_stages(stages)
         self.skip_limit = skip_limit

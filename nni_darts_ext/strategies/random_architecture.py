@@ -8,6 +8,8 @@ from nni.mutable import Sample
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.strategy import Random
 
+from ..errors import check_number
+
 
 class RandomArchitecture(Random):
     """Uniform random architectures of a space.
@@ -23,6 +25,7 @@ class RandomArchitecture(Random):
     """
 
     def __init__(self, *, seed: int | None = None, **kwargs: Any):
+        check_number('seed', seed, integer=True, optional=True)
         super().__init__(seed=seed, **kwargs)
 
     def sample(self, space: ModelSpace) -> Sample:
