@@ -33,7 +33,8 @@ LAST = 'last'
 class RandomStates(pl.Callback):
     """Saves Python's, NumPy's and torch's random states with each checkpoint; restores them on resume."""
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
         checkpoint['random_states'] = {
             'python': random.getstate(),
             # as plain values: Lightning loads checkpoints with torch's weights-only unpickler
@@ -43,7 +44,8 @@ class RandomStates(pl.Callback):
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
         states = checkpoint['random_states']
         random.setstate(states['python'])
         name, keys, *rest = states['numpy']

@@ -59,7 +59,7 @@ def _from_rest(port: int, prefix: str | None) -> list[dict[str, Any]]:
     base = f'http://127.0.0.1:{port}/{prefix.strip("/") + "/" if prefix else ""}api/v1/nni'
     with urllib.request.urlopen(f'{base}/metric-data', timeout=10) as response:
         metrics = json.load(response)
-    return [_decode(m['data']) for m in metrics if m['type'] == 'FINAL']
+    return [decode_metric(m['data']) for m in metrics if m['type'] == 'FINAL']
 
 
 def _from_database(database: Path) -> list[dict[str, Any]]:
@@ -67,10 +67,11 @@ def _from_database(database: Path) -> list[dict[str, Any]]:
         raise ConfigError(f'no NNI database at {database}')
     with sqlite3.connect(f'file:{database}?mode=ro', uri=True) as connection:
         rows = connection.execute("SELECT data FROM MetricData WHERE type = 'FINAL'").fetchall()
-    return [_decode(data) for (data,) in rows]
+    return [decode_metric(data) for (data,) in rows]
 
 
-def _decode(data: str) -> dict[str, Any]:
+def decode_metric(data: str) -> dict[str, Any]:
+    """A metric as NNI's REST API or database stores it, as the dict the trial reported."""
     value = json.loads(data)
     while isinstance(value, str):  # NNI stores the metric as a JSON string inside JSON
         value = json.loads(value)

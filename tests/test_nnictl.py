@@ -21,7 +21,7 @@ def test_two_trials_succeed_with_per_epoch_and_final_results(quickstart_run, cap
     for trial in trials:
         kinds = {m['type'] for m in metrics if m['trialJobId'] == trial['trialJobId']}
         assert kinds == {'PERIODICAL', 'FINAL'}
-        final = [report._decode(m['data']) for m in metrics
+        final = [report.decode_metric(m['data']) for m in metrics
                  if m['trialJobId'] == trial['trialJobId'] and m['type'] == 'FINAL']
         assert len(final) == 1
         # one trial at a time: the web UI's parameters are the ones the trial ran

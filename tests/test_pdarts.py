@@ -226,6 +226,8 @@ def test_fixed_seed_gives_the_same_result_twice(quick_parameters, tmp_path):
     ([[3, 5, 2, 1, 0.0], [4, 6, 2, 1, 0.0]], 'cannot grow back'),
     ([{'cells': 3, 'epochs': 2}], "missing field 'operations'"),
     ([[3, None, 2]], 'give [cells, operations, epochs, warmup_epochs, skip_dropout]'),
+    ([3], 'P-DARTS stage 1 is 3; give [cells'),
+    (3, 'stages must be a preset (paper, cpu) or a list of stages, got 3'),
 ])
 def test_impossible_stages_are_refused_by_name(stages, message):
     with pytest.raises(ConfigError) as error:

@@ -112,7 +112,7 @@ def test_a_trial_runs_on_the_remote_machine_to_success(ssh_server: SshServer, tm
         request.addfinalizer(lambda: shutil.rmtree(remote_side, ignore_errors=True))
         trials = wait_until_done(port, 600)
         assert [t['status'] for t in trials] == ['SUCCEEDED'], trials
-        finals = [report._decode(m['data']) for m in rest(port, 'metric-data') if m['type'] == 'FINAL']
+        finals = [report.decode_metric(m['data']) for m in rest(port, 'metric-data') if m['type'] == 'FINAL']
         assert [final['variant'] for final in finals] == ['darts']
     # the trial ran there: its outputs lie on the remote side
     assert list(remote_side.glob(f'environments/*/trials/{trials[0]["trialJobId"]}/arch.json'))

@@ -43,7 +43,7 @@ def chromium() -> None:
 def test_the_trial_table_shows_each_variant_and_its_final_metric(quickstart_run: tuple[str, int], chromium: None,
                                                                tmp_path: Path) -> None:
     experiment_id, port = quickstart_run
-    finals = {m['trialJobId']: report._decode(m['data']) for m in rest(port, 'metric-data') if m['type'] == 'FINAL'}
+    finals = {m['trialJobId']: report.decode_metric(m['data']) for m in rest(port, 'metric-data') if m['type'] == 'FINAL'}
     # what "Add/Remove columns" saves for this experiment, in the format of the web UI's Storage class
     choice = json.dumps({'value': json.dumps(COLUMNS), 'time': int(time.time() * 1000),
                          'expire': 24 * 60 * 60 * 1000, 'isSelectall': False})

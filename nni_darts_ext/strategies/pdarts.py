@@ -114,7 +114,7 @@ def parse_stages(stages: str | Sequence[Stage | Mapping[str, Any] | Sequence[Any
                                   f'{(unknown or missing)[0]!r}; a stage has {", ".join(names)}')
             stage = Stage(**stage)
         elif not isinstance(stage, Stage):
-            if isinstance(stage, str) or len(stage) != len(names):
+            if isinstance(stage, str) or not isinstance(stage, Sequence) or len(stage) != len(names):
                 raise ConfigError(f'P-DARTS stage {index} is {stage!r}; give [{", ".join(names)}] or a mapping')
             stage = Stage(*stage)
         parsed.append(_checked(stage, index, parsed[-1] if parsed else None))
@@ -267,7 +267,7 @@ class StagedSearch(Lightning):
             started = time.perf_counter()
             resuming = index == first and fit_kwargs.get('ckpt_path')
             if not resuming:
-                pl.seed_everything(base_seed + index, verbose=False)
+                pl.seed_everything((base_seed + index) % 2 ** 32, verbose=False)  # unseeded: 64 bits
             if index > first:
                 model = self.strategy.next_stage_supernet(model, index)
                 self.module = self.strategy.stage_module(training_module, index)

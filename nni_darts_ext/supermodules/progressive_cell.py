@@ -15,6 +15,7 @@ falls back to its next-best operation or the node to its next-best edge.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
 import torch
@@ -56,8 +57,8 @@ def _restricted(op_factory: Any, label: str, surviving: SurvivingOperations) -> 
             edge = f'{label}/{node}_{source}'
             if edge in surviving and name not in surviving[edge]:
                 return nn.Identity()
-            if isinstance(candidate, nn.Module):
-                return candidate
+            if isinstance(candidate, nn.Module):  # as NNI does with a module: a copy per edge
+                return copy.deepcopy(candidate)
             return candidate(node, op_index, source)
         return build
 
@@ -94,7 +95,8 @@ class ProgressiveCell(DifferentiableMixedCell):
                     name: SkipConnectDropout(op) if name == SKIP_CONNECT else op
                     for name, op in operations.items() if name in kept
                 })
-                self.edge_operations[edge] = [*node_edges[source]] + ([ZERO_OPERATION] if ZERO_OPERATION in kept else [])
+                zero = [ZERO_OPERATION] if ZERO_OPERATION in kept else []
+                self.edge_operations[edge] = [*node_edges[source], *zero]
                 if edge + '/in_cell' not in memo:  # shared by every cell with this label
                     memo[edge + '/in_cell'] = nn.Parameter(torch.randn(len(self.edge_operations[edge])) * 1e-3)
                 self._arch_alpha[edge] = memo[edge + '/in_cell']
