@@ -88,7 +88,7 @@ def plot(runs: list[dict], rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--weights', nargs='+', type=float, default=[0.01, 0.03, 0.1])
+    parser.add_argument('--weights', nargs='+', type=float, default=[0.003, 0.01, 0.03])
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=31, help='timed rounds of the final measurement')
