@@ -47,6 +47,8 @@ _logger = logging.getLogger('nni_darts_ext.trial')
 
 # The search's validation loader is shuffled on purpose (it also feeds the architecture steps).
 warnings.filterwarnings('ignore', message=".*val_dataloader.*shuffling enabled")
+# Every epoch overwrites checkpoints/last.ckpt on purpose (P-DARTS's stages and resumed runs find it there).
+warnings.filterwarnings('ignore', message='Checkpoint directory .* exists and is not empty')
 
 
 def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageData, Space, Size, Size]:
