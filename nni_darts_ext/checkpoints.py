@@ -10,7 +10,6 @@ the same file.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from .files import write_whole
 
 _logger = logging.getLogger(__name__)
 
@@ -60,9 +61,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     leaves the previous checkpoint whole."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        partial = Path(f'{path}.partial')
-        super().save_checkpoint(checkpoint, partial, storage_options)
-        os.replace(partial, path)
+        write_whole(Path(path), lambda partial: TorchCheckpointIO.save_checkpoint(self, checkpoint, partial,
+                                                                                   storage_options))
 
 
 def epoch_checkpoints(directory: Path) -> list[pl.Callback]:

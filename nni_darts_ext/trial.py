@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nni
 import pytorch_lightning as pl
@@ -34,6 +34,7 @@ from .config import TrialConfig, command_line, merge_parameters, parse_options, 
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
 from .errors import ConfigError, check_directory
+from .files import write_whole
 from .reporting import EpochReporter, is_rank_zero, under_nni
 from .spaces import Size, Space, load_space
 from .spaces.yaml_space import check_resolution
@@ -182,19 +183,12 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
 def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],
                    records: list[dict[str, Any]], final: dict[str, Any]) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    _write_whole(output_dir / 'arch.json', lambda path: path.write_text(json.dumps(
+    write_whole(output_dir / 'arch.json', lambda path: path.write_text(json.dumps(
         {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2)))
     for cell, edges in architecture.cell_edges(found).items():
-        _write_whole(output_dir / f'{cell}.png', lambda path: draw_cell(cell, edges, path))
-    _write_whole(output_dir / 'metrics.json', lambda path: path.write_text(json.dumps(
+        write_whole(output_dir / f'{cell}.png', lambda path: draw_cell(cell, edges, path))
+    write_whole(output_dir / 'metrics.json', lambda path: path.write_text(json.dumps(
         {'config': vars(config), 'options': options, 'epochs': records, 'final': final}, indent=2)))
-
-
-def _write_whole(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write`` beside ``path``, then move it there: a trial killed meanwhile leaves no half-written file."""
-    partial = path.with_name(f'.partial-{path.name}')  # the same suffix: it tells matplotlib the format
-    write(partial)
-    os.replace(partial, path)
 
 
 def default_output_dir(config: TrialConfig) -> Path:

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 from nni.nas.nn.pytorch import ModelSpace
 
+from ..files import write_whole
 from .measurement import TimingSettings, resolve_device
 
 DEFAULT_DIRECTORY = Path('~/.cache/nni-darts-ext/latency')
@@ -70,6 +71,5 @@ class LatencyCache:
 
     def save(self, content: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(f'.{os.getpid()}.tmp')
-        temporary.write_text(json.dumps({**content, 'key': self.key, 'torch': torch.__version__}, indent=1))
-        temporary.replace(self.path)  # atomic: a trial never reads a half-written file
+        text = json.dumps({**content, 'key': self.key, 'torch': torch.__version__}, indent=1)
+        write_whole(self.path, lambda partial: partial.write_text(text))  # a trial never reads half a file

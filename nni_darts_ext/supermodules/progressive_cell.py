@@ -48,8 +48,8 @@ class SkipConnectDropout(nn.Module):
 
 
 def _restricted(op_factory: Any, label: str, surviving: SurvivingOperations) -> dict[str, Any]:
-    """``op_factory`` as a dict of factories that build a dropped operation as an empty placeholder,
-    so the cell's constructor never allocates its weights."""
+    """``op_factory`` as a dict of factories that build a dropped operation as a weightless
+    ``nn.Identity`` (discarded right after), so the cell's constructor never allocates its weights."""
     candidates = op_factory if isinstance(op_factory, dict) else dict(enumerate(op_factory))
 
     def factory(name: str, candidate: Any):
