@@ -1,7 +1,9 @@
 """The DARTS family as one-shot strategies for Microsoft NNI 3.0.
 
->>> from nni_darts_ext import make_strategy, VARIANTS
+>>> from nni_darts_ext import PCDARTS, StabilizedDARTS, combine, make_strategy
 >>> strategy = make_strategy('darts', arc_learning_rate=6e-4)
+>>> both = make_strategy('pcdarts+stabilized', k=2)          # techniques composed by name
+>>> same = combine(PCDARTS, StabilizedDARTS)(k=2, eta=1e-3)  # or by class
 
 Every strategy works in ``NasExperiment`` on any NNI model space built from ``LayerChoice``,
 ``InputChoice`` and ``Cell``, and in the nnictl trial (``python -m nni_darts_ext.trial``).
@@ -12,6 +14,7 @@ import warnings
 # NNI 3.0 predates torch 2.14 and warns about torch's new non-module classes on import.
 warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
 
+from .composition import combine  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .strategies.darts import ValidatedDARTS  # noqa: E402
 from .strategies.ladarts import LatencyAwareDARTS  # noqa: E402
@@ -21,6 +24,6 @@ from .strategies.random_architecture import RandomArchitecture  # noqa: E402
 from .strategies.scalable import ScalableDARTS  # noqa: E402
 from .strategies.second_order import SecondOrderDARTS  # noqa: E402
 from .strategies.stabilized import StabilizedDARTS  # noqa: E402
-from .variants import VARIANTS, Variant, make_strategy  # noqa: E402
+from .variants import VARIANTS, Variant, find_variant, make_strategy  # noqa: E402
 
-__all__ = ['ConfigError', 'LatencyAwareDARTS', 'PCDARTS', 'PDARTS', 'RandomArchitecture', 'ScalableDARTS', 'SecondOrderDARTS', 'StabilizedDARTS', 'VARIANTS', 'ValidatedDARTS', 'Variant', 'make_strategy']
+__all__ = ['ConfigError', 'LatencyAwareDARTS', 'PCDARTS', 'PDARTS', 'RandomArchitecture', 'ScalableDARTS', 'SecondOrderDARTS', 'StabilizedDARTS', 'VARIANTS', 'ValidatedDARTS', 'Variant', 'combine', 'find_variant', 'make_strategy']

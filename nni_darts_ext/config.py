@@ -19,7 +19,7 @@ import yaml
 
 from .collapse import check_early_stop
 from .errors import ConfigError, choose
-from .variants import VARIANTS
+from .variants import find_variant
 
 ACCELERATORS = ('auto', 'cpu', 'gpu', 'cuda')
 
@@ -35,6 +35,7 @@ class TrialConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     image_size: int | None = None
+    search_subset: int | None = None
     batch_size: int = 64
     search_epochs: int = 4
     search_width: int | None = None
@@ -62,7 +63,7 @@ class TrialConfig:
         for name in FIELDS:
             _check_type(name, getattr(self, name))
         positive = ('batch_size', 'search_epochs', 'retrain_epochs', 'devices', 'train_subset', 'test_subset',
-                    'image_size', 'search_width', 'search_cells', 'retrain_width', 'retrain_cells',
+                    'image_size', 'search_subset', 'search_width', 'search_cells', 'retrain_width', 'retrain_cells',
                     'retrain_batch_size', 'threads')
         for name in positive:
             value = getattr(self, name)
@@ -143,8 +144,10 @@ def merge_parameters(flags: Mapping[str, Any], options: Mapping[str, Any], varia
     if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
         raise ConfigError(f'--variant-settings must map variant names to mappings of parameters, got {variant_settings!r}')
     for name in settings:
-        if name not in VARIANTS:
-            raise ConfigError(f'--variant-settings: {choose("variant", name, VARIANTS).args[0]}')
+        try:
+            find_variant(name)
+        except ConfigError as err:
+            raise ConfigError(f'--variant-settings: {err}') from None
     variant = tuned.get('variant', flags.get('variant', FIELDS['variant'].default))
     return {**flags, **options, **settings.get(variant, {}), **tuned}
 

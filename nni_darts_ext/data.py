@@ -169,11 +169,13 @@ def load_dataset(name: str, data_dir: str | Path | None = None, train_subset: in
     return ImageData(name, train, ImageTensorDataset(test_x, test_y, statistics=(train.mean, train.std)), num_classes)
 
 
-def search_split(train: Dataset) -> tuple[Subset, Subset]:
-    """The DARTS split: half of the training set trains the weights, half the architecture."""
-    half = len(train) // 2
+def search_split(train: Dataset, size: int | None = None) -> tuple[Subset, Subset]:
+    """The DARTS split: half of the training set (or of a fixed random ``size`` of its images)
+    trains the weights, the other half the architecture."""
+    size = min(size or len(train), len(train))
+    half = size // 2
     generator = torch.Generator().manual_seed(DATA_SEED)
-    first, second = random_split(train, [half, len(train) - half], generator=generator)
+    first, second, _ = random_split(train, [half, size - half, len(train) - size], generator=generator)
     return first, second
 
 

@@ -1,4 +1,4 @@
-"""An experiment's results as one row per variant, and as a PNG bar chart.
+"""An experiment's results as one row per variant, and as a PNG figure of three charts.
 
 ``python -m nni_darts_ext.report EXPERIMENT_ID`` reads the final results from NNI's REST API
 while the experiment runs and from its database afterwards. Variant and seed are read from
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sqlite3
 import statistics
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,21 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 from .errors import ConfigError  # noqa: E402
 
 NNI_HOME = Path.home() / 'nni-experiments'
+BASELINE = 'random'  # the variant every other one is compared with
 
 
 @dataclass(frozen=True)
 class VariantRow:
-    """Mean and spread over a variant's seeds."""
+    """Mean and spread over a variant's seeds.
+
+    Attributes
+    ----------
+    latency_ms
+        Mean over the seeds whose result reports ``latency_ms``; None if none does (older trials).
+    above_random
+        Standard deviations the mean accuracy lies above the ``random`` variant's, see
+        :func:`sigmas_above`; None for ``random`` itself, without a ``random`` row, or when undefined.
+    """
     variant: str
     seeds: int
     accuracy_mean: float
@@ -36,6 +47,9 @@ class VariantRow:
     search_s: float
     retrain_s: float
     params: float
+    latency_ms: float | None
+    skip_connects: float
+    above_random: float | None = None
 
 
 def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[str, Any]]:
@@ -79,13 +93,18 @@ def decode_metric(data: str) -> dict[str, Any]:
 
 
 def summarize(results: list[dict[str, Any]]) -> list[VariantRow]:
-    """Group final results by variant; accuracy mean and sample standard deviation over seeds."""
+    """Group final results by variant, best mean accuracy first.
+
+    Accuracy is summarized by the mean and sample standard deviation over seeds, the other
+    figures by their mean; every row is compared with the ``random`` variant if there is one.
+    """
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         by_variant.setdefault(str(result.get('variant', '?')), []).append(result)
     rows = []
     for variant, group in sorted(by_variant.items()):
         accuracies = [float(r['default']) for r in group]
+        latencies = [float(r['latency_ms']) for r in group if r.get('latency_ms') is not None]
         rows.append(VariantRow(
             variant=variant, seeds=len(group),
             accuracy_mean=statistics.fmean(accuracies),
@@ -93,38 +112,111 @@ def summarize(results: list[dict[str, Any]]) -> list[VariantRow]:
             search_s=statistics.fmean(float(r.get('search_s', 0)) for r in group),
             retrain_s=statistics.fmean(float(r.get('retrain_s', 0)) for r in group),
             params=statistics.fmean(float(r.get('params', 0)) for r in group),
+            latency_ms=statistics.fmean(latencies) if latencies else None,
+            skip_connects=statistics.fmean(float(r.get('skip_connects', 0)) for r in group),
         ))
+    baseline = next((row for row in rows if row.variant == BASELINE), None)
+    if baseline is not None:
+        rows = [row if row is baseline else replace(row, above_random=sigmas_above(row, baseline))
+                for row in rows]
     return sorted(rows, key=lambda row: -row.accuracy_mean)
 
 
+def sigmas_above(row: VariantRow, baseline: VariantRow) -> float | None:
+    """How many standard deviations ``row``'s mean accuracy lies above ``baseline``'s.
+
+    ``(mean_row - mean_baseline) / pooled_std`` with
+    ``pooled_std = sqrt((std_row**2 + std_baseline**2) / 2)``, from the sample standard
+    deviations over seeds.
+
+    Returns
+    -------
+    float | None
+        The difference in pooled standard deviations; None when ``pooled_std`` is 0
+        (every seed of both variants scored the same), where the ratio is undefined.
+    """
+    pooled_std = math.sqrt((row.accuracy_std ** 2 + baseline.accuracy_std ** 2) / 2)
+    if pooled_std == 0:
+        return None
+    return (row.accuracy_mean - baseline.accuracy_mean) / pooled_std
+
+
 def format_table(rows: list[VariantRow]) -> str:
-    """A Markdown table, best variant first."""
-    lines = ['| variant | seeds | test accuracy (%) | search s | retrain s | parameters |',
-             '|---|---:|---:|---:|---:|---:|']
+    """A Markdown table, in the order of ``rows``.
+
+    Missing figures are shown as ``–``: latency when no seed measured it, the comparison with
+    ``random`` for ``random`` itself and when there is no ``random`` row. A comparison that is
+    undefined (no spread in either variant's accuracy) is shown as ``n/a``.
+    """
+    has_baseline = any(r.variant == BASELINE for r in rows)
+    lines = ['| variant | seeds | test accuracy (%) | parameters | search s | retrain s | latency ms '
+             '| skip-connects | vs random (σ) |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     for r in rows:
+        latency = '–' if r.latency_ms is None else f'{r.latency_ms:.2f}'
+        if not has_baseline or r.variant == BASELINE:
+            versus = '–'
+        else:
+            versus = 'n/a' if r.above_random is None else f'{r.above_random:+.1f}'
         lines.append(f'| {r.variant} | {r.seeds} | {100 * r.accuracy_mean:.2f} ± {100 * r.accuracy_std:.2f} '
-                     f'| {r.search_s:.1f} | {r.retrain_s:.1f} | {r.params:,.0f} |')
+                     f'| {r.params:,.0f} | {r.search_s:.1f} | {r.retrain_s:.1f} | {latency} '
+                     f'| {r.skip_connects:.1f} | {versus} |')
     return '\n'.join(lines)
 
 
 def plot(rows: list[VariantRow], path: Path, title: str) -> None:
-    """Bar chart of test accuracy with one standard deviation as error bars."""
-    figure, axes = plt.subplots(figsize=(1.2 * len(rows) + 2, 3.5))
-    axes.bar([r.variant for r in rows], [100 * r.accuracy_mean for r in rows],
+    """One PNG figure with three panels side by side.
+
+    (a) test accuracy per variant, (b) accuracy against mean search time, (c) accuracy
+    against measured latency (only the variants that have one). Error bars are one standard
+    deviation of the accuracy over seeds.
+    """
+    figure, (bars, search, latency) = plt.subplots(1, 3, figsize=(15, 4.5))
+    bars.bar([r.variant for r in rows], [100 * r.accuracy_mean for r in rows],
              yerr=[100 * r.accuracy_std for r in rows], capsize=4, color='tab:blue')
     low = min(100 * (r.accuracy_mean - r.accuracy_std) for r in rows)
-    axes.set_ylim(max(0.0, low - 5), 100)
-    axes.set_ylabel('test accuracy (%)')
-    axes.set_title(title)
+    bars.set_ylim(max(0.0, low - 5), 100)
+    bars.set_ylabel('test accuracy (%)')
+    bars.set_title('(a) test accuracy', fontsize=10)
+    # variant names such as 'pcdarts+stabilized' overlap when horizontal
+    bars.tick_params(axis='x', labelrotation=30, labelsize=8)
+    for label in bars.get_xticklabels():
+        label.set_horizontalalignment('right')
+
+    _labelled_points(search, [(r.search_s, r) for r in rows], 'mean search time (s)')
+    search.set_title('(b) accuracy vs search cost', fontsize=10)
+    measured = [(r.latency_ms, r) for r in rows if r.latency_ms is not None]
+    if measured:
+        _labelled_points(latency, measured, 'latency (ms, batch 1)')
+    else:
+        latency.text(0.5, 0.5, 'no latency measured', ha='center', va='center', transform=latency.transAxes)
+        latency.set_xticks([])
+        latency.set_yticks([])
+    latency.set_title('(c) accuracy vs latency', fontsize=10)
+
+    figure.suptitle(title)
+    figure.tight_layout()
     figure.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(figure)
+
+
+def _labelled_points(axes: plt.Axes, points: list[tuple[float, VariantRow]], xlabel: str) -> None:
+    """Accuracy (%) against ``x`` with one-std error bars, each point named by its variant."""
+    for x, row in points:
+        axes.errorbar(x, 100 * row.accuracy_mean, yerr=100 * row.accuracy_std, fmt='o', capsize=3,
+                      color='tab:blue')
+        axes.annotate(row.variant, (x, 100 * row.accuracy_mean), textcoords='offset points', xytext=(4, 4),
+                      fontsize=7)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel('test accuracy (%)')
+    axes.grid(alpha=0.3)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m nni_darts_ext.report`` and ``nni-darts-report``."""
     parser = argparse.ArgumentParser(prog='python -m nni_darts_ext.report', description=__doc__.splitlines()[0])
     parser.add_argument('experiment_id')
-    parser.add_argument('--png', type=Path, help='where to write the bar chart (default: report-ID.png)')
+    parser.add_argument('--png', type=Path, help='where to write the charts (default: report-ID.png)')
     parser.add_argument('--nni-home', type=Path, default=NNI_HOME, help=f'default: {NNI_HOME}')
     arguments = parser.parse_args(argv)
     try:

@@ -35,6 +35,7 @@ from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
 from .errors import ConfigError, check_directory
 from .files import write_whole
+from .latency.measurement import TimingSettings, measure
 from .reporting import EpochReporter, is_rank_zero, under_nni
 from .spaces import Size, Space, load_space
 from .spaces.yaml_space import check_resolution
@@ -42,7 +43,7 @@ from .strategies.darts import ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pdarts import PDARTS
 from .training import ClassifierModule, count_parameters, make_trainer
-from .variants import VARIANTS, make_strategy
+from .variants import find_variant
 
 _logger = logging.getLogger('nni_darts_ext.trial')
 
@@ -54,18 +55,20 @@ warnings.filterwarnings('ignore', message='Checkpoint directory .* exists and is
 
 def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageData, Space, Size, Size]:
     """Check everything the user named before any training: variant, data, space, sizes."""
+    variant = find_variant(config.variant)
     strategy_options = dict(options)
-    if config.variant in VARIANTS and 'seed' in VARIANTS[config.variant].options:
+    if 'seed' in variant.options:
         strategy_options.setdefault('seed', config.seed)
-    strategy = make_strategy(config.variant, **strategy_options)
+    strategy = variant.build(**strategy_options)
     data = load_dataset(config.dataset, config.data_dir, config.train_subset, config.test_subset, config.image_size)
     space = load_space(config.space, data.channels, data.num_classes, data.image_size)
     data = data.with_channels(space.input_channels)
     search_size = Size(config.search_width or space.search.width, config.search_cells or space.search.cells)
     evaluation_size = Size(config.retrain_width or space.evaluation.width, config.retrain_cells or space.evaluation.cells)
-    if isinstance(strategy, OneShotStrategy) and config.batch_size > len(data.train) // 2:
-        raise ConfigError(f'batch_size ({config.batch_size}) exceeds the search split ({len(data.train) // 2} '
-                          'images): lower batch_size or raise train_subset')
+    search_images = min(config.search_subset or len(data.train), len(data.train))
+    if isinstance(strategy, OneShotStrategy) and config.batch_size > search_images // 2:
+        raise ConfigError(f'batch_size ({config.batch_size}) exceeds the search split ({search_images // 2} '
+                          'images): lower batch_size or raise search_subset or train_subset')
     warmup = getattr(strategy, 'warmup_epochs', 0)
     if isinstance(strategy, OneShotStrategy) and warmup >= config.search_epochs:
         raise ConfigError(f'warmup_epochs ({warmup}) must be below search_epochs ({config.search_epochs}), '
@@ -86,10 +89,11 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
 
 def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Callback],
                      checkpoint_dir: Path | None = None, resume_from: Path | None = None) -> Lightning:
-    """The search's evaluator: weights trained on one half of the training split, the architecture
-    on the other (which also gives the per-epoch validation accuracy); a checkpoint after every
-    epoch in ``checkpoint_dir``, the search resumed from ``resume_from``, where given."""
-    weights_half, architecture_half = search_split(data.train)
+    """The search's evaluator: weights trained on one half of the training split (or of its
+    ``search_subset``), the architecture on the other (which also gives the per-epoch validation
+    accuracy); a checkpoint after every epoch in ``checkpoint_dir``, the search resumed from
+    ``resume_from``, where given."""
+    weights_half, architecture_half = search_split(data.train, config.search_subset)
     return Lightning(
         ClassifierModule(config.learning_rate, config.min_learning_rate, config.momentum, config.weight_decay),
         make_trainer(config.search_epochs, config.accelerator, config.devices, callbacks,
@@ -160,6 +164,8 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     started = time.perf_counter()
     test_accuracy = retrain(model, data, config, records)
     retrain_seconds = time.perf_counter() - started
+    # the retrained network's latency, one image at a time on one CPU thread: the same yardstick for every variant
+    latency = measure([model], (data.channels, data.image_size, data.image_size), TimingSettings())[0]
 
     final = {
         'default': test_accuracy,
@@ -168,6 +174,7 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         'search_s': round(search_seconds, 2),
         'retrain_s': round(retrain_seconds, 2),
         'params': count_parameters(model),
+        'latency_ms': round(latency.total_ms, 4),
         'skip_connects': architecture.skip_connects(found),
         'arch': architecture.describe(found),
         'stopped_early': monitor.stopped,

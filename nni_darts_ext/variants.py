@@ -1,7 +1,9 @@
 """The registry: variant name -> strategy preset with its paper's defaults.
 
 A variant is a strategy class plus the defaults its paper uses and the keyword options a user
-may override (from Python, or as parameters of an nnictl experiment).
+may override (from Python, or as parameters of an nnictl experiment). Names joined with ``+``
+(``pdarts+pcdarts+stabilized+ladarts``) compose the variants' techniques into one strategy
+(:func:`~nni_darts_ext.composition.combine`), with the options of them all.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any, Callable
 
 from nni.nas.strategy import Strategy
 
+from .composition import TECHNIQUE_ORDER, combine
 from .errors import ConfigError, choose
 from .strategies.darts import ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
@@ -38,12 +41,16 @@ class Variant:
         The paper's settings, applied unless overridden.
     options
         The keyword options a user may set.
+    sets_itself
+        Options of other variants this one sets in its own way, so a composition with it does not
+        take them (P-DARTS's stages carry their own warm-up).
     """
     name: str
     summary: str
     factory: Callable[..., Strategy]
     defaults: dict[str, Any] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+    sets_itself: tuple[str, ...] = ()
 
     def build(self, **overrides: Any) -> Strategy:
         unknown = sorted(set(overrides) - set(self.options))
@@ -73,6 +80,7 @@ VARIANTS: dict[str, Variant] = {
         # the paper's CIFAR-10 search: 3 stages (stages: paper), Adam lr 6e-4, at most 2 skip-connects
         defaults={'stages': 'paper', 'skip_limit': 2, 'arc_learning_rate': 6e-4, 'gradient_clip_val': 5.0},
         options=('stages', 'skip_limit', 'skip_dropout_decay', 'arc_learning_rate', 'gradient_clip_val'),
+        sets_itself=('warmup_epochs',),
     ),
     'darts2': Variant(
         'darts2', 'second-order DARTS (Liu et al., ICLR 2019): the gradient through a virtual weight step',
@@ -110,14 +118,56 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def make_strategy(name: str, **overrides: Any) -> Strategy:
-    """The strategy of variant ``name`` with the paper's defaults, updated by ``overrides``.
+def find_variant(name: str) -> Variant:
+    """The registered variant ``name``, or the composition of the ``+``-joined ones.
+
+    A composition takes every option of its members but those one of them sets itself; where
+    two members' defaults differ, the first in :data:`~nni_darts_ext.composition.TECHNIQUE_ORDER`
+    wins (P-DARTS's and PC-DARTS's architecture learning rate over Stabilized-DARTS's).
 
     Raises
     ------
     ConfigError
-        For an unknown variant or an option the variant does not have.
+        For an unknown name, or members that cannot be composed (naming the conflict).
     """
-    if name not in VARIANTS:
-        raise choose('variant', name, VARIANTS)
-    return VARIANTS[name].build(**overrides)
+    if name in VARIANTS:
+        return VARIANTS[name]
+    parts = name.split('+')
+    for part in parts:
+        if part not in VARIANTS:
+            error = choose('variant', part, VARIANTS)
+            raise ConfigError(f'{error}; join them with + to compose techniques' if len(parts) == 1
+                              else f'in {name!r}: {error}')
+    members = [VARIANTS[part] for part in parts]
+    for member in members:
+        if not issubclass(member.factory, ValidatedDARTS):
+            composable = ', '.join(n for n, v in VARIANTS.items() if issubclass(v.factory, ValidatedDARTS))
+            raise ConfigError(f'variant {name!r}: {member.name} does not search, so it composes with nothing; '
+                              f'composable: {composable}')
+    try:
+        factory = combine(*(member.factory for member in members),
+                          names={member.factory: member.name for member in members})
+    except ConfigError as err:
+        raise ConfigError(f'variant {name!r}: {err}') from None
+    members.sort(key=lambda member: (*TECHNIQUE_ORDER, ValidatedDARTS).index(member.factory))
+    set_itself = {option for member in members for option in member.sets_itself}
+    options = tuple(dict.fromkeys(option for member in members for option in member.options
+                                  if option not in set_itself))
+    defaults: dict[str, Any] = {}
+    for member in members:
+        for option, value in member.defaults.items():
+            if option in options:
+                defaults.setdefault(option, value)
+    return Variant(name, '; '.join(member.summary for member in members), factory, defaults, options)
+
+
+def make_strategy(name: str, **overrides: Any) -> Strategy:
+    """The strategy of variant ``name`` (registered, or ``+``-joined) with the papers' defaults,
+    updated by ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown variant, an impossible composition, or an option the variant does not have.
+    """
+    return find_variant(name).build(**overrides)

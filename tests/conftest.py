@@ -26,6 +26,19 @@ CPU_VARIANT_SETTINGS = {'pcdarts': {'k': 2, 'warmup_epochs': 0}, 'scalable': {'s
 scalable's own space, darts_small with activation x conv factored; P-DARTS in two one-epoch stages;
 LA-DARTS's latency predictors from 8 architectures timed 3 times each."""
 
+COMPOSED = ('pcdarts+stabilized', 'pdarts+pcdarts', 'pcdarts+ladarts', 'pdarts+pcdarts+stabilized+ladarts')
+"""The compositions the issue names: each runs the trial's one-epoch search in the tests."""
+
+
+def cpu_settings(variant: str) -> dict:
+    """The CPU settings of a variant; of a composed one, its members' (but the warm-up, which P-DARTS's
+    stages set themselves)."""
+    members = variant.split('+')
+    settings = {key: value for member in members for key, value in CPU_VARIANT_SETTINGS.get(member, {}).items()}
+    if 'pdarts' in members and len(members) > 1:
+        settings.pop('warmup_epochs', None)
+    return settings
+
 
 @pytest.fixture(autouse=True)
 def latency_cache(tmp_path_factory, monkeypatch):

@@ -26,6 +26,7 @@ BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
     'train_subset': (NOT_A_NUMBER, 0, {}),
     'test_subset': (NOT_A_NUMBER, 0, {}),
     'image_size': (NOT_A_NUMBER, 2, {}),
+    'search_subset': (NOT_A_NUMBER, 0, {}),
     'batch_size': (NOT_A_NUMBER, 0, {}),
     'search_epochs': (NOT_A_NUMBER, 0, {}),
     'search_width': (NOT_A_NUMBER, 0, {}),

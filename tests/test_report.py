@@ -23,7 +23,8 @@ def test_summary_is_mean_and_sample_std_over_seeds_best_first():
     assert darts.accuracy_std == pytest.approx(0.0282843, rel=1e-5)
     assert (darts.search_s, darts.retrain_s, darts.params) == (11.0, 5.0, 1100)
     table = report.format_table(rows)
-    assert '| darts | 2 | 92.00 ± 2.83 | 11.0 | 5.0 | 1,100 |' in table
+    # pooled std sqrt((0.0283**2 + 0**2) / 2) = 0.02, so (0.92 - 0.80) / 0.02 = +6.0
+    assert '| darts | 2 | 92.00 ± 2.83 | 1,100 | 11.0 | 5.0 | – | 0.0 | +6.0 |' in table
 
 
 def make_experiment(home, experiment_id='abc123'):
@@ -56,3 +57,57 @@ def test_unknown_experiment_lists_the_known(tmp_path, capsys):
     with pytest.raises(ConfigError, match="no NNI experiment 'zzz' .*; known: abc123"):
         report.final_results('zzz', tmp_path)
     assert report.main(['zzz', '--nni-home', str(tmp_path)]) == 2
+
+
+def trials(variant, accuracies, **extra):
+    return [{'default': a, 'variant': variant, 'seed': seed, **extra} for seed, a in enumerate(accuracies)]
+
+
+def test_above_random_is_the_mean_difference_in_pooled_standard_deviations():
+    # means differ by 0.06, both sample stds are 0.02, so the pooled std is 0.02
+    rows = report.summarize(trials('random', [0.80, 0.82, 0.84]) + trials('darts', [0.86, 0.88, 0.90])
+                            + trials('pcdarts', [0.78, 0.81, 0.78]))
+    by_name = {r.variant: r for r in rows}
+    assert by_name['darts'].above_random == pytest.approx(3.0)
+    # below random: (0.79 - 0.82) / sqrt((0.0173**2 + 0.02**2) / 2) = -1.6
+    assert by_name['pcdarts'].above_random == pytest.approx(-0.03 / 0.0187083, rel=1e-4)
+    assert by_name['random'].above_random is None
+    table = report.format_table(rows)
+    assert '| +3.0 |' in table and '| -1.6 |' in table
+    [random_line] = [line for line in table.splitlines() if line.startswith('| random |')]
+    assert random_line.endswith('| – |')  # random is not compared with itself
+
+
+def test_above_random_is_absent_without_random_and_undefined_without_spread():
+    rows = report.summarize(trials('darts', [0.86, 0.88, 0.90]) + trials('pcdarts', [0.80, 0.82]))
+    assert [r.above_random for r in rows] == [None, None]
+    assert all(line.endswith('| – |') for line in report.format_table(rows).splitlines()[2:])
+    rows = report.summarize(trials('random', [0.80, 0.80]) + trials('darts', [0.90]))
+    assert [r.above_random for r in rows] == [None, None]
+    assert report.format_table(rows).splitlines()[2].endswith('| n/a |')
+
+
+def test_latency_is_averaged_over_the_trials_that_measured_it():
+    results = (trials('darts', [0.90], latency_ms=4.0, skip_connects=3) + trials('darts', [0.92], skip_connects=4)
+               + trials('darts', [0.94], latency_ms=5.5, skip_connects=4) + trials('random', [0.80]))
+    darts, random = report.summarize(results)
+    assert darts.latency_ms == pytest.approx(4.75)
+    assert darts.skip_connects == pytest.approx(11 / 3)
+    assert random.latency_ms is None
+    table = report.format_table([darts, random]).splitlines()
+    assert table[0] == ('| variant | seeds | test accuracy (%) | parameters | search s | retrain s | latency ms '
+                        '| skip-connects | vs random (σ) |')
+    assert '| 4.75 | 3.7 |' in table[2]
+    assert '| 0.0 | 0.0 | – | 0.0 | – |' in table[3]
+
+
+def test_plot_writes_a_png_when_some_variants_lack_latency(tmp_path):
+    rows = report.summarize(trials('darts', [0.90, 0.92], search_s=100.0, latency_ms=4.0)
+                            + trials('pcdarts+stabilized', [0.91], search_s=60.0) + trials('random', [0.80, 0.83]))
+    png = tmp_path / 'chart.png'
+    report.plot(rows, png, 'test')
+    data = png.read_bytes()
+    assert data[:4] == b'\x89PNG' and len(data) > 1000
+    # and with no latency at all, the third panel says so instead of failing
+    report.plot(report.summarize(trials('random', [0.80])), png, 'test')
+    assert png.read_bytes()[:4] == b'\x89PNG'

@@ -11,7 +11,7 @@ from nni_darts_ext import VARIANTS, architecture, reporting, trial
 from nni_darts_ext.config import merge_parameters, split_parameters
 from nni_darts_ext.spaces import load_space
 
-from .conftest import CPU_VARIANT_SETTINGS
+from .conftest import COMPOSED, cpu_settings
 
 
 @pytest.fixture
@@ -25,10 +25,9 @@ def nni_channel(monkeypatch):
     return sent
 
 
-@pytest.mark.parametrize('variant', sorted(VARIANTS))
+@pytest.mark.parametrize('variant', [*sorted(VARIANTS), *COMPOSED])
 def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, tmp_path, nni_channel):
-    settings = CPU_VARIANT_SETTINGS.get(variant, {})
-    config, options = split_parameters({**quick_parameters, **settings, 'variant': variant})
+    config, options = split_parameters({**quick_parameters, **cpu_settings(variant), 'variant': variant})
     final = trial.run(config, options, tmp_path)
 
     found = json.loads((tmp_path / 'arch.json').read_text())['architecture']
@@ -38,7 +37,8 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     assert (tmp_path / 'normal.png').stat().st_size > 0 and (tmp_path / 'reduce.png').stat().st_size > 0
 
-    search_epochs = {'random': 0, 'pdarts': 2}.get(variant, 1)  # P-DARTS: two stages of one epoch
+    members = variant.split('+')
+    search_epochs = 0 if variant == 'random' else 2 if 'pdarts' in members else 1  # P-DARTS: two one-epoch stages
     phases = [r['phase'] for r in nni_channel['intermediate']]
     assert phases == ['search'] * search_epochs + ['retrain']
     for record in nni_channel['intermediate']:
@@ -48,8 +48,10 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
     assert nni_channel['final'] == [final]
     variant_keys = {'pdarts': {'stage_s'},
                     'ladarts': {'predicted_latency_ms', 'measured_latency_ms', 'lookup_error_pct', 'network_error_pct'}}
-    assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'skip_connects', 'arch',
-                          'stopped_early'} | variant_keys.get(variant, set())
+    assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'latency_ms',
+                          'skip_connects', 'arch', 'stopped_early'} | set().union(*(variant_keys.get(m, set())
+                                                                                       for m in members))
+    assert final['latency_ms'] > 0
     assert final['stopped_early'] == ''
     assert final['variant'] == variant and final['params'] == sum(p.numel() for p in model.parameters())
     assert final['arch'] == architecture.describe(found)

@@ -23,6 +23,7 @@ from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
 
 from ..errors import ConfigError
+from ..supermodules.progressive_cell import ProgressiveCell
 
 ZERO = 'none'
 """The zero operation's column (NNI's differentiable cell adds it to every edge)."""
@@ -123,7 +124,9 @@ class CellEncoding:
                     raise ConfigError(f'cell {module.label!r} has operations {module.op_names}, the encoding '
                                       f'{list(self.operations)}')
                 for label, alpha in module._arch_alpha.items():
-                    rows.setdefault(label, module._softmax(alpha))
+                    # P-DARTS's cells hold the surviving operations only: their rows are filled out with zeros
+                    rows.setdefault(label, module.edge_probabilities(label) if isinstance(module, ProgressiveCell)
+                                    else module._softmax(alpha))
         missing = [edge.label for edge in self.edges if edge.label not in rows]
         if missing:
             raise ConfigError(f'the supernet has no architecture vector for edge {missing[0]!r} (LA-DARTS needs '

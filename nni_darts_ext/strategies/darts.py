@@ -147,7 +147,12 @@ class ValidatedDARTS(DARTS):
 
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """What a variant adds to the trial's final result about its search and the architecture
-        it ``found`` (nothing, here)."""
+        it ``found`` (nothing, here; a composed variant merges its techniques')."""
+        return {}
+
+    def cell_options(self) -> dict[str, Any]:
+        """Keyword options a technique sets on the supernet cells another technique builds, when
+        the two are composed (PC-DARTS's ``k`` on P-DARTS's cells); none here."""
         return {}
 
     def configure_oneshot_module(self, training_module):

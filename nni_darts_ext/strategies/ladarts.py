@@ -122,8 +122,9 @@ class LatencyAwareDARTS(ValidatedDARTS):
         if self.input_shape is None:
             raise ConfigError('LatencyAwareDARTS needs input_shape, one image as (channels, height, width)')
         self.deployed_space = self.deployed_space or model
-        self.latency_term.profile = profile_space(self.deployed_space, self.input_shape, self.timing, self.samples,
-                                                  self.cache)
+        if self.latency_term.profile is None:  # once: P-DARTS's stages (composed) build supernets again
+            self.latency_term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
+                                                      self.samples, self.cache)
         return super().mutate_model(model)
 
     def search_summary(self, found: dict[str, Any]) -> dict[str, float]:
@@ -135,6 +136,7 @@ class LatencyAwareDARTS(ValidatedDARTS):
         with torch.no_grad():
             predicted = float(profile.predictor(self.latency_term.predictor)(profile.encoding.one_hot(found)))
         measured = measure([deployed(self.deployed_space, found)], self.input_shape, self.timing)[0].total_ms
-        return {'predicted_latency_ms': round(predicted, 4), 'measured_latency_ms': round(measured, 4),
+        return {**super().search_summary(found),
+                'predicted_latency_ms': round(predicted, 4), 'measured_latency_ms': round(measured, 4),
                 'lookup_error_pct': round(profile.errors['lookup'], 2),
                 'network_error_pct': round(profile.errors['network'], 2)}

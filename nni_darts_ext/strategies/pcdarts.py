@@ -11,10 +11,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedInput, DifferentiableMixedRepeat
-from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
-from nni.nas.oneshot.pytorch.strategy import no_default_hook
-
 from ..errors import check_number
 from ..supermodules.pc_darts import PartialChannelCell, PartialChannelLayer
 from .darts import ValidatedDARTS
@@ -42,11 +38,9 @@ class PCDARTS(ValidatedDARTS):
         self.k = k
 
     def default_mutation_hooks(self):
-        return [
-            partial(PartialChannelCell.mutate, k=self.k),
-            partial(PartialChannelLayer.mutate, k=self.k),
-            DifferentiableMixedInput.mutate,
-            DifferentiableMixedRepeat.mutate,
-            *(operation.mutate for operation in NATIVE_MIXED_OPERATIONS),
-            no_default_hook,
-        ]
+        # before the others' hooks: the first that takes a module wins
+        return [partial(PartialChannelCell.mutate, k=self.k), partial(PartialChannelLayer.mutate, k=self.k),
+                *super().default_mutation_hooks()]
+
+    def cell_options(self) -> dict[str, Any]:
+        return {**super().cell_options(), 'k': self.k}

@@ -29,9 +29,6 @@ import pytorch_lightning as pl
 import torch
 from nni.nas.evaluator.pytorch import Lightning
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
-from nni.nas.oneshot.pytorch.strategy import no_default_hook
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedInput, DifferentiableMixedRepeat
-from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
 
 from ..errors import ConfigError, check_number, choose
 from ..spaces.operations import ZERO_OPERATION
@@ -330,14 +327,10 @@ class PDARTS(ValidatedDARTS):
         return super().mutate_model(self._spaces.build(self.stages[index].cells))
 
     def default_mutation_hooks(self):
-        return [
-            partial(ProgressiveCell.mutate, surviving=self._surviving, skip_limit=self.skip_limit),
-            _refuse_layer_choice,
-            DifferentiableMixedInput.mutate,
-            DifferentiableMixedRepeat.mutate,
-            *(operation.mutate for operation in NATIVE_MIXED_OPERATIONS),
-            no_default_hook,
-        ]
+        # first: cells become progressive (with what composed techniques set on them, such as PC-DARTS's k)
+        return [partial(ProgressiveCell.mutate, surviving=self._surviving, skip_limit=self.skip_limit,
+                        **self.cell_options()),
+                _refuse_layer_choice, *super().default_mutation_hooks()]
 
     def stage_module(self, training_module, index: int) -> ProgressiveDartsModule:
         return ProgressiveDartsModule(
@@ -364,4 +357,4 @@ class PDARTS(ValidatedDARTS):
 
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """Each stage's seconds."""
-        return {'stage_s': list(self.stage_seconds)}
+        return {**super().search_summary(found), 'stage_s': list(self.stage_seconds)}

@@ -15,10 +15,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from nni.nas.evaluator.pytorch import Lightning
-from nni.nas.oneshot.pytorch.supermodule.differentiable import (DifferentiableMixedCell, DifferentiableMixedInput,
-                                                                DifferentiableMixedLayer, DifferentiableMixedRepeat)
-from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
-from nni.nas.oneshot.pytorch.strategy import no_default_hook
 
 from ..errors import ConfigError, choose
 from ..spaces.factors import FACTORS
@@ -100,15 +96,7 @@ class ScalableDARTS(ValidatedDARTS):
         self.factor_updates = factor_updates
 
     def default_mutation_hooks(self):
-        return [
-            FactorizedCell.mutate,
-            DifferentiableMixedLayer.mutate,
-            DifferentiableMixedInput.mutate,
-            DifferentiableMixedCell.mutate,
-            DifferentiableMixedRepeat.mutate,
-            *(operation.mutate for operation in NATIVE_MIXED_OPERATIONS),
-            no_default_hook,
-        ]
+        return [FactorizedCell.mutate, *super().default_mutation_hooks()]
 
     def mutate_model(self, model):
         supernet = super().mutate_model(model)

@@ -11,6 +11,8 @@ each node keeps its best-scoring inputs, each with its best non-zero operation.
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 import torch
 from torch import nn
 from nni.nas.nn.pytorch import Cell, LayerChoice
@@ -19,6 +21,24 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMix
 
 from .derivation import derive_cell
 from .partial_channel import build_for_channel_fraction, partial_channel_mix
+
+
+def edge_normalization(label: str, nodes: Iterable[int], memo: dict[str, Any]) -> nn.ParameterDict:
+    """One ``beta`` vector per node over its incoming edges (``CELL/NODE``), shared through ``memo``
+    by every cell of ``label``."""
+    betas = nn.ParameterDict()
+    for node in nodes:
+        key = f'{label}/{node}'
+        if key + '/edge_beta' not in memo:
+            memo[key + '/edge_beta'] = nn.Parameter(torch.randn(node) * 1e-3)
+        betas[key] = memo[key + '/edge_beta']
+    return betas
+
+
+def input_probabilities(cell: DifferentiableMixedCell, memo: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """``softmax(beta)`` of each node of an edge-normalized ``cell`` not yet in ``memo``, as ``export_probs`` gives it."""
+    return {f'{cell.label}/input_{node}': dict(enumerate(cell.edge_weights(node).tolist()))
+            for node in cell.output_node_indices if f'{cell.label}/input_{node}' not in memo}
 
 
 class PartialChannelEdge(nn.Module):
@@ -47,13 +67,7 @@ class PartialChannelCell(DifferentiableMixedCell):
         for node, node_edges in zip(self.output_node_indices, self.ops):
             for source, operations in enumerate(node_edges):
                 node_edges[source] = PartialChannelEdge(operations, k, f'{self.label}/{node}_{source}')
-        # One beta vector per node over its incoming edges, shared by all cells of this label.
-        self._arch_beta = nn.ParameterDict()
-        for node in self.output_node_indices:
-            key = f'{self.label}/{node}'
-            if key + '/edge_beta' not in memo:
-                memo[key + '/edge_beta'] = nn.Parameter(torch.randn(node) * 1e-3)
-            self._arch_beta[key] = memo[key + '/edge_beta']
+        self._arch_beta = edge_normalization(self.label, self.output_node_indices, memo)
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs, *, k: int):
@@ -81,12 +95,7 @@ class PartialChannelCell(DifferentiableMixedCell):
         return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
 
     def export_probs(self, memo):
-        probabilities = super().export_probs(memo)
-        for node in self.output_node_indices:
-            label = f'{self.label}/input_{node}'
-            if label not in memo:
-                probabilities[label] = dict(enumerate(self.edge_weights(node).tolist()))
-        return probabilities
+        return {**super().export_probs(memo), **input_probabilities(self, memo)}
 
     @torch.no_grad()
     def edge_scores(self, node: int) -> list[tuple[float, int, str]]:

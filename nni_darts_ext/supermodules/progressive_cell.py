@@ -5,7 +5,9 @@ drops the rest, so a deeper network fits in the same memory. :class:`Progressive
 replaces an NNI ``Cell`` with edges that hold just their surviving operations (a dropped
 operation is never even built) and one architecture vector each over those operations,
 the zero operation included while it survives. Skip-connects are followed by a dropout
-whose rate the strategy sets every epoch (:class:`SkipConnectDropout`).
+whose rate the strategy sets every epoch (:class:`SkipConnectDropout`). With ``k``, the cell
+takes PC-DARTS's technique too (``pdarts+pcdarts``): each edge mixes its surviving operations on
+1/K of the channels, and each node weighs its incoming edges with learned ``softmax(beta)``.
 
 Derivation is DARTS's (each node keeps its best-scoring incoming edges, each with its best
 non-zero operation) with P-DARTS's limit on skip-connects in the normal cell: while it
@@ -29,6 +31,7 @@ from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
 from ..architecture import SKIP_CONNECT
 from ..spaces.operations import ZERO_OPERATION
 from .derivation import EdgeScore, derive_cell
+from .pc_darts import PartialChannelEdge, edge_normalization, input_probabilities
 
 SurvivingOperations = Mapping[str, tuple[str, ...]]
 """Edge label (``CELL/NODE_SOURCE``) -> the operations it keeps, ``none`` (the zero operation) among them
@@ -65,6 +68,14 @@ def _restricted(op_factory: Any, label: str, surviving: SurvivingOperations) -> 
     return {str(name): factory(str(name), candidate) for name, candidate in candidates.items()}
 
 
+class OperationsEdge(nn.ModuleDict):
+    """One edge's surviving operations, mixed on all channels."""
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # the zero operation, last when present, adds nothing but takes its share of the weight
+        return sum(w * op(x) for w, op in zip(weights, self.values()))
+
+
 class ProgressiveCell(DifferentiableMixedCell):
     """A differentiable cell whose edges mix only their surviving operations.
 
@@ -74,11 +85,16 @@ class ProgressiveCell(DifferentiableMixedCell):
         Per edge, the operations it keeps (see :data:`SurvivingOperations`); empty: all of them.
     skip_limit
         The most skip-connects the derived cell may hold (``None``: no limit).
+    k
+        ``None``: every edge sees all channels. Otherwise PC-DARTS's partial channels (1/k of
+        them through the operations) and edge normalization.
     """
+
+    _arch_parameter_names: list[str] = ['_arch_alpha', '_arch_beta']
 
     def __init__(self, op_factory, num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor,
                  concat_dim, memo, mutate_kwargs, label, *, surviving: SurvivingOperations,
-                 skip_limit: int | None):
+                 skip_limit: int | None, k: int | None = None):
         # NNI's differentiable cell would give every edge the same operations and a vector over
         # all of them: build the edges through the sampling cell and the vectors here instead.
         PathSamplingCell.__init__(self, _restricted(op_factory, label, surviving), num_nodes, num_ops_per_node,
@@ -91,25 +107,26 @@ class ProgressiveCell(DifferentiableMixedCell):
             for source, operations in enumerate(node_edges):
                 edge = f'{self.label}/{node}_{source}'
                 kept = surviving.get(edge, (*self.op_names, ZERO_OPERATION))
-                node_edges[source] = nn.ModuleDict({
-                    name: SkipConnectDropout(op) if name == SKIP_CONNECT else op
-                    for name, op in operations.items() if name in kept
-                })
+                edge_module = OperationsEdge({name: SkipConnectDropout(op) if name == SKIP_CONNECT else op
+                                              for name, op in operations.items() if name in kept})
                 zero = [ZERO_OPERATION] if ZERO_OPERATION in kept else []
-                self.edge_operations[edge] = [*node_edges[source], *zero]
+                self.edge_operations[edge] = [*edge_module, *zero]
+                node_edges[source] = edge_module if k is None else PartialChannelEdge(edge_module, k, edge)
                 if edge + '/in_cell' not in memo:  # shared by every cell with this label
                     memo[edge + '/in_cell'] = nn.Parameter(torch.randn(len(self.edge_operations[edge])) * 1e-3)
                 self._arch_alpha[edge] = memo[edge + '/in_cell']
+        self._arch_beta = nn.ParameterDict() if k is None else edge_normalization(label, self.output_node_indices, memo)
         self._softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
 
     @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations, skip_limit: int | None):
+    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations, skip_limit: int | None,
+               k: int | None = None):
         if type(module) is Cell and module.op_candidates_factory is not None:
             # P-DARTS limits the skip-connects of normal cells only
             limit = None if 'reduce' in module.label else skip_limit
             return cls(module.op_candidates_factory, module.num_nodes, module.num_ops_per_node,
                        module.num_predecessors, module.preprocessor, module.postprocessor, module.concat_dim,
-                       memo, mutate_kwargs, module.label, surviving=surviving, skip_limit=limit)
+                       memo, mutate_kwargs, module.label, surviving=surviving, skip_limit=limit, k=k)
         return None
 
     def operation_weights(self, edge: str) -> dict[str, float]:
@@ -117,27 +134,40 @@ class ProgressiveCell(DifferentiableMixedCell):
         weights = self._softmax(self._arch_alpha[edge]).tolist()
         return dict(zip(self.edge_operations[edge], weights))
 
+    def edge_probabilities(self, edge: str) -> torch.Tensor:
+        """``softmax(alpha)`` of ``edge`` over all the cell's operations, then the zero operation,
+        0 for the dropped ones: the row LA-DARTS's latency encoding reads (differentiable)."""
+        columns = [*self.op_names, ZERO_OPERATION]
+        weights = self._softmax(self._arch_alpha[edge])
+        kept = torch.tensor([columns.index(op) for op in self.edge_operations[edge]], device=weights.device)
+        return weights.new_zeros(len(columns)).index_put((kept,), weights)
+
+    def edge_weights(self, node: int) -> torch.Tensor:
+        """``softmax(beta)`` over the node's incoming edges with edge normalization; all 1 without."""
+        if not self._arch_beta:
+            return torch.ones(node)
+        return self._softmax(self._arch_beta[f'{self.label}/{node}'])
+
     def export_probs(self, memo):
-        return {edge: {op: w for op, w in self.operation_weights(edge).items() if op != ZERO_OPERATION}
-                for edge in self._arch_alpha if edge not in memo}
+        operations = {edge: {op: w for op, w in self.operation_weights(edge).items() if op != ZERO_OPERATION}
+                      for edge in self._arch_alpha if edge not in memo}
+        return {**operations, **(input_probabilities(self, memo) if self._arch_beta else {})}
 
     def forward(self, *inputs):
         processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
         states = self.preprocessor(processed_inputs)
         for node, edges in zip(self.output_node_indices, self.ops):
-            node_sum = 0
-            for source, operations in enumerate(edges):
-                weights = self._softmax(self._arch_alpha[f'{self.label}/{node}_{source}'])
-                # the zero operation, last when present, adds nothing but takes its share of the weight
-                node_sum = node_sum + sum(w * op(states[source]) for w, op in zip(weights, operations.values()))
-            states.append(node_sum)
+            beta = self.edge_weights(node)
+            weights = [self._softmax(self._arch_alpha[f'{self.label}/{node}_{source}']) for source in range(node)]
+            states.append(sum(beta[source] * edge(states[source], weights[source]) for source, edge in enumerate(edges)))
         return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
 
     @torch.no_grad()
     def edge_scores(self, node: int, ruled_out: set[tuple[int, int]]) -> list[EdgeScore]:
-        """Per incoming edge: (weight of its best non-zero operation, source, that operation); a
-        skip-connect on a ``(node, source)`` edge in ``ruled_out`` does not count. An edge left
-        with nothing does not compete."""
+        """Per incoming edge: (weight of its best non-zero operation, times the edge's weight with
+        edge normalization, source, that operation); a skip-connect on a ``(node, source)`` edge in
+        ``ruled_out`` does not count. An edge left with nothing does not compete."""
+        beta = self.edge_weights(node)
         scores = []
         for source in range(node):
             weights = self.operation_weights(f'{self.label}/{node}_{source}')
@@ -145,7 +175,7 @@ class ProgressiveCell(DifferentiableMixedCell):
                           if op != ZERO_OPERATION and not (op == SKIP_CONNECT and (node, source) in ruled_out)]
             if candidates:
                 weight, operation = max(candidates)
-                scores.append((weight, source, operation))
+                scores.append((weight * float(beta[source]), source, operation))
         # a node whose every edge is a ruled-out skip-connect keeps its skip-connects
         return scores or self.edge_scores(node, set())
 

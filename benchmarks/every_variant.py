@@ -1,0 +1,77 @@
+"""Every variant side by side in one nnictl experiment: run it, wait, report.
+
+``python benchmarks/every_variant.py`` starts ``experiments/benchmark.yml`` (every variant,
+``random`` and NNI's DARTS, 3 seeds, one budget), waits until NNI says DONE, and writes the
+report (the Markdown table and the three-panel PNG of :mod:`nni_darts_ext.report`) with every
+final result and the machine to ``benchmarks/results/every_variant_cpu.*``. The experiment stays
+in NNI's web UI until ``nnictl stop``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from nni_darts_ext import report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_name() -> str:
+    """The processor's model name, as Linux reports it."""
+    cpuinfo = Path('/proc/cpuinfo')
+    names = re.findall(r'model name\s*:\s*(.+)', cpuinfo.read_text()) if cpuinfo.is_file() else []
+    return names[0].strip() if names else platform.processor() or 'unknown CPU'
+
+
+def nni_status(port: int) -> str:
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/api/v1/nni/check-status', timeout=10) as response:
+        return json.load(response)['status']
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--config', type=Path, default=ROOT / 'experiments' / 'benchmark.yml')
+    parser.add_argument('--port', type=int, default=8090)
+    parser.add_argument('--out', type=Path, default=ROOT / 'benchmarks' / 'results' / 'every_variant_cpu')
+    parser.add_argument('--timeout-min', type=float, default=120)
+    arguments = parser.parse_args()
+
+    nnictl = str(Path(sys.executable).parent / 'nnictl')
+    created = subprocess.run([nnictl, 'create', '--config', str(arguments.config), '--port', str(arguments.port)],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    experiment_id = re.search(r'ID:\s*(\w+)', created)[1]
+    started = time.monotonic()
+    print(f'experiment {experiment_id} on port {arguments.port}', flush=True)
+    while (status := nni_status(arguments.port)) not in ('DONE', 'ERROR', 'STOPPED'):
+        if time.monotonic() - started > 60 * arguments.timeout_min:
+            sys.exit(f'experiment {experiment_id} still {status} after {arguments.timeout_min} minutes')
+        time.sleep(30)
+    minutes = (time.monotonic() - started) / 60
+    results = report.final_results(experiment_id)
+    rows = report.summarize(results)
+    table = report.format_table(rows)
+    print(table)
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    report.plot(rows, arguments.out.with_suffix('.png'), f'every variant, Fashion-MNIST, {cpu_name()}')
+    arguments.out.with_suffix('.md').write_text(table + '\n')
+    arguments.out.with_suffix('.json').write_text(json.dumps({
+        'experiment': experiment_id, 'status': status, 'minutes': round(minutes, 1),
+        'date': time.strftime('%Y-%m-%d'),
+        'machine': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch': torch.__version__},
+        'config': arguments.config.read_text(), 'results': results}, indent=2))
+    print(f'{status} after {minutes:.1f} minutes; written {arguments.out}.md/.png/.json')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,168 @@
+"""Composed variants: each installs every technique it names; impossible pairs are refused by name."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from nni_darts_ext import (PCDARTS, PDARTS, ConfigError, LatencyAwareDARTS, ScalableDARTS, StabilizedDARTS,
+                           ValidatedDARTS, combine, make_strategy)
+from nni_darts_ext.hypergradient import Amended, FirstOrder
+from nni_darts_ext.latency.encoding import CellEncoding
+from nni_darts_ext.spaces import Size, load_space
+from nni_darts_ext.strategies.ladarts import LatencyTerm
+from nni_darts_ext.strategies.pdarts import ProgressiveDartsModule
+from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge
+from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell
+from nni_darts_ext.training import ClassifierModule
+
+from .conftest import COMPOSED, cpu_settings
+
+SPACE = load_space('darts_small', 1, 10, 8)
+WIDTH, K = 8, 2
+ONE_STAGE_EACH = [[3, None, 1, 0, 0.0], [3, 3, 1, 0, 0.4]]
+
+
+def composed(variant: str):
+    """The variant's strategy at CPU size; with LA-DARTS, its latencies timed on the searched space."""
+    options = {**cpu_settings(variant), 'k': K}
+    if 'pdarts' in variant:
+        options['stages'] = ONE_STAGE_EACH
+    strategy = make_strategy(variant, **options)
+    if isinstance(strategy, LatencyAwareDARTS):
+        strategy.deploy(SPACE.search_space(Size(WIDTH, 3)), (1, 8, 8))
+    return strategy
+
+
+def build(strategy):
+    return strategy.mutate_model(SPACE.search_space(Size(WIDTH, 3)))
+
+
+def cells(supernet) -> list:
+    return [m for m in supernet.modules() if isinstance(m, (PartialChannelCell, ProgressiveCell))]
+
+
+def alphas(supernet) -> list[torch.nn.Parameter]:
+    return [p for name, p in supernet.named_parameters() if '_arch_alpha' in name]
+
+
+def check_partial_channels(strategy, supernet, module):
+    edges = [edge for cell in cells(supernet) for node_edges in cell.ops for edge in node_edges]
+    assert edges and all(isinstance(edge, PartialChannelEdge) and edge.k == K for edge in edges)
+    # the first cell works on WIDTH channels: its convolutions see WIDTH / K of them
+    first = cells(supernet)[0].ops[0][0].operations['sep_conv_3x3']
+    assert next(m for m in first.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == WIDTH // K
+    betas = [p for name, p in supernet.named_parameters() if '_arch_beta' in name]
+    assert betas and set(map(id, betas)) <= set(map(id, module.arch_parameters()))  # edge normalization is learned
+
+
+def check_stages(strategy, supernet, module):
+    assert all(isinstance(cell, ProgressiveCell) for cell in cells(supernet))
+    assert isinstance(module, ProgressiveDartsModule) and [s.cells for s in strategy.stages] == [3, 3]
+
+
+def check_amended(strategy, supernet, module):
+    assert isinstance(module.architecture_gradient, Amended) and module.architecture_gradient.eta == 1e-3
+
+
+def check_latency(strategy, supernet, module):
+    assert isinstance(module.architecture_term, LatencyTerm)
+    if 'stabilized' not in strategy.__class__.__name__.lower():
+        assert isinstance(module.architecture_gradient, FirstOrder)  # the term needs an estimator to add to
+    gradients = torch.autograd.grad(module.architecture_term(supernet), alphas(supernet))
+    assert sum(float(g.abs().sum()) for g in gradients) > 0
+
+
+TECHNIQUES = {'pcdarts': check_partial_channels, 'pdarts': check_stages, 'stabilized': check_amended,
+              'ladarts': check_latency}
+
+
+@pytest.mark.parametrize('variant', COMPOSED)
+def test_each_composed_preset_installs_every_technique_it_names(variant):
+    strategy = composed(variant)
+    supernet = build(strategy)
+    module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
+    module.set_model(supernet)
+    for technique in variant.split('+'):
+        TECHNIQUES[technique](strategy, supernet, module)
+
+
+def test_pdarts_pcdarts_prunes_partial_channel_edges_between_stages():
+    strategy = composed('pdarts+pcdarts')
+    first = build(strategy)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for alpha in alphas(first):
+            alpha.copy_(torch.randn(alpha.shape, generator=generator))
+    second = strategy.next_stage_supernet(first, 1)
+    for before, after in zip(cells(first), cells(second)):
+        for edge in before.edge_operations:
+            ranked = sorted(before.operation_weights(edge).items(), key=lambda item: -item[1])
+            kept = [op for op, _ in ranked if op != 'none'][:3]  # the last stage drops the zero operation first
+            assert sorted(after.edge_operations[edge]) == sorted(kept)
+    edges = [edge for cell in cells(second) for node_edges in cell.ops for edge in node_edges]
+    assert all(isinstance(edge, PartialChannelEdge) and len(edge.operations) <= 3 for edge in edges)
+    assert second(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_edge_normalization_weighs_the_derivation_of_progressive_cells():
+    supernet = build(composed('pdarts+pcdarts'))
+    cell = cells(supernet)[0]
+    with torch.no_grad():
+        for alpha in cell._arch_alpha.values():
+            alpha.zero_()  # every edge's best operation weighs the same: the edge weights decide
+        cell._arch_beta[f'{cell.label}/3'].copy_(torch.tensor([-5.0, 5.0, 4.0]))
+    assert {cell.export({})[f'{cell.label}/input_3_{slot}'][0] for slot in range(2)} == {1, 2}
+
+
+def test_latency_encoding_reads_pruned_progressive_edges_as_full_rows():
+    strategy = composed('pdarts+pcdarts+stabilized+ladarts')
+    second = strategy.next_stage_supernet(build(strategy), 1)
+    rows = CellEncoding.of(SPACE.search_space(Size(WIDTH, 3))).probabilities(second)
+    torch.testing.assert_close(rows.sum(1), torch.ones(len(rows)))
+    assert ((rows > 0).sum(1) <= 3).all()  # the dropped operations' columns stay 0
+    gradient, = torch.autograd.grad((rows * torch.arange(rows.shape[1])).sum(), alphas(second)[0])
+    assert gradient.abs().sum() > 0
+
+
+@pytest.mark.parametrize('variant, message', [
+    ('darts2+stabilized', 'darts2 and stabilized cannot be composed: both set the architecture-gradient estimator'),
+    ('pcdarts+scalable', 'pcdarts and scalable cannot be composed: both build the supernet cells'),
+    ('pdarts+scalable', "pdarts and scalable cannot be composed: P-DARTS prunes each edge's operation vector"),
+    ('scalable+ladarts', "scalable and ladarts cannot be composed: LA-DARTS's latency encoding"),
+    ('random+pcdarts', 'random does not search, so it composes with nothing; composable: darts, pcdarts'),
+    ('pcdarts+pcdarts', 'pcdarts is named twice'),
+])
+def test_a_conflicting_combination_raises_naming_the_conflict(variant, message):
+    with pytest.raises(ConfigError) as info:
+        make_strategy(variant)
+    assert str(info.value).startswith(f'variant {variant!r}: {message}')
+
+
+def test_an_unknown_member_is_named_with_the_accepted_ones():
+    with pytest.raises(ConfigError) as info:
+        make_strategy('pcdarts+pcdart')
+    assert str(info.value).startswith("in 'pcdarts+pcdart': unknown variant 'pcdart'; accepted: darts, darts2, ")
+
+
+def test_python_api_combines_strategy_classes():
+    pc_stabilized = combine(StabilizedDARTS, PCDARTS)
+    assert pc_stabilized is combine(PCDARTS, StabilizedDARTS)  # one class per set of techniques
+    assert pickle.loads(pickle.dumps(pc_stabilized)) is pc_stabilized
+    strategy = pc_stabilized(k=2, eta=0.5, arc_learning_rate=1e-3)
+    assert (strategy.k, strategy.architecture_gradient.eta, strategy.arc_learning_rate) == (2, 0.5, 1e-3)
+    assert combine(PCDARTS) is PCDARTS and combine(ValidatedDARTS, PCDARTS) is PCDARTS
+    with pytest.raises(ConfigError, match='ScalableDARTS and PCDARTS cannot be composed'):
+        combine(ScalableDARTS, PCDARTS)
+    assert type(make_strategy('pcdarts+pdarts')) is combine(PDARTS, PCDARTS)
+
+
+def test_composed_defaults_and_options():
+    strategy = make_strategy('pcdarts+stabilized')
+    # the papers' settings; where they differ, the supernet technique's (PC-DARTS's learning rate)
+    assert (strategy.k, strategy.warmup_epochs, strategy.arc_learning_rate, strategy.eta) == (4, 15, 6e-4, 1e-3)
+    with pytest.raises(ConfigError, match="variant 'pdarts\\+pcdarts' has no option 'warmup_epochs'; its options: "
+                                          'stages, skip_limit, skip_dropout_decay, arc_learning_rate'):
+        make_strategy('pdarts+pcdarts', warmup_epochs=1)
