@@ -39,18 +39,28 @@ def nni_status(port: int) -> str:
         return json.load(response)['status']
 
 
+def create(config: Path, port: int) -> str:
+    """``nnictl create`` from the repository root; the new experiment's id."""
+    nnictl = str(Path(sys.executable).parent / 'nnictl')
+    created = subprocess.run([nnictl, 'create', '--config', str(config), '--port', str(port)],
+                             cwd=ROOT, capture_output=True, text=True)
+    output = re.sub(r'\x1b\[[0-9;]*m', '', created.stdout + created.stderr)  # nnictl colours its output
+    match = re.search(r'Experiment ID: (\w+)', output)
+    if created.returncode or not match:
+        sys.exit(f'nnictl create failed:\n{output}')
+    return match[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', type=Path, default=ROOT / 'experiments' / 'benchmark.yml')
     parser.add_argument('--port', type=int, default=8090)
     parser.add_argument('--out', type=Path, default=ROOT / 'benchmarks' / 'results' / 'every_variant_cpu')
     parser.add_argument('--timeout-min', type=float, default=120)
+    parser.add_argument('--attach', metavar='ID', help='wait for and report this running experiment instead')
     arguments = parser.parse_args()
 
-    nnictl = str(Path(sys.executable).parent / 'nnictl')
-    created = subprocess.run([nnictl, 'create', '--config', str(arguments.config), '--port', str(arguments.port)],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    experiment_id = re.search(r'ID:\s*(\w+)', created)[1]
+    experiment_id = arguments.attach or create(arguments.config, arguments.port)
     started = time.monotonic()
     print(f'experiment {experiment_id} on port {arguments.port}', flush=True)
     while (status := nni_status(arguments.port)) not in ('DONE', 'ERROR', 'STOPPED'):

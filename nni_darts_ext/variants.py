@@ -132,7 +132,7 @@ def find_variant(name: str) -> Variant:
     """
     if name in VARIANTS:
         return VARIANTS[name]
-    parts = name.split('+')
+    parts = [part.strip() for part in name.split('+')]
     for part in parts:
         if part not in VARIANTS:
             error = choose('variant', part, VARIANTS)
