@@ -120,7 +120,7 @@ def test_an_output_dir_that_is_a_file_is_refused_before_any_work(tmp_path, monke
 
 def test_a_diverging_search_stops_with_a_clear_message(tmp_path, monkeypatch, capsys):
     parameters = {'train_subset': 128, 'test_subset': 64, 'batch_size': 32, 'search_epochs': 1, 'retrain_epochs': 1,
-                  'learning_rate': 1e12, 'min_learning_rate': 0.0}
+                  'learning_rate': 1e30, 'min_learning_rate': 0.0}
     assert tuned_trial(parameters, tmp_path / 'out', monkeypatch) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         'error: training diverged: training loss became nan; lower learning_rate')

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch import nn
 
+from nni_darts_ext import PCDARTS, ScalableDARTS
 from nni_darts_ext.errors import ConfigError
 from nni_darts_ext.spaces import SEARCH_SPACES_DIR, Size, available_spaces, load_space
 from nni_darts_ext.spaces.operations import OPERATIONS
@@ -55,6 +57,83 @@ def test_dataset_shape_reaches_the_network():
     architecture = {label: mutable.default() for label, mutable in model_space.simplify().items()}
     model = space.evaluation_model(architecture)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 7)
+
+
+POOLINGS = ('max_pool_3x3', 'avg_pool_3x3')
+
+
+def cell_batch_norms(model: nn.Module) -> list[nn.BatchNorm2d]:
+    """The batch norms inside the cells: preprocessing and candidates (the stem's aside)."""
+    return [m for cell in model.cells for m in cell.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def pooling_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every pooling layer inside the cells, by module name."""
+    return {name: m for name, m in model.named_modules()
+            if name.startswith('cells.') and isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))}
+
+
+def assert_search_form(model: nn.Module, pools: int) -> None:
+    """No affine batch norm in the cells, and each of the ``pools`` pooling layers is the first of a
+    ``Sequential(pool, BatchNorm2d(affine=False))``."""
+    norms = cell_batch_norms(model)
+    assert norms and not any(m.affine or m.weight is not None or m.bias is not None for m in norms)
+    preprocessing = [m for cell in model.cells for m in cell.preprocessor.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(preprocessing) == 2 * len(model.cells) and not any(m.affine for m in preprocessing)
+    layers = pooling_layers(model)
+    assert len(layers) == pools
+    for name, layer in layers.items():
+        parent_name, _, index = name.rpartition('.')
+        parent = model.get_submodule(parent_name)
+        assert index == '0' and isinstance(parent, nn.Sequential) and len(parent) == 2, name
+        assert type(parent[1]) is nn.BatchNorm2d and not parent[1].affine, name
+
+
+@pytest.mark.parametrize('name', ['darts_small', 'darts_small_factorized'])
+def test_search_space_is_the_papers_search_network(name):
+    """DARTS's model_search.py: cells' batch norms without affine parameters, pooling then BatchNorm2d(affine=False)."""
+    model_space = load_space(name, in_channels=1, num_classes=10, image_size=8).search_space()
+    assert_search_form(model_space, pools=3 * 8 * len(POOLINGS))  # 3 cells x 4 nodes x 2 slots
+    # each pooling candidate is exactly the reference module at its cell's width and stride
+    widths, strides = [4, 8, 16], [1, 2, 2]  # cells 1 and 2 reduce: double width, halve resolution
+    for cell, width, stride in zip(model_space.cells, widths, strides):
+        for slots in cell.ops:
+            for choice in slots:
+                for pool in POOLINGS:
+                    expected = nn.Sequential(OPERATIONS[pool](width, stride, False),
+                                             nn.BatchNorm2d(width, affine=False))
+                    assert repr(choice[pool]) == repr(expected)
+    assert model_space(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.parametrize('strategy, name', [(PCDARTS(k=2), 'darts_small'),
+                                            (ScalableDARTS(), 'darts_small_factorized')])
+def test_supernets_keep_the_search_form(strategy, name):
+    """PC-DARTS rebuilds the pooling's batch norm for C/K channels; Scalable-DARTS keeps pooling unfactored."""
+    supernet = strategy.mutate_model(load_space(name, in_channels=1, num_classes=10, image_size=8).search_space())
+    assert_search_form(supernet, pools=3 * (2 + 3 + 4 + 5) * len(POOLINGS))  # one pool per edge and kind
+    if isinstance(strategy, PCDARTS):
+        first_cell = [name for name in pooling_layers(supernet) if name.startswith('cells.0.')]
+        norms = {supernet.get_submodule(name.rpartition('.')[0])[1].num_features for name in first_cell}
+        assert first_cell and norms == {4 // 2}  # width 4, k = 2
+    assert supernet(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_evaluation_model_is_the_papers_evaluation_network():
+    """DARTS's model.py: plain pooling, affine preprocessing; the search space's labels freeze it."""
+    space = load_space('darts_small', in_channels=1, num_classes=10, image_size=8)
+    labels = space.search_space().simplify()
+    architecture = {label: mutable.default() for label, mutable in labels.items()}
+    for index, label in enumerate(sorted(label for label in labels if '/op_' in label)):
+        architecture[label] = POOLINGS[index % len(POOLINGS)]
+    assert set(space.build(space.evaluation, True).simplify()) == set(labels)
+    model = space.evaluation_model(architecture)
+    ops = [op for cell in model.cells for slots in cell.ops for op in slots]
+    assert len(ops) == 5 * 8 and all(type(op) in (nn.MaxPool2d, nn.AvgPool2d) for op in ops)
+    preprocessing = [m for cell in model.cells for m in cell.preprocessor.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(preprocessing) == 2 * 5 and all(m.affine for m in preprocessing)
+    assert cell_batch_norms(model) == preprocessing  # no batch norm after the pooling
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
 @pytest.mark.parametrize('spec, message', [

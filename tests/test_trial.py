@@ -81,7 +81,7 @@ def run_trial(*arguments: str) -> subprocess.CompletedProcess:
     (['--variant-settings', '{pcdart: {k: 2}}'], "error: --variant-settings: unknown variant 'pcdart'; accepted: "),
     (['--variant', 'pcdarts'], 'error: warmup_epochs (15) must be below search_epochs (4)'),
     (['--variant', 'pcdarts', '--option', 'k=3', '--option', 'warmup_epochs=0'],
-     'error: normal/2_0/sep_conv_3x3: depthwise MutableConv2d has 4 channels, not divisible by k=3'),
+     'error: normal/2_0/max_pool_3x3: BatchNorm2d has 4 channels, not divisible by k=3'),
     (['--batch-size', '0'], 'error: batch_size must be at least 1, got 0'),
     (['--momentum', '1.5'], 'error: momentum must be in [0, 1), got 1.5'),
     (['--accelerator', 'tpu'], "error: unknown accelerator 'tpu'; accepted: auto, cpu, cuda, gpu"),

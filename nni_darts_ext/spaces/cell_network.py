@@ -5,6 +5,12 @@ thirds of the depth, global pooling, linear classifier), but the input channels,
 and operation list are parameters, so one space serves grey 8x8 digits and colour CIFAR alike.
 All normal cells share the label ``normal`` and all reduction cells ``reduce``: one
 architecture per cell type, as in DARTS.
+
+Built with ``affine=False`` it is the search network of DARTS, P-DARTS and PC-DARTS
+(``model_search.py``): batch norms inside the cells (preprocessing and candidates) have no
+learnable scale and shift, and every pooling candidate is followed by a batch norm, so that its
+output is on the scale of the convolutions', which all end in one. With ``affine=True`` it is
+their evaluation network (``model.py``): plain pooling, affine batch norms.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from functools import partial
 import torch
 from torch import nn
 from nni.nas.nn.pytorch import Cell, ModelSpace
-from nni.nas.hub.pytorch.nasnet import CellPostprocessor, CellPreprocessor
+from nni.nas.hub.pytorch.nasnet import CellPostprocessor, FactorizedReduce, ReLUConvBN
 
 from .factors import build_operation
 
@@ -23,6 +29,9 @@ PREDECESSORS = 2
 
 OPS_PER_NODE = 2
 """Each intermediate node sums two operations, each on one chosen input."""
+
+POOLING = (nn.MaxPool2d, nn.AvgPool2d)
+"""Candidate modules that the search network follows with a batch norm."""
 
 
 def reduction_positions(cells: int) -> set[int]:
@@ -36,7 +45,30 @@ def _operation(node_index: int, op_index: int, input_index: int | None, *,
     # unfrozen the input is not known yet (None), and NNI builds it as a cell-input edge.
     from_cell_input = input_index is None or input_index < PREDECESSORS
     stride = 2 if reduce and from_cell_input else 1
-    return build_operation(name, channels, stride, affine)
+    operation = build_operation(name, channels, stride, affine)
+    if not affine and isinstance(operation, POOLING):
+        # the papers' search form: pooling normalized (without affine parameters) like the convolutions
+        return nn.Sequential(operation, nn.BatchNorm2d(channels, affine=False))
+    return operation
+
+
+class Preprocessor(nn.Module):
+    """Brings a cell's two inputs to ``channels`` channels at the cell's resolution.
+
+    NNI's ``CellPreprocessor`` with the batch norms' ``affine`` as a parameter: a 1x1
+    ReLU-conv-BN on the previous cell's output; on the one before it, the same, or a
+    factorized reduction when the previous cell halved the resolution.
+    """
+
+    def __init__(self, channels_pprev: int, channels_prev: int, channels: int, last_reduce: bool, affine: bool):
+        super().__init__()
+        self.pre0 = (FactorizedReduce(channels_pprev, channels, affine=affine) if last_reduce
+                     else ReLUConvBN(channels_pprev, channels, 1, 1, 0, affine=affine))
+        self.pre1 = ReLUConvBN(channels_prev, channels, 1, 1, 0, affine=affine)
+
+    def forward(self, cells: list[torch.Tensor]) -> list[torch.Tensor]:
+        pprev, prev = cells
+        return [self.pre0(pprev), self.pre1(prev)]
 
 
 class CellNetwork(ModelSpace):
@@ -58,7 +90,10 @@ class CellNetwork(ModelSpace):
     stem_multiplier
         The stem outputs ``stem_multiplier * width`` channels.
     affine
-        Learnable batch-norm scale and shift inside operations (DARTS searches without).
+        ``False``: the papers' search form (cells' batch norms without learnable scale and
+        shift, each pooling candidate followed by ``BatchNorm2d(affine=False)``). ``True``:
+        the evaluation form (affine batch norms, plain pooling). The stem's batch norm is
+        affine in both, as in DARTS.
     """
 
     def __init__(self, operations: list[str], nodes: int = 4, cells: int = 8, width: int = 16,
@@ -84,7 +119,7 @@ class CellNetwork(ModelSpace):
             }
             self.cells.append(Cell(
                 factories, nodes, OPS_PER_NODE, PREDECESSORS, 'all',
-                preprocessor=CellPreprocessor(channels_pprev, channels_prev, channels, last_reduce),
+                preprocessor=Preprocessor(channels_pprev, channels_prev, channels, last_reduce, affine),
                 postprocessor=CellPostprocessor(),
                 label='reduce' if reduce else 'normal',
             ))
