@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -108,6 +109,29 @@ def test_combination_weights_sum_to_one_and_are_products_of_the_factors(tmp_path
         assert torch.isclose(weights[cell.op_names.index('skip_connect')], edge.group[skip])
 
 
+def test_weight_decay_alone_leaves_the_candidate_weights_uniform(tmp_path):
+    """The log(A x O) start of the factored group is a constant beside the parameter, so the architecture
+    optimizer's weight decay (NNI's DARTS: Adam, 1e-3) does not pull the combinations down."""
+    net = ScalableDARTS().mutate_model(tiny_space(tmp_path).search_space())
+    optimizer = ScalableDARTS().configure_oneshot_module(_Holder(net)).configure_architecture_optimizers()
+    settings = optimizer.defaults
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert (settings['lr'], tuple(settings['betas']), settings['weight_decay']) == (3e-4, (0.5, 0.999), 1e-3)
+    cell: FactorizedCell = net.cells[0]
+    assert torch.equal(cell.group_offset, torch.tensor([math.log(len(ACTIVATION_NAMES) * len(CONV_NAMES)), 0, 0, 0, 0]))
+    assert all(alpha.abs().max() < 1e-2 for alpha in cell.arch_parameters())  # 1e-3 noise around zero
+    uniform = torch.full((CANDIDATES + 1,), 1 / (CANDIDATES + 1))
+    for edge in edges_of(cell):
+        assert torch.allclose(cell.candidate_weights(*edge), uniform, rtol=0.02)  # the logits' 1e-3 noise
+    for _ in range(200):
+        optimizer.zero_grad()
+        for alpha in cell.arch_parameters():
+            alpha.grad = torch.zeros_like(alpha)  # no data gradient: only the weight decay acts
+        optimizer.step()
+    for edge in edges_of(cell):  # the 1e-3 noise has decayed; the weights are DARTS's uniform start, within 0.1%
+        assert torch.allclose(cell.candidate_weights(*edge).detach(), uniform, rtol=1e-3), edge
+
+
 def factored_and_explicit(convs: list[str], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """One edge's factored output and the explicit weighted sum over frozen combinations (sharing the
     bodies' weights), in eval mode with non-trivial batch-norm statistics; and the convolutions each ran."""
@@ -191,7 +215,7 @@ def test_export_picks_the_best_combination_and_freezes_to_exactly_those_operatio
     with torch.no_grad():
         for key, alpha in cell._arch_alpha.items():
             alpha.zero_()
-        cell._arch_alpha['normal/2_0/group'][0] = 6.0  # the factored group
+        cell._arch_alpha['normal/2_0/group'][0] = 6.0  # the factored group, 6 above its log(A x O) offset
         cell._arch_alpha['normal/2_0/activation'][ACTIVATION_NAMES.index('swish')] = 2.0
         cell._arch_alpha['normal/2_0/conv'][CONV_NAMES.index('dil_conv_5x5')] = 2.0
         cell._arch_alpha['normal/2_1/group'][1 + SMALL['operations'].index('max_pool_3x3')] = 4.0

@@ -9,9 +9,13 @@ architecture vectors: one over the activations, one over the convolutions, one o
     softmax(group)[0] * softmax(activation)[a] * softmax(conv)[o],
 
 so A + O + (2 + unfactored) parameters stand for A x O combinations, and all weights sum to one.
-The group's factored entry starts at ``log(A x O)``, so that every candidate starts at the
-weight DARTS would give it on the explicit product space (uniform over all candidates), and
-export compares a combination's product weight with an unfactored candidate's weight fairly.
+The group's softmax is taken over its parameter plus a constant offset, ``log(A x O)`` on the
+factored entry, so that every candidate starts at the weight DARTS would give it on the
+explicit product space (uniform over all candidates), and export compares a combination's
+product weight with an unfactored candidate's weight fairly. The offset is a buffer, not part
+of the parameter: the parameter starts near zero like every other architecture vector, and the
+architecture optimizer's weight decay pulls the weights toward that uniform start, not against
+the combinations.
 
 The forward pass computes the mixed activation ``m(x) = sum_a w_a act_a(x)`` once per edge
 and feeds it into each of the O convolution bodies: O bodies run, never A x O. This equals the
@@ -101,6 +105,12 @@ class FactorizedCell(BaseSuperNetModule):
     It keeps the cell's choices (``CELL/op_NODE_SLOT`` over every candidate name, combinations
     included, and ``CELL/input_NODE_SLOT``), so what it exports freezes the original space.
     Edge vectors are shared by all cells of the same label, as in NNI's differentiable cell.
+
+    Attributes
+    ----------
+    group_offset
+        Buffer added to every group vector before its softmax: ``log(A x O)`` on the factored
+        entry, zero elsewhere.
     """
 
     _arch_parameter_names: list[str] = ['_arch_alpha']
@@ -145,17 +155,19 @@ class FactorizedCell(BaseSuperNetModule):
                     self.add_mutable(Categorical(self.op_names, label=f'op_{node}_{slot}'))
                     self.add_mutable(CategoricalMultiple(range(node), n_chosen=1, label=f'input_{node}_{slot}'))
 
-        # The factored group's logit starts at log(A x O): every candidate, combinations included,
-        # starts at the weight DARTS gives it on the product space, 1 / (A x O + unfactored + zero).
-        initial = {GROUP: torch.tensor([math.log(len(activations) * len(convs))] + [0.0] * (1 + len(self.other_names))),
-                   ACTIVATION: torch.zeros(len(activations)), CONV: torch.zeros(len(convs))}
+        # log(A x O) on the factored group's logit: every candidate, combinations included, starts at
+        # the weight DARTS gives it on the product space, 1 / (A x O + unfactored + zero).
+        offset = torch.zeros(2 + len(self.other_names))
+        offset[0] = math.log(len(activations) * len(convs))
+        self.register_buffer('group_offset', offset, persistent=False)
+        sizes = {GROUP: len(offset), ACTIVATION: len(activations), CONV: len(convs)}
         self._arch_alpha = nn.ParameterDict()
         for node in self.output_node_indices:
             for source in range(node):
-                for part, logits in initial.items():
+                for part, size in sizes.items():
                     key = f'{self.label}/{node}_{source}/{part}'
                     if key not in memo:
-                        memo[key] = nn.Parameter(logits + torch.randn(len(logits)) * 1e-3)
+                        memo[key] = nn.Parameter(torch.randn(size) * 1e-3)
                     self._arch_alpha[key] = memo[key]
         self._softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
 
@@ -197,9 +209,12 @@ class FactorizedCell(BaseSuperNetModule):
                 for factor in FACTORS}
 
     def edge_weights(self, node: int, source: int) -> EdgeWeights:
-        """The softmaxes of the edge's group, activation and convolution vectors."""
+        """The softmaxes of the edge's group (its vector plus :attr:`group_offset`), activation and
+        convolution vectors."""
         edge = f'{self.label}/{node}_{source}'
-        return EdgeWeights(*(self._softmax(self._arch_alpha[f'{edge}/{part}']) for part in (GROUP, ACTIVATION, CONV)))
+        return EdgeWeights(self._softmax(self._arch_alpha[f'{edge}/{GROUP}'] + self.group_offset),
+                           self._softmax(self._arch_alpha[f'{edge}/{ACTIVATION}']),
+                           self._softmax(self._arch_alpha[f'{edge}/{CONV}']))
 
     def candidate_weights(self, node: int, source: int) -> torch.Tensor:
         """The weight of every candidate, in ``op_names`` order, then the zero operation's: sums to one."""
