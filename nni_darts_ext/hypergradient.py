@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .errors import check_number
-from .second_derivatives import FiniteDifferences, Loss, SecondDerivatives, gradients, shifted
+from .second_derivatives import DoubleBackward, Loss, SecondDerivatives, gradients, shifted
 
 
 @dataclass
@@ -59,12 +59,35 @@ class InnerStep:
                 for w, g, b in zip(weights, weight_gradients, buffers)]
 
 
+def same_draws(loss: Loss) -> Loss:
+    """``loss`` whose every call draws the same random numbers (dropout masks, drop-path, sampled
+    paths): every pass of one estimate then sees one network. Passes that each draw anew would
+    make a finite difference the difference of two random draws, divided by a small step.
+
+    The seed is taken from the global generator once, here, so two such losses draw differently
+    from each other; each call runs in a forked generator and leaves the global one as it was.
+    """
+    seed = int(torch.randint(2 ** 62, ()))
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+
+    def replayed() -> Tensor:
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cuda else []):
+            torch.default_generator.manual_seed(seed)
+            if cuda:
+                torch.cuda.manual_seed(seed)
+            return loss()
+
+    return replayed
+
+
 @dataclass
 class BilevelProblem:
     """One architecture step: the parameters, the two losses at their current values, the weight step.
 
     ``train_loss`` and ``val_loss`` are closures over a training and a validation batch; the
-    estimators move ``weights`` in place (and back) between calls.
+    estimators move ``weights`` in place (and back) between calls, and take every closure as a
+    deterministic function of the parameters: wrap a loss that draws random numbers in
+    :func:`same_draws`.
     """
     weights: list[Tensor]
     alphas: list[Tensor]
@@ -88,7 +111,7 @@ class SecondOrder:
     """
 
     def __init__(self, products: SecondDerivatives | None = None):
-        self.products = products or FiniteDifferences()
+        self.products = products or DoubleBackward()
 
     def __call__(self, problem: BilevelProblem) -> list[Tensor]:
         weights, alphas, step = problem.weights, problem.alphas, problem.inner_step
@@ -117,7 +140,7 @@ class Amended:
     def __init__(self, eta: float, products: SecondDerivatives | None = None):
         check_number('eta', eta)
         self.eta = eta
-        self.products = products or FiniteDifferences()
+        self.products = products or DoubleBackward()
 
     def __call__(self, problem: BilevelProblem) -> list[Tensor]:
         weights, alphas = problem.weights, problem.alphas

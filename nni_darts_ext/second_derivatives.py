@@ -8,12 +8,15 @@ weights ``w`` (architecture parameters ``a``):
 
 Two ways to compute them, same interface:
 
-:class:`FiniteDifferences` (the default) differentiates the gradient along ``v`` by central
-differences, ``(grad L(w + e v) - grad L(w - e v)) / 2e`` with ``e = scale / |v|`` as the DARTS
-paper does: two ordinary forward/backward passes, no more memory than one training step, error
-of order ``e**2``. :class:`DoubleBackward` differentiates the graph of the gradient itself:
-exact, but it keeps that graph (about twice a step's activation memory) and its backward is
-slower. ``benchmarks/stabilized_vs_darts.py`` measures both; the tests check one against the other.
+:class:`DoubleBackward` (the default) differentiates the graph of the gradient itself: exact,
+at the cost of keeping that graph (more activation memory) and a slower backward.
+:class:`FiniteDifferences` (the DARTS paper's scheme) differentiates the gradient along ``v`` by
+central differences, ``(grad L(w + e v) - grad L(w - e v)) / 2e`` with ``e = scale / |v|``: two
+ordinary forward/backward passes, no more memory than one training step, and an error of order
+``e**2`` only where the loss is smooth. A supernet is not: its ReLUs and max-pools put kinks in
+the gradient, a step crosses some of them, and the jump divided by ``2e`` swamps the product, in float64
+too. ``benchmarks/second_derivatives_accuracy.py`` measures the error on a real supernet, and
+``benchmarks/stabilized_vs_darts.py`` the cost of each.
 """
 
 from __future__ import annotations

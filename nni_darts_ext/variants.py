@@ -91,7 +91,7 @@ VARIANTS: dict[str, Variant] = {
     'stabilized': Variant(
         'stabilized', 'Stabilized DARTS (Bi et al., arXiv 1910.11831): the amended architecture gradient',
         StabilizedDARTS,
-        defaults={'eta': 1e-3, 'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
+        defaults={'eta': 0.1, 'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
         options=('eta', 'arc_learning_rate', 'gradient_clip_val', 'warmup_epochs', 'products'),
     ),
     'scalable': Variant(

@@ -1,12 +1,15 @@
-"""NNI's DARTS with the validation loop turned on and a pluggable architecture-gradient estimator.
+"""NNI's DARTS with validation, DARTS's derivation, and a pluggable architecture-gradient estimator.
 
 NNI's ``DARTS`` strategy returns no validation loader and its Lightning module has no
 ``validation_step``, so a search has no per-epoch validation accuracy. This subclass
 validates the supernet on the architecture half of the data after every epoch (logged as
-``val_acc``). With no estimator and no architecture term, the search is NNI's first-order DARTS,
-unchanged; with an estimator (:mod:`nni_darts_ext.hypergradient`), the architecture step follows
-it, and an architecture term (a differentiable cost of the architecture, such as LA-DARTS's
-predicted latency) adds its gradient to the estimate. Every variant in this package builds on it.
+``val_acc``), and its cells derive by the DARTS rule
+(:class:`~nni_darts_ext.supermodules.darts_cell.DartsCell`; NNI's own export ranks edges by raw
+``alpha``). With no estimator and no architecture term, the search steps are NNI's first-order
+DARTS, unchanged; with an estimator (:mod:`nni_darts_ext.hypergradient`), the architecture step
+follows it, and an architecture term (a differentiable cost of the architecture, such as
+LA-DARTS's predicted latency) adds its gradient to the estimate. Every variant in this package
+builds on it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
 from nni.nas.strategy import DARTS
 
 from ..errors import ConfigError, check_number
-from ..hypergradient import BilevelProblem, FirstOrder, InnerStep
+from ..hypergradient import BilevelProblem, FirstOrder, InnerStep, same_draws
+from ..supermodules.darts_cell import DartsCell
 
 ArchitectureGradient = Callable[[BilevelProblem], list[Tensor]]
 
@@ -74,15 +79,9 @@ class ValidatedDartsModule(DartsLightningModule):
 
     def estimated_architecture_step(self, batch: Any, batch_idx: int) -> None:
         """Set the architecture gradients from the estimator, averaged over processes, and step."""
-        alphas = self.arch_parameters()
         weight_optimizer = next(o for o in self.trainer.optimizers if not getattr(o, 'is_arch_optimizer', False))
-        weights = [p for group in weight_optimizer.param_groups for p in group['params'] if p.requires_grad]
-        problem = BilevelProblem(
-            weights, alphas,
-            train_loss=lambda: self.loss(batch['train'], 2 * batch_idx + 1),
-            val_loss=lambda: self.loss(batch['val'], 2 * batch_idx),
-            inner_step=InnerStep.of(weight_optimizer, weights),
-        )
+        problem = self.bilevel_problem(batch, batch_idx, weight_optimizer)
+        alphas = problem.alphas
         architecture_optimizer = self.architecture_optimizers()
         architecture_optimizer.zero_grad()
         gradients = self.architecture_gradient(problem)
@@ -97,6 +96,18 @@ class ValidatedDartsModule(DartsLightningModule):
                 torch.distributed.all_reduce(alpha.grad)
                 alpha.grad /= torch.distributed.get_world_size()
         architecture_optimizer.step()
+
+    def bilevel_problem(self, batch: Any, batch_idx: int, weight_optimizer: torch.optim.Optimizer) -> BilevelProblem:
+        """The architecture step's problem on ``batch`` (``train`` and ``val`` halves): the weights
+        ``weight_optimizer`` trains, this module's architecture parameters, and losses that draw the
+        same dropout masks in every pass of the estimate."""
+        weights = [p for group in weight_optimizer.param_groups for p in group['params'] if p.requires_grad]
+        return BilevelProblem(
+            weights, self.arch_parameters(),
+            train_loss=same_draws(lambda: self.loss(batch['train'], 2 * batch_idx + 1)),
+            val_loss=same_draws(lambda: self.loss(batch['val'], 2 * batch_idx)),
+            inner_step=InnerStep.of(weight_optimizer, weights),
+        )
 
     def loss(self, batch: Any, batch_idx: int) -> Tensor:
         """The evaluator's training loss on ``batch`` at the current parameters."""
@@ -144,6 +155,11 @@ class ValidatedDARTS(DARTS):
             architecture_gradient = FirstOrder()  # NNI's own step has no place for a differentiable term
         self.architecture_gradient = architecture_gradient
         self.architecture_term = architecture_term
+
+    def default_mutation_hooks(self):
+        # NNI's hooks, its differentiable cell swapped for one that derives by DARTS's rule
+        return [DartsCell.mutate if hook == DifferentiableMixedCell.mutate else hook
+                for hook in super().default_mutation_hooks()]
 
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """What a variant adds to the trial's final result about its search and the architecture

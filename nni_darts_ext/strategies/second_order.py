@@ -2,8 +2,11 @@
 
 NNI 3.0 ships only the first-order approximation. This strategy differentiates the validation
 loss through one step of the weight optimizer (its current learning rate, momentum and weight
-decay), with the paper's finite-difference Hessian-vector product
-(:class:`~nni_darts_ext.hypergradient.SecondOrder`).
+decay) (:class:`~nni_darts_ext.hypergradient.SecondOrder`). The paper approximates the mixed
+second-derivative product by central finite differences; on a supernet of ReLUs and max-pools
+those steps cross kinks and the difference is far from the product
+(``benchmarks/second_derivatives_accuracy.py``), so the default here is the exact product
+(double backward) and the paper's scheme is an option.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ class SecondOrderDARTS(ValidatedDARTS):
     Parameters
     ----------
     products
-        ``'finite_difference'`` (the paper's, default) or ``'double_backward'`` (exact, more memory).
+        ``'double_backward'`` (default: exact, keeps the gradient's graph) or ``'finite_difference'``
+        (the paper's scheme: the memory of a training step, inexact across ReLU and max-pool kinks).
     **kwargs
         :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters.
     """
 
-    def __init__(self, *, products: str = 'finite_difference', **kwargs: Any):
+    def __init__(self, *, products: str = 'double_backward', **kwargs: Any):
         super().__init__(architecture_gradient=SecondOrder(second_derivatives(products)), **kwargs)

@@ -4,7 +4,9 @@ DARTS's first-order step drops the implicit term of the hypergradient, and its s
 step stands ``xi * I`` in for the inverse Hessian; Bi et al. trace DARTS's instability to that
 error and use ``eta * H`` instead, so that the term's weight-space direction never opposes the
 true one (:class:`~nni_darts_ext.hypergradient.Amended`). It costs two second-derivative
-products per architecture step (four extra forward/backward passes).
+products per architecture step, exact by default (double backward): finite differences cross
+the supernet's ReLU and max-pool kinks and miss ``H u`` by far
+(``benchmarks/second_derivatives_accuracy.py``).
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ class StabilizedDARTS(ValidatedDARTS):
     Parameters
     ----------
     eta
-        The scale of ``eta * H``, the amended term's stand-in for the inverse Hessian.
+        The scale of ``eta * H``, the amended term's stand-in for the inverse Hessian: the two have
+        the same size along the validation gradient ``u`` when ``eta = (|u| / |H u|)^2``.
+        ``benchmarks/second_derivatives_accuracy.py`` measures ``|H u| / |u|`` on a supernet;
+        the default is the quick-start supernet's (see ``benchmarks/README.md``).
     products
-        ``'finite_difference'`` (default: as cheap in memory as a training step) or
-        ``'double_backward'`` (exact, about twice the activation memory).
+        ``'double_backward'`` (default: exact, keeps the gradient's graph) or ``'finite_difference'``
+        (the memory of a training step, inexact across ReLU and max-pool kinks).
     **kwargs
         :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters.
     """
 
-    def __init__(self, *, eta: float = 1e-3, products: str = 'finite_difference', **kwargs: Any):
+    def __init__(self, *, eta: float = 0.1, products: str = 'double_backward', **kwargs: Any):
         super().__init__(architecture_gradient=Amended(eta, second_derivatives(products)), **kwargs)
         self.eta = eta
