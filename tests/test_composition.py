@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from nni_darts_ext import (PCDARTS, PDARTS, ConfigError, LatencyAwareDARTS, ScalableDARTS, StabilizedDARTS,
                            ValidatedDARTS, combine, make_strategy)
 from nni_darts_ext.hypergradient import Amended, FirstOrder
-from nni_darts_ext.latency.encoding import CellEncoding
+from nni_darts_ext.latency.encoding import CellEncoding, Edge
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.strategies.ladarts import LatencyTerm
 from nni_darts_ext.strategies.pdarts import ProgressiveDartsModule
@@ -64,7 +65,7 @@ def check_stages(strategy, supernet, module):
 
 
 def check_amended(strategy, supernet, module):
-    assert isinstance(module.architecture_gradient, Amended) and module.architecture_gradient.eta == 1e-3
+    assert isinstance(module.architecture_gradient, Amended) and module.architecture_gradient.eta == 0.1
 
 
 def check_latency(strategy, supernet, module):
@@ -100,7 +101,7 @@ def test_pdarts_pcdarts_prunes_partial_channel_edges_between_stages():
     for before, after in zip(cells(first), cells(second)):
         for edge in before.edge_operations:
             ranked = sorted(before.operation_weights(edge).items(), key=lambda item: -item[1])
-            kept = [op for op, _ in ranked if op != 'none'][:3]  # the last stage drops the zero operation first
+            kept = [op for op, _ in ranked][:3]  # the zero operation competes like any other
             assert sorted(after.edge_operations[edge]) == sorted(kept)
     edges = [edge for cell in cells(second) for node_edges in cell.ops for edge in node_edges]
     assert all(isinstance(edge, PartialChannelEdge) and len(edge.operations) <= 3 for edge in edges)
@@ -122,9 +123,59 @@ def test_latency_encoding_reads_pruned_progressive_edges_as_full_rows():
     second = strategy.next_stage_supernet(build(strategy), 1)
     rows = CellEncoding.of(SPACE.search_space(Size(WIDTH, 3))).probabilities(second)
     torch.testing.assert_close(rows.sum(1), torch.ones(len(rows)))
-    assert ((rows > 0).sum(1) <= 3).all()  # the dropped operations' columns stay 0
+    # the dropped operations' columns stay 0 (the zero operation's holds the edge's chance of being dropped)
+    assert ((rows[:, :-1] > 0).sum(1) <= 3).all()
     gradient, = torch.autograd.grad((rows * torch.arange(rows.shape[1])).sum(), alphas(second)[0])
     assert gradient.abs().sum() > 0
+
+
+def test_the_latency_term_reaches_every_edge_weight_of_pcdarts():
+    strategy = composed('pcdarts+ladarts')
+    supernet = build(strategy)
+    module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
+    module.set_model(supernet)
+    betas = [p for name, p in supernet.named_parameters() if '_arch_beta' in name]
+    gradients = torch.autograd.grad(module.architecture_term(supernet), betas, allow_unused=True)
+    assert len(betas) == 2 * 4  # a vector per node of the normal and the reduction cell
+    # a node with two incoming edges keeps both whatever its beta: only the others' betas choose
+    choosing = [len(beta) > 2 for beta in betas]
+    assert sum(choosing) == 2 * 3
+    assert all((gradient is not None and float(gradient.abs().sum()) > 0) == chooses
+               for gradient, chooses in zip(gradients, choosing))
+
+
+@pytest.mark.parametrize('variant', ['pcdarts', 'pdarts+pcdarts'])
+def test_an_edge_normalized_row_is_the_edges_expected_encoding(variant):
+    supernet = build(composed(variant))
+    cell = cells(supernet)[0]
+    beta = [2.0, 0.0, -1.0]  # node 3's edges from nodes 0, 1, 2
+    operations = len(cell.op_names) + 1
+    alpha = {source: torch.linspace(-1.0, 1.0, operations) * (source + 1) for source in range(3)}
+    with torch.no_grad():
+        cell._arch_beta[f'{cell.label}/3'].copy_(torch.tensor(beta))
+        for source in range(3):
+            cell._arch_alpha[f'{cell.label}/3_{source}'].copy_(alpha[source])
+    encoding = CellEncoding.of(SPACE.search_space(Size(WIDTH, 3)))
+    rows = encoding.probabilities(supernet)
+    kept = [min(1.0, 2 * math.exp(b) / sum(math.exp(c) for c in beta)) for b in beta]
+    assert kept[0] == 1.0 > kept[1] > kept[2]  # the strongest edge saturates, the others are partly dropped
+    for source in range(3):
+        zero = torch.zeros(operations, dtype=torch.float64)
+        zero[-1] = 1.0
+        expected = kept[source] * torch.softmax(alpha[source].double(), 0) + (1 - kept[source]) * zero
+        torch.testing.assert_close(rows[encoding.edges.index(Edge(cell.label, 3, source))], expected.float())
+
+
+@pytest.mark.parametrize('variant', ['pcdarts', 'pdarts+pcdarts'])
+def test_a_node_with_as_many_edges_as_slots_keeps_both_and_encodes_its_softmaxes(variant):
+    cell = cells(build(composed(variant)))[0]
+    with torch.no_grad():
+        cell._arch_beta[f'{cell.label}/2'].copy_(torch.tensor([2.0, -1.0]))  # beta cannot drop either edge
+        for source in range(2):
+            cell._arch_alpha[f'{cell.label}/2_{source}'].copy_(torch.linspace(-1.0, 1.0, len(cell.op_names) + 1))
+    for source in range(2):
+        alpha = cell._arch_alpha[f'{cell.label}/2_{source}']
+        assert torch.equal(cell.edge_probabilities(f'{cell.label}/2_{source}'), torch.softmax(alpha, 0))
 
 
 @pytest.mark.parametrize('variant, message', [
@@ -162,7 +213,7 @@ def test_python_api_combines_strategy_classes():
 def test_composed_defaults_and_options():
     strategy = make_strategy('pcdarts+stabilized')
     # the papers' settings; where they differ, the supernet technique's (PC-DARTS's learning rate)
-    assert (strategy.k, strategy.warmup_epochs, strategy.arc_learning_rate, strategy.eta) == (4, 15, 6e-4, 1e-3)
+    assert (strategy.k, strategy.warmup_epochs, strategy.arc_learning_rate, strategy.eta) == (4, 15, 6e-4, 0.1)
     with pytest.raises(ConfigError, match="variant 'pdarts\\+pcdarts' has no option 'warmup_epochs'; its options: "
                                           'stages, skip_limit, skip_dropout_decay, arc_learning_rate'):
         make_strategy('pdarts+pcdarts', warmup_epochs=1)

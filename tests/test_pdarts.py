@@ -9,6 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from nni.nas.hub.pytorch.nasnet import FactorizedReduce
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
 from nni_darts_ext import PDARTS, ConfigError, make_strategy, trial
@@ -42,10 +43,11 @@ def randomize_alphas(supernet: nn.Module, seed: int = 0) -> None:
                 alpha.copy_(torch.randn(alpha.shape, generator=generator))
 
 
-def test_surviving_operations_are_the_top_k_and_the_zero_operation_goes_first_in_the_last_stage():
+def test_surviving_operations_are_the_top_k_the_zero_operation_competing_like_any_other():
     weights = {'a': 0.1, 'b': 0.4, 'c': 0.05, ZERO_OPERATION: 0.3, 'd': 0.15}
-    assert surviving_operations(weights, 3, drop_zero_first=False) == ('b', ZERO_OPERATION, 'd')
-    assert surviving_operations(weights, 3, drop_zero_first=True) == ('a', 'b', 'd')
+    assert surviving_operations(weights, 3) == ('b', ZERO_OPERATION, 'd')
+    assert surviving_operations(weights, 1) == ('b',)
+    assert surviving_operations({**weights, ZERO_OPERATION: 0.01}, 3) == ('a', 'b', 'd')
 
 
 def test_dropped_operations_are_gone_from_the_next_stage_modules_and_architecture_parameters():
@@ -68,10 +70,44 @@ def test_dropped_operations_are_gone_from_the_next_stage_modules_and_architectur
     assert arch_parameters == 5 * len(previous)
 
     randomize_alphas(second, seed=1)
+    previous = {edge: cell.operation_weights(edge) for cell in cells_of(second) for edge in cell.edge_operations}
     third = strategy.next_stage_supernet(second, 2)
     for cell in cells_of(third):
         for edge, operations in cell.edge_operations.items():
-            assert len(operations) == 3 and ZERO_OPERATION not in operations  # the last stage drops it first
+            # the last stage prunes by weight too, the zero operation included
+            assert set(operations) == set(sorted(previous[edge], key=previous[edge].get, reverse=True)[:3])
+
+
+def test_the_last_stage_keeps_the_zero_operation_where_it_ranks_and_the_final_cell_never_exports_it():
+    strategy = PDARTS(stages=[[3, None, 1, 0, 0.0], [4, 5, 1, 0, 0.4], [5, 3, 1, 0, 0.7]])
+    supernet = strategy.mutate_model(small_space())
+    for index in (1, 2):
+        # every edge: the zero operation strongest, then sep_conv_3x3, then skip_connect
+        with torch.no_grad():
+            for cell in cells_of(supernet):
+                for edge, operations in cell.edge_operations.items():
+                    alpha = torch.full((len(operations),), -3.0)
+                    for op, value in ((ZERO_OPERATION, 2.0), ('sep_conv_3x3', 1.0), (SKIP_CONNECT, 0.0)):
+                        alpha[operations.index(op)] = value
+                    cell._arch_alpha[edge].copy_(alpha)
+        supernet = strategy.next_stage_supernet(supernet, index)
+    last = cells_of(supernet)
+    assert len(last) == 5
+    for cell in last:
+        for edge, operations in cell.edge_operations.items():
+            assert operations == [SKIP_CONNECT, 'sep_conv_3x3', ZERO_OPERATION]
+            assert cell._arch_alpha[edge].numel() == 3
+
+    with torch.no_grad():  # the zero operation still the strongest at the end of the last stage
+        for cell in last:
+            for alpha in cell._arch_alpha.values():
+                alpha.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    module = strategy.stage_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0), 2)
+    module.set_model(supernet)
+    exported = module.export()
+    assert set(exported) == set(small_space().simplify())
+    assert ZERO_OPERATION not in exported.values()
+    assert {op for edges in cell_edges(exported).values() for _, _, op in edges} == {'sep_conv_3x3'}
 
 
 def test_dropped_operations_are_never_built():
@@ -122,11 +158,44 @@ def test_a_space_without_a_depth_argument_runs_its_stages_at_its_own_depth(caplo
     assert len(cells_of(second)) == 1 and second(torch.randn(1, 4, 5, 5)).shape == (1, 8, 5, 5)
 
 
-def test_skip_connect_dropout_follows_the_schedule():
-    assert skip_dropout_rate(0.7, 0, 10) == skip_dropout_rate(0.7, 9, 10) == 0.7
-    assert skip_dropout_rate(0.7, 10, 10) == pytest.approx(0.7)
-    assert skip_dropout_rate(0.7, 15, 10) == pytest.approx(0.7 * math.exp(-1.0))
-    assert skip_dropout_rate(0.0, 20, 10) == 0.0
+def test_skip_connect_dropout_follows_the_reference_schedule():
+    # a stage of 5 epochs, 2 of warm-up, at 0.7: 0.7 x (5 - e - 1) / 5, then 0.7 x exp(-0.2 (e - 2))
+    rates = [skip_dropout_rate(0.7, epoch, 5, 2) for epoch in range(5)]
+    assert rates == pytest.approx([0.56, 0.42, 0.7, 0.57311153, 0.46922403], abs=1e-8)
+    # the paper's stage: 25 epochs, 10 of warm-up
+    assert skip_dropout_rate(0.4, 0, 25, 10) == pytest.approx(0.384, abs=1e-12)
+    assert skip_dropout_rate(0.4, 9, 25, 10) == pytest.approx(0.24, abs=1e-12)
+    assert skip_dropout_rate(0.4, 15, 25, 10) == pytest.approx(0.4 * math.exp(-1.0), abs=1e-12)
+    assert skip_dropout_rate(0.7, 3, 5, 0, decay=0.5) == pytest.approx(0.7 * math.exp(-1.5), abs=1e-12)
+    assert skip_dropout_rate(0.0, 20, 25, 10) == 0.0
+
+
+def test_dropout_follows_identity_skip_connects_only_and_acts_at_its_rate_in_training():
+    supernet = PDARTS(stages=[[3, None, 1, 0, 0.0]]).mutate_model(small_space())
+    wrapped = {}
+    for cell in cells_of(supernet):
+        for node, edges in zip(cell.output_node_indices, cell.ops):
+            for source, edge in enumerate(edges):
+                skip = edge[SKIP_CONNECT]
+                wrapped[cell.label, node, source] = isinstance(skip, SkipConnectDropout)
+                if not wrapped[cell.label, node, source]:
+                    assert isinstance(skip, FactorizedReduce) and sum(p.numel() for p in skip.parameters()) > 0
+    labels = {label for label, _, _ in wrapped}
+    assert labels == {'normal', 'reduce'}
+    # the reduce cell's skip-connects from the cell inputs (sources 0, 1) are stride 2
+    assert wrapped == {(label, node, source): label == 'normal' or source >= 2 for label, node, source in wrapped}
+
+    dropouts = [m for m in supernet.modules() if isinstance(m, SkipConnectDropout)]
+    for module in dropouts:
+        module.p = 0.3
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    supernet.train()
+    out = dropouts[0](x)
+    assert float((out == 0).float().mean()) == pytest.approx(0.3, abs=0.01)
+    torch.testing.assert_close(out[out != 0], torch.full_like(out[out != 0], 1 / 0.7))
+    supernet.eval()
+    assert torch.equal(dropouts[0](x), x)
 
 
 class DropoutRates(pl.Callback):
@@ -152,7 +221,8 @@ def test_search_runs_its_stages_deeper_with_the_dropout_schedule(quick_parameter
 
     assert [(r['stage'], r['cells']) for r in records] == [(1, 3), (2, 4), (2, 4), (2, 4)]
     assert [r['epoch'] for r in records] == [1, 2, 3, 4]
-    expected = [0.0, 0.6, 0.6, 0.6 * math.exp(-0.2)]  # stage 2: warm-up, then decaying from its end
+    # stage 2 (3 epochs, 1 of warm-up): 0.6 x (3 - 0 - 1) / 3 in warm-up, then 0.6 x exp(-0.2 (e - 1))
+    expected = [0.0, 0.4, 0.6, 0.6 * math.exp(-0.2)]
     assert [r['skip_dropout'] for r in records] == pytest.approx(expected)
     steps_per_epoch = len(rates.seen) // 4
     for epoch_index, (_, seen) in enumerate(rates.seen[::steps_per_epoch]):

@@ -20,10 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from nni.nas.nn.pytorch import ModelSpace
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
 
 from ..errors import ConfigError
-from ..supermodules.progressive_cell import ProgressiveCell
+from ..supermodules.darts_cell import DartsCell
 
 ZERO = 'none'
 """The zero operation's column (NNI's differentiable cell adds it to every edge)."""
@@ -116,19 +115,23 @@ class CellEncoding:
         return architecture
 
     def probabilities(self, supernet: nn.Module) -> Tensor:
-        """The supernet's softmaxes, one row per edge: differentiable in the architecture parameters."""
+        """The supernet's expected encoding, one row per edge: differentiable in the architecture parameters.
+
+        An edge's row is ``softmax(alpha)``; in a cell with edge normalization (PC-DARTS), where
+        ``softmax(beta)`` decides which edges a node keeps, it is ``p * softmax(alpha) + (1 - p) *
+        onehot(none)`` with ``p = min(1, slots * softmax(beta)_edge)`` the probability the edge is kept.
+        """
         rows: dict[str, Tensor] = {}
         for module in supernet.modules():
-            if isinstance(module, DifferentiableMixedCell):
+            if isinstance(module, DartsCell):
                 if tuple(module.op_names) != self.operations:
                     raise ConfigError(f'cell {module.label!r} has operations {module.op_names}, the encoding '
                                       f'{list(self.operations)}')
-                for label, alpha in module._arch_alpha.items():
-                    # P-DARTS's cells hold the surviving operations only: their rows are filled out with zeros
-                    rows.setdefault(label, module.edge_probabilities(label) if isinstance(module, ProgressiveCell)
-                                    else module._softmax(alpha))
+                for label in module._arch_alpha:
+                    # each cell gives its own rows (P-DARTS's surviving operations, PC-DARTS's kept edges)
+                    rows.setdefault(label, module.edge_probabilities(label))
         missing = [edge.label for edge in self.edges if edge.label not in rows]
         if missing:
-            raise ConfigError(f'the supernet has no architecture vector for edge {missing[0]!r} (LA-DARTS needs '
-                              "NNI's differentiable cells)")
+            raise ConfigError(f'the supernet has no architecture vector for edge {missing[0]!r} (LA-DARTS reads '
+                              "the differentiable cells of this package's strategies)")
         return torch.stack([rows[edge.label] for edge in self.edges])

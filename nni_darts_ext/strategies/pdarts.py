@@ -4,9 +4,11 @@ DARTS searches a shallow network and deploys a deep one; P-DARTS closes that dep
 stages. Each stage builds the space deeper (5, 11, 17 cells in the paper) with fresh weights
 and fresh architecture parameters over the operations that survived the stage before, after
 which every edge keeps only its best operations (8, then 5, then 3), so the deeper network
-costs about what the shallow one did. Two guards against collapse into skip-connects: a
-dropout after every skip-connect while searching, decaying after the warm-up, and a limit of
-``skip_limit`` skip-connects in the derived normal cell.
+costs about what the shallow one did. The zero operation competes like any other through the
+last stage; only the derivation of the final cell passes it over. Two guards against collapse
+into skip-connects: a dropout after every identity skip-connect while searching (its rate
+decaying linearly through the warm-up, then exponentially from the stage's rate, see
+:func:`skip_dropout_rate`), and a limit of ``skip_limit`` skip-connects in the derived normal cell.
 
 The stages run inside the evaluator (:class:`StagedSearch`), so the strategy works the same
 in ``NasExperiment`` and in the trial: ``mutate_model`` gives the first stage's supernet,
@@ -31,7 +33,6 @@ from nni.nas.evaluator.pytorch import Lightning
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
 from ..errors import ConfigError, check_number, choose
-from ..spaces.operations import ZERO_OPERATION
 from ..supermodules.progressive_cell import ProgressiveCell, SkipConnectDropout, SurvivingOperations
 from .darts import ValidatedDARTS, ValidatedDartsModule
 
@@ -54,7 +55,8 @@ class Stage:
     warmup_epochs
         The first epochs train the weights only.
     skip_dropout
-        The dropout rate after skip-connects during warm-up; it decays after.
+        The stage's dropout rate after identity skip-connects, from which :func:`skip_dropout_rate`
+        decays in each epoch.
     """
     cells: int
     operations: int | None
@@ -88,7 +90,7 @@ CHECKPOINT_KEY = 'pdarts'
 """Where a checkpoint keeps the stage it was saved in."""
 
 SKIP_DROPOUT_DECAY = 0.2
-"""The paper's decay: rate = initial rate x exp(-0.2 x epochs since the warm-up)."""
+"""The paper's decay after the warm-up: rate = initial rate x exp(-0.2 x epochs since the warm-up)."""
 
 
 def parse_stages(stages: str | Sequence[Stage | Mapping[str, Any] | Sequence[Any]]) -> tuple[Stage, ...]:
@@ -147,27 +149,33 @@ def _checked(stage: Stage, index: int, previous: Stage | None) -> Stage:
     return stage
 
 
-def skip_dropout_rate(initial: float, epoch: int, warmup_epochs: int, decay: float = SKIP_DROPOUT_DECAY) -> float:
-    """The dropout rate after skip-connects in ``epoch`` (from 0) of a stage: the stage's rate during
-    warm-up, then ``initial x exp(-decay x (epoch - warmup_epochs))``."""
-    return initial * math.exp(-decay * max(0, epoch - warmup_epochs))
+def skip_dropout_rate(initial: float, epoch: int, epochs: int, warmup_epochs: int,
+                      decay: float = SKIP_DROPOUT_DECAY) -> float:
+    """The dropout rate after identity skip-connects in ``epoch`` (from 0) of a stage of ``epochs``.
+
+    As P-DARTS's reference code: ``initial x (epochs - epoch - 1) / epochs`` during the
+    ``warmup_epochs``, then ``initial x exp(-decay x (epoch - warmup_epochs))``, which starts
+    again at ``initial`` when the architecture starts to learn.
+    """
+    if epoch < warmup_epochs:
+        return initial * (epochs - epoch - 1) / epochs
+    return initial * math.exp(-decay * (epoch - warmup_epochs))
 
 
-def surviving_operations(weights: Mapping[str, float], keep: int, drop_zero_first: bool) -> tuple[str, ...]:
-    """The ``keep`` operations of an edge with the highest ``weights`` (in the order given); with
-    ``drop_zero_first`` the zero operation goes before any other (P-DARTS's last stage)."""
-    candidates = [op for op in weights if not (drop_zero_first and op == ZERO_OPERATION)]
-    kept = set(sorted(candidates, key=lambda op: weights[op], reverse=True)[:keep])
+def surviving_operations(weights: Mapping[str, float], keep: int) -> tuple[str, ...]:
+    """The ``keep`` operations of an edge with the highest ``weights`` (in the order given), the
+    zero operation competing like any other."""
+    kept = set(sorted(weights, key=lambda op: weights[op], reverse=True)[:keep])
     return tuple(op for op in weights if op in kept)
 
 
-def next_surviving(supernet: ModelSpace, keep: int, last: bool) -> dict[str, tuple[str, ...]]:
+def next_surviving(supernet: ModelSpace, keep: int) -> dict[str, tuple[str, ...]]:
     """Per edge of every progressive cell in ``supernet``, the operations the next stage keeps."""
     surviving: dict[str, tuple[str, ...]] = {}
     for module in supernet.modules():
         if isinstance(module, ProgressiveCell):
             for edge in module.edge_operations:
-                surviving[edge] = surviving_operations(module.operation_weights(edge), keep, drop_zero_first=last)
+                surviving[edge] = surviving_operations(module.operation_weights(edge), keep)
     return surviving
 
 
@@ -217,8 +225,8 @@ class ProgressiveDartsModule(ValidatedDartsModule):
                                       'stage_seconds': list(self.finished_seconds)}
 
     def skip_dropout(self) -> float:
-        return skip_dropout_rate(self.stage.skip_dropout, self.trainer.current_epoch, self.stage.warmup_epochs,
-                                 self.skip_dropout_decay)
+        return skip_dropout_rate(self.stage.skip_dropout, self.trainer.current_epoch, self.stage.epochs,
+                                 self.stage.warmup_epochs, self.skip_dropout_decay)
 
     def on_train_epoch_start(self):
         rate = self.skip_dropout()
@@ -290,7 +298,7 @@ class PDARTS(ValidatedDARTS):
     skip_limit
         The most skip-connects the derived normal cell may hold (the paper's M = 2); ``None``: no limit.
     skip_dropout_decay
-        The decay of the skip-connect dropout after the warm-up (paper: 0.2 per epoch).
+        The exponential decay of the skip-connect dropout after the warm-up (paper: 0.2 per epoch).
     **kwargs
         :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters (``arc_learning_rate``,
         ``gradient_clip_val``, ``architecture_gradient``); the warm-up is set per stage.
@@ -318,8 +326,7 @@ class PDARTS(ValidatedDARTS):
 
     def next_stage_supernet(self, supernet: ModelSpace, index: int) -> ModelSpace:
         """Prune ``supernet`` (the stage before ``index``) by its weights; build stage ``index``'s supernet."""
-        last = index == len(self.stages) - 1
-        return self.stage_supernet(index, next_surviving(supernet, self.stages[index].operations, last))
+        return self.stage_supernet(index, next_surviving(supernet, self.stages[index].operations))
 
     def stage_supernet(self, index: int, surviving: SurvivingOperations) -> ModelSpace:
         """Stage ``index``'s supernet over the ``surviving`` operations, fresh."""

@@ -5,20 +5,23 @@ the channels, and each node weighs its incoming edges with ``softmax(beta)`` (ed
 normalization), one ``beta`` vector per node, learned with the operation weights ``alpha``.
 At derivation an edge scores ``max over non-zero operations of softmax(alpha) x softmax(beta)``;
 each node keeps its best-scoring inputs, each with its best non-zero operation.
+LA-DARTS's latency encoding reads each edge as its expected encoding, ``softmax(alpha)`` weighed
+by the probability that ``softmax(beta)`` keeps the edge (:func:`expected_edge_row`).
 :class:`PartialChannelLayer` applies the partial-channel mixture to a free-standing
 ``LayerChoice`` (NAS-Bench-201's edges, a user's own space).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell, DifferentiableMixedLayer
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
+from .darts_cell import DartsCell
 from .derivation import derive_cell
 from .partial_channel import build_for_channel_fraction, partial_channel_mix
 
@@ -35,7 +38,37 @@ def edge_normalization(label: str, nodes: Iterable[int], memo: dict[str, Any]) -
     return betas
 
 
-def input_probabilities(cell: DifferentiableMixedCell, memo: dict[str, Any]) -> dict[str, dict[int, float]]:
+def expected_edge_row(row: torch.Tensor, edge: str, edge_weights: Callable[[int], torch.Tensor],
+                      slots: int) -> torch.Tensor:
+    """The expected encoding of ``edge`` (``CELL/NODE_SOURCE``) of an edge-normalized cell.
+
+    Parameters
+    ----------
+    row
+        The edge's operation probabilities, the zero operation last.
+    edge_weights
+        ``node -> softmax(beta)`` over the node's incoming edges.
+    slots
+        The edges a node keeps at derivation.
+
+    Returns
+    -------
+    torch.Tensor
+        ``p * row + (1 - p) * onehot(zero)`` with ``p = min(1, slots * softmax(beta)_edge)``, the
+        probability the edge is kept: a dropped edge encodes as the zero operation, as in ``one_hot``.
+        A node with no more incoming edges than ``slots`` keeps them all (``p = 1``).
+    """
+    node, source = map(int, edge.rsplit('/', 1)[1].split('_'))
+    weights = edge_weights(node)
+    if len(weights) <= slots:
+        return row
+    kept = (slots * weights[source]).clamp(max=1.0)
+    zero = torch.zeros_like(row)
+    zero[-1] = 1.0
+    return kept * row + (1 - kept) * zero
+
+
+def input_probabilities(cell: DartsCell, memo: dict[str, Any]) -> dict[str, dict[int, float]]:
     """``softmax(beta)`` of each node of an edge-normalized ``cell`` not yet in ``memo``, as ``export_probs`` gives it."""
     return {f'{cell.label}/input_{node}': dict(enumerate(cell.edge_weights(node).tolist()))
             for node in cell.output_node_indices if f'{cell.label}/input_{node}' not in memo}
@@ -55,7 +88,7 @@ class PartialChannelEdge(nn.Module):
         return partial_channel_mix(x, self.operations.values(), weights, self.k, self.label)
 
 
-class PartialChannelCell(DifferentiableMixedCell):
+class PartialChannelCell(DartsCell):
     """NNI's differentiable cell with partial-channel edges and edge normalization."""
 
     _arch_parameter_names: list[str] = ['_arch_alpha', '_arch_beta']
@@ -80,6 +113,13 @@ class PartialChannelCell(DifferentiableMixedCell):
     def edge_weights(self, node: int) -> torch.Tensor:
         """softmax(beta) over the node's incoming edges."""
         return self._softmax(self._arch_beta[f'{self.label}/{node}'])
+
+    def edge_probabilities(self, edge: str) -> torch.Tensor:
+        """The expected encoding of ``edge`` (``CELL/NODE_SOURCE``) over the operations, then the zero
+        operation: ``softmax(alpha)`` weighed by the probability the edge is kept
+        (:func:`expected_edge_row`), the row LA-DARTS's latency encoding reads (differentiable)."""
+        return expected_edge_row(self._softmax(self._arch_alpha[edge]), edge, self.edge_weights,
+                                 self.num_ops_per_node)
 
     def operation_weights(self, node: int, source: int) -> torch.Tensor:
         """softmax(alpha) over the edge's operations, the zero operation last."""

@@ -4,8 +4,9 @@ After every stage, P-DARTS keeps on each edge the operations with the highest we
 drops the rest, so a deeper network fits in the same memory. :class:`ProgressiveCell`
 replaces an NNI ``Cell`` with edges that hold just their surviving operations (a dropped
 operation is never even built) and one architecture vector each over those operations,
-the zero operation included while it survives. Skip-connects are followed by a dropout
-whose rate the strategy sets every epoch (:class:`SkipConnectDropout`). With ``k``, the cell
+the zero operation included while it survives. Identity skip-connects are followed by a
+dropout whose rate the strategy sets every epoch (:class:`SkipConnectDropout`); a stride-2
+skip-connect (a ``FactorizedReduce``, which has weights) is left as it is. With ``k``, the cell
 takes PC-DARTS's technique too (``pdarts+pcdarts``): each edge mixes its surviving operations on
 1/K of the channels, and each node weighs its incoming edges with learned ``softmax(beta)``.
 
@@ -25,13 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from nni.nas.nn.pytorch import Cell
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
 from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
 
 from ..architecture import SKIP_CONNECT
 from ..spaces.operations import ZERO_OPERATION
+from .darts_cell import DartsCell
 from .derivation import EdgeScore, derive_cell
-from .pc_darts import PartialChannelEdge, edge_normalization, input_probabilities
+from .pc_darts import PartialChannelEdge, edge_normalization, expected_edge_row, input_probabilities
 
 SurvivingOperations = Mapping[str, tuple[str, ...]]
 """Edge label (``CELL/NODE_SOURCE``) -> the operations it keeps, ``none`` (the zero operation) among them
@@ -39,15 +40,15 @@ while it survives. An edge not listed keeps every operation and the zero operati
 
 
 class SkipConnectDropout(nn.Module):
-    """Dropout after a skip-connect, at a rate the search schedule sets (P-DARTS's regularization)."""
+    """An identity skip-connect followed by dropout, at a rate ``p`` the search schedule sets
+    (P-DARTS's regularization); it stands in for the ``nn.Identity`` it replaces."""
 
-    def __init__(self, skip_connect: nn.Module):
+    def __init__(self):
         super().__init__()
-        self.skip_connect = skip_connect
         self.p = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(self.skip_connect(x), self.p, self.training)
+        return F.dropout(x, self.p, self.training)
 
 
 def _restricted(op_factory: Any, label: str, surviving: SurvivingOperations) -> dict[str, Any]:
@@ -76,7 +77,7 @@ class OperationsEdge(nn.ModuleDict):
         return sum(w * op(x) for w, op in zip(weights, self.values()))
 
 
-class ProgressiveCell(DifferentiableMixedCell):
+class ProgressiveCell(DartsCell):
     """A differentiable cell whose edges mix only their surviving operations.
 
     Parameters
@@ -107,8 +108,10 @@ class ProgressiveCell(DifferentiableMixedCell):
             for source, operations in enumerate(node_edges):
                 edge = f'{self.label}/{node}_{source}'
                 kept = surviving.get(edge, (*self.op_names, ZERO_OPERATION))
-                edge_module = OperationsEdge({name: SkipConnectDropout(op) if name == SKIP_CONNECT else op
-                                              for name, op in operations.items() if name in kept})
+                # P-DARTS's placement: dropout after identity skip-connects, not a stride-2 one (FactorizedReduce)
+                edge_module = OperationsEdge({
+                    name: SkipConnectDropout() if name == SKIP_CONNECT and isinstance(op, nn.Identity) else op
+                    for name, op in operations.items() if name in kept})
                 zero = [ZERO_OPERATION] if ZERO_OPERATION in kept else []
                 self.edge_operations[edge] = [*edge_module, *zero]
                 node_edges[source] = edge_module if k is None else PartialChannelEdge(edge_module, k, edge)
@@ -136,11 +139,15 @@ class ProgressiveCell(DifferentiableMixedCell):
 
     def edge_probabilities(self, edge: str) -> torch.Tensor:
         """``softmax(alpha)`` of ``edge`` over all the cell's operations, then the zero operation,
-        0 for the dropped ones: the row LA-DARTS's latency encoding reads (differentiable)."""
+        0 for the dropped ones; with edge normalization, weighed by the probability the edge is
+        kept (:func:`expected_edge_row`). The row LA-DARTS's latency encoding reads (differentiable)."""
         columns = [*self.op_names, ZERO_OPERATION]
         weights = self._softmax(self._arch_alpha[edge])
         kept = torch.tensor([columns.index(op) for op in self.edge_operations[edge]], device=weights.device)
-        return weights.new_zeros(len(columns)).index_put((kept,), weights)
+        row = weights.new_zeros(len(columns)).index_put((kept,), weights)
+        if not self._arch_beta:
+            return row
+        return expected_edge_row(row, edge, self.edge_weights, self.num_ops_per_node)
 
     def edge_weights(self, node: int) -> torch.Tensor:
         """``softmax(beta)`` over the node's incoming edges with edge normalization; all 1 without."""
