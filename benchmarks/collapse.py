@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def search_curve(variant: str, seed: int, parameters: dict) -> dict:
     strategy, data, space, search_size, _ = trial.prepare(config, options)
     records: list[dict] = []
     started = time.perf_counter()
-    found = trial.search(strategy, space, search_size, data, config, records, CollapseMonitor())
+    # the search's per-epoch checkpoints are not kept: each search gets a scratch folder
+    with tempfile.TemporaryDirectory() as scratch:
+        found = trial.search(strategy, space, search_size, data, config, records,
+                             CollapseMonitor(config.eigenvalue_batches, config.early_stop), Path(scratch))
     return {'variant': variant, 'seed': seed, 'search_s': round(time.perf_counter() - started, 1),
             'epochs': records, 'arch': trial.architecture.describe(found)}
 

@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument('--port', type=int, default=8090)
     parser.add_argument('--out', type=Path, default=ROOT / 'benchmarks' / 'results' / 'every_variant_cpu')
     parser.add_argument('--timeout-min', type=float, default=120)
+    parser.add_argument('--poll-s', type=float, default=30, help="seconds between checks of the experiment's status")
     parser.add_argument('--attach', metavar='ID', help='wait for and report this running experiment instead')
     arguments = parser.parse_args()
 
@@ -66,7 +67,7 @@ def main() -> None:
     while (status := nni_status(arguments.port)) not in ('DONE', 'ERROR', 'STOPPED'):
         if time.monotonic() - started > 60 * arguments.timeout_min:
             sys.exit(f'experiment {experiment_id} still {status} after {arguments.timeout_min} minutes')
-        time.sleep(30)
+        time.sleep(arguments.poll_s)
     minutes = (time.monotonic() - started) / 60
     results = report.final_results(experiment_id)
     rows = report.summarize(results)

@@ -7,6 +7,9 @@ interleaved rounds, on the same device, so their latencies are comparable. Write
 (JSON, after every run) and a PNG of accuracy against latency.
 
     python benchmarks/ladarts_vs_darts.py --output benchmarks/results/ladarts_vs_darts_cpu.json
+
+``--set KEY=VALUE`` changes a trial parameter of every run (``--set train_subset=256``),
+``--ladarts-option KEY=VALUE`` an option of the ``ladarts`` runs only (``latency_samples=8``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import matplotlib
 import torch
 
 from nni_darts_ext import trial
-from nni_darts_ext.config import split_parameters
+from nni_darts_ext.config import parse_options, split_parameters
 from nni_darts_ext.latency.measurement import TimingSettings, measure
 from nni_darts_ext.latency.profile import deployed
 from nni_darts_ext.spaces import load_space
@@ -34,14 +37,16 @@ QUICK_START = {'dataset': 'digits', 'space': 'darts_small', 'search_epochs': 4, 
                'accelerator': 'cpu'}
 
 
-def configurations(weights: list[float]) -> list[tuple[str, dict]]:
-    """``(name, trial parameters)``: NNI's DARTS, then ``ladarts`` at each weight."""
+def configurations(weights: list[float], ladarts_options: dict | None = None) -> list[tuple[str, dict]]:
+    """``(name, trial parameters)``: NNI's DARTS, then ``ladarts`` at each weight (with ``ladarts_options``)."""
     return [('darts', {'variant': 'darts'})] + [
-        (f'ladarts lambda={weight:g}', {'variant': 'ladarts', 'latency_weight': weight}) for weight in weights]
+        (f'ladarts lambda={weight:g}', {**(ladarts_options or {}), 'variant': 'ladarts', 'latency_weight': weight})
+        for weight in weights]
 
 
 def run_trial(parameters: dict, seed: int, threads: int, directory: Path) -> dict:
-    config, options = split_parameters({**QUICK_START, **parameters, 'seed': seed, 'threads': threads})
+    """One whole trial with ``parameters`` (the quick start's, then these); its final result and architecture."""
+    config, options = split_parameters({**parameters, 'seed': seed, 'threads': threads})
     final = trial.run(config, options, directory)
     final['architecture'] = json.loads((directory / 'arch.json').read_text())['architecture']
     return final
@@ -92,26 +97,32 @@ def main() -> None:
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=31, help='timed rounds of the final measurement')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help="a trial parameter of every run, over the quick start's (value read as YAML)")
+    parser.add_argument('--ladarts-option', action='append', default=[], metavar='KEY=VALUE',
+                        help='an option of the ladarts runs only (value read as YAML)')
     parser.add_argument('--output', type=Path, default=Path('benchmarks/results/ladarts_vs_darts_cpu.json'))
     arguments = parser.parse_args()
     trial.configure_logging()
     torch.set_num_threads(arguments.threads)
     machine = f'{platform.processor() or platform.machine()}, {arguments.threads} thread(s), torch {torch.__version__}'
+    common = {**QUICK_START, **parse_options(arguments.set)}
     runs = []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in arguments.seeds:
-            for name, parameters in configurations(arguments.weights):
-                final = run_trial(parameters, seed, arguments.threads, Path(scratch) / f'{len(runs)}')
+            for name, parameters in configurations(arguments.weights, parse_options(arguments.ladarts_option)):
+                final = run_trial({**common, **parameters}, seed, arguments.threads, Path(scratch) / f'{len(runs)}')
                 runs.append({'name': name, 'seed': seed, **final})
                 print(f'{name} seed {seed}: test accuracy {final["default"]:.4f}, search {final["search_s"]} s',
                       flush=True)
-                arguments.output.write_text(json.dumps({'machine': machine, 'runs': runs}, indent=2))
+                arguments.output.write_text(json.dumps({'machine': machine, 'parameters': common, 'runs': runs},
+                                                       indent=2))
     settings = TimingSettings(repeats=arguments.repeats, threads=arguments.threads)
     for run, latency in zip(runs, measured_latencies(runs, settings)):
         run['latency_ms'] = latency
     rows = summary(runs)
-    arguments.output.write_text(json.dumps({'machine': machine, 'timing': vars(settings), 'runs': runs,
-                                            'summary': rows}, indent=2))
+    arguments.output.write_text(json.dumps({'machine': machine, 'parameters': common, 'timing': vars(settings),
+                                            'runs': runs, 'summary': rows}, indent=2))
     plot(runs, rows, arguments.output.with_suffix('.png'))
     print('| run | test accuracy (%) | vs DARTS (points) | measured latency (ms) | vs DARTS |')
     print('|---|---:|---:|---:|---:|')

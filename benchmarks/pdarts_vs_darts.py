@@ -10,11 +10,15 @@
    seconds and their ratio. Target: at most 1.0.
 
     python benchmarks/pdarts_vs_darts.py --threads 2 --output benchmarks/results/pdarts_vs_darts_cpu.json
+
+``--stages cpu`` compares the CPU preset's stages (3/4/5 cells) instead of the paper's in part 1;
+``--stage-epochs`` sets the epochs of each stage in part 2 (default the CPU preset's: 2, one of warm-up).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import torch
 
@@ -24,12 +28,13 @@ from nni_darts_ext import trial
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.data import load_dataset
 from nni_darts_ext.spaces import Size, load_space
-from nni_darts_ext.strategies.pdarts import CPU_STAGES, PAPER_STAGES
+from nni_darts_ext.strategies.pdarts import CPU_STAGES, STAGE_PRESETS
 from side_by_side import command_line, report, step_cost
 
 
 def stage_costs(arguments) -> dict[str, dict]:
-    """Step cost of NNI's DARTS at the first stage's depth and of each P-DARTS stage's supernet."""
+    """Step cost of NNI's DARTS at the first stage's depth and of each P-DARTS stage's supernet
+    (the stages of the ``--stages`` preset)."""
     device = torch.device(arguments.device)
     space = load_space('darts', 3, 10, arguments.image_size)
     images = torch.randn(arguments.batch, 3, arguments.image_size, arguments.image_size, device=device)
@@ -41,10 +46,10 @@ def stage_costs(arguments) -> dict[str, dict]:
             torch.cuda.empty_cache()
         return {'batch': arguments.batch, 'cells': cells, 'operations': operations, **measured}
 
-    first = PAPER_STAGES[0].cells
+    first = STAGE_PRESETS[arguments.stages][0].cells
     runs = {f'darts ({first} cells)': cost(DARTS().mutate_model(space.search_space(Size(arguments.width, first))),
                                            first, 8)}
-    strategy = PDARTS(stages='paper')
+    strategy = PDARTS(stages=arguments.stages)
     supernet = strategy.mutate_model(space.search_space(Size(arguments.width, first)))
     for index, stage in enumerate(strategy.stages):
         if index:
@@ -61,7 +66,8 @@ def stage_costs(arguments) -> dict[str, dict]:
 def search_seconds(strategy, stages_epochs: int, arguments) -> float:
     """Seconds of a whole search of ``darts_small`` on digits (the trial's search, no retraining)."""
     config, _ = split_parameters({'dataset': 'digits', 'space': 'darts_small', 'batch_size': arguments.search_batch,
-                                  'search_epochs': stages_epochs, 'accelerator': arguments.device.split(':')[0]})
+                                  'search_subset': arguments.search_subset, 'search_epochs': stages_epochs,
+                                  'accelerator': arguments.device.split(':')[0]})
     torch.manual_seed(0)
     data = load_dataset('digits')
     space = load_space('darts_small', data.channels, data.num_classes, data.image_size)
@@ -74,23 +80,35 @@ def search_seconds(strategy, stages_epochs: int, arguments) -> float:
 def main() -> None:
     parser = command_line(__doc__.splitlines()[0])
     parser.add_argument('--search-batch', type=int, default=32, help='batch of the whole-search comparison')
-    parser.set_defaults(cells=PAPER_STAGES[0].cells)
+    parser.add_argument('--search-subset', type=int,
+                        help="training images of the whole-search comparison (default: all of digits')")
+    parser.add_argument('--stages', choices=STAGE_PRESETS, default='paper',
+                        help="the per-stage comparison's P-DARTS stages: the paper's or the CPU preset's")
+    parser.add_argument('--stage-epochs', type=int,
+                        help="epochs of each stage of the whole search, the first half (rounded down) warm-up "
+                             "(default: the CPU preset's)")
     arguments = parser.parse_args()
+    stages = STAGE_PRESETS[arguments.stages]
+    arguments.cells = stages[0].cells  # the depth of DARTS's supernet and of the first stage
     torch.manual_seed(0)
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
 
     runs = stage_costs(arguments)
-    stages = list(runs.values())[1:]
-    memory = 'peak_mb' if 'peak_mb' in stages[0] else 'activation_mb'
-    growth = stages[-1][memory] / stages[0][memory]
+    stage_runs = list(runs.values())[1:]
+    memory = 'peak_mb' if 'peak_mb' in stage_runs[0] else 'activation_mb'
+    growth = stage_runs[-1][memory] / stage_runs[0][memory]
 
-    epochs = sum(stage.epochs for stage in CPU_STAGES)
-    pdarts = search_seconds(PDARTS(stages='cpu'), epochs, arguments)
+    search_stages = CPU_STAGES if arguments.stage_epochs is None else tuple(
+        replace(stage, epochs=arguments.stage_epochs, warmup_epochs=arguments.stage_epochs // 2)
+        for stage in CPU_STAGES)
+    epochs = sum(stage.epochs for stage in search_stages)
+    pdarts = search_seconds(PDARTS(stages=search_stages), epochs, arguments)
     darts = search_seconds(ValidatedDARTS(), epochs, arguments)
 
-    report(runs, f'darts ({PAPER_STAGES[0].cells} cells)', ['median_step_s', 'activation_mb', 'peak_mb'], arguments,
-           setting=", the paper's stages (5/11/17 cells over 8/5/3 operations)",
+    report(runs, f'darts ({stages[0].cells} cells)', ['median_step_s', 'activation_mb', 'peak_mb'], arguments,
+           setting=f", P-DARTS's {arguments.stages} stages ({'/'.join(str(s.cells) for s in stages)} cells over "
+                   f"{'/'.join(str(s.operations or 8) for s in stages)} operations)",
            extra={'whole_search': {'batch': arguments.search_batch, 'epochs': epochs, 'pdarts_s': pdarts,
                                    'darts_s': darts, 'ratio': pdarts / darts}})
     print(f'deepest stage / first stage, {memory}: {growth:.3f} (target <= 1.3)')

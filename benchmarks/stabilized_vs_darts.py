@@ -22,12 +22,15 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+REFERENCE = "NNI's DARTS (first order)"
 CONFIGURATIONS = {
-    'darts (NNI, first order)': ('darts', {}),
-    'darts2 (finite differences)': ('darts2', {}),
-    'stabilized (finite differences)': ('stabilized', {}),
-    'stabilized (double backward)': ('stabilized', {'products': 'double_backward'}),
+    REFERENCE: ('darts', None),  # NNI's own strategy, unchanged
+    'darts2 (double backward, default)': ('darts2', {}),
+    'darts2 (finite differences)': ('darts2', {'products': 'finite_difference'}),
+    'stabilized (double backward, default)': ('stabilized', {}),
+    'stabilized (finite differences)': ('stabilized', {'products': 'finite_difference'}),
 }
+"""Name -> (variant whose trial settings apply, its options; ``None``: NNI's ``DARTS`` itself)."""
 
 
 class StepTimer(pl.Callback):
@@ -41,20 +44,29 @@ class StepTimer(pl.Callback):
         self.seconds.append(time.perf_counter() - self.started)
 
 
-def measure(name: str, batch: int) -> dict:
-    """One search epoch of one configuration in this process; the median step after the first two."""
+def measure(name: str, batch: int, search_subset: int | None = None, warmup_steps: int = 2) -> dict:
+    """One search epoch of one configuration in this process (on ``search_subset`` training images,
+    default all); the median step after the first ``warmup_steps``."""
+    from nni.nas.strategy import DARTS
+
     from nni_darts_ext import make_strategy, trial
     from nni_darts_ext.config import split_parameters
 
     variant, options = CONFIGURATIONS[name]
-    config, _ = split_parameters({'variant': variant, 'batch_size': batch, 'search_epochs': 1, 'accelerator': 'cpu'})
+    config, _ = split_parameters({'variant': variant, 'batch_size': batch, 'search_subset': search_subset,
+                                  'search_epochs': 1, 'accelerator': 'cpu'})
     pl.seed_everything(0, verbose=False)
     _, data, space, size, _ = trial.prepare(config, {})
-    strategy = make_strategy(variant, **options)
+    strategy = (DARTS(arc_learning_rate=3e-4, gradient_clip_val=5.0) if options is None
+                else make_strategy(variant, **options))
     timer = StepTimer()
     evaluator = strategy.mutate_evaluator(trial.search_evaluator(data, config, [timer]))
     evaluator.evaluate(strategy.mutate_model(space.search_space(size)))
-    return {'step_s': statistics.median(timer.seconds[2:]), 'steps': len(timer.seconds[2:]),
+    timed = timer.seconds[warmup_steps:]
+    if not timed:
+        raise SystemExit(f'{len(timer.seconds)} search steps, none after {warmup_steps} warm-up steps: '
+                         'raise --search-subset or lower --batch')
+    return {'step_s': statistics.median(timed), 'steps': len(timed),
             'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -62,20 +74,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--search-subset', type=int,
+                        help="training images of the search epoch (default: all of the quick start's); half of "
+                             'them train the weights, and a step must remain after the warm-up steps')
+    parser.add_argument('--warmup-steps', type=int, default=2, help='search steps not timed')
     parser.add_argument('--only', choices=CONFIGURATIONS, help=argparse.SUPPRESS)  # one configuration, in a child
     parser.add_argument('--output', type=Path)
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     if arguments.only:
-        print(json.dumps(measure(arguments.only, arguments.batch)))
+        print(json.dumps(measure(arguments.only, arguments.batch, arguments.search_subset, arguments.warmup_steps)))
         return
     runs = {}
     for name in CONFIGURATIONS:
-        child = subprocess.run([sys.executable, __file__, '--only', name, '--batch', str(arguments.batch), '--threads', str(arguments.threads)],
-                               capture_output=True, text=True, check=True)
+        subset = ['--search-subset', str(arguments.search_subset)] if arguments.search_subset else []
+        child = subprocess.run([sys.executable, __file__, '--only', name, '--batch', str(arguments.batch),
+                                '--threads', str(arguments.threads), '--warmup-steps', str(arguments.warmup_steps),
+                                *subset],
+                               capture_output=True, text=True)
+        if child.returncode:  # the child's last line of error output says why
+            sys.exit(f'{name}: {(child.stderr.strip().splitlines() or ["exit status " + str(child.returncode)])[-1]}')
         runs[name] = json.loads(child.stdout.strip().splitlines()[-1])
     machine = f'{platform.processor() or platform.machine()}, {arguments.threads} threads, torch {torch.__version__}'
-    base = runs['darts (NNI, first order)']
+    base = runs[REFERENCE]
     print(f'# {machine}; quick-start space (darts_small, search size), digits, batch {arguments.batch}, '
           f'median of {base["steps"]} search steps')
     print('| estimator | step s | step ratio | peak RSS MB | peak RSS ratio |')

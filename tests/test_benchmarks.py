@@ -1,0 +1,206 @@
+"""Every script in ``benchmarks/`` runs to the end at a tiny budget and writes what it documents.
+
+Each script runs as a subprocess, as a user runs it, with options that cut its measurement to
+seconds; the test checks the exit code and the output files. A module of ``benchmarks/``
+without a ``__main__`` block is a helper (``side_by_side.py``): it is covered by the scripts
+that import it. A new script fails here until it has a tiny run in :data:`SMOKE_RUNS`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import QUICK
+from .nnictl_helpers import NNICTL, REPOSITORY, free_port, small_experiment, trial_command
+
+BENCHMARKS = REPOSITORY / 'benchmarks'
+SIDE_BY_SIDE_KEYS = {'device', 'threads', 'arguments', 'runs'}
+"""What :func:`side_by_side.report` writes."""
+SIDE_BY_SIDE_TINY = ['--width', '4', '--cells', '1', '--image-size', '4', '--batch', '2', '--steps', '1',
+                     '--threads', '1']
+"""One cell of 4 channels on 4x4 images, one timed step: the side-by-side flags at their smallest."""
+
+
+def has_main_block(path: Path) -> bool:
+    """Whether the module runs something as a script (``if __name__ == '__main__':``)."""
+    return any(isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+               for node in ast.parse(path.read_text()).body)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The top-level names of the modules ``path`` imports."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split('.')[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split('.')[0])
+    return names
+
+
+MODULES = sorted(BENCHMARKS.glob('*.py'))
+SCRIPTS = [path.name for path in MODULES if has_main_block(path)]
+HELPERS = [path.name for path in MODULES if not has_main_block(path)]
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """A script's tiny run: its options (``tmp_path`` -> arguments), what it writes, how to check that."""
+    options: Callable[[Path], list[str]]
+    output: str
+    check: Callable[[dict[str, Any]], None]
+    extra_files: tuple[str, ...] = ()
+
+
+def check_collapse(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'parameters', 'runs'}
+    assert written['parameters'] == {'search_epochs': 1, 'batch_size': 16, 'train_subset': 64}
+    [run] = written['runs']
+    assert (run['variant'], run['seed']) == ('darts', 0)
+    assert [record['epoch'] for record in run['epochs']] == [1]
+    assert isinstance(run['epochs'][0]['skip_connects'], int) and run['arch'].startswith('normal: ')
+
+
+def check_ladarts(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'parameters', 'timing', 'runs', 'summary'}
+    assert written['parameters']['search_epochs'] == 1 and written['parameters']['train_subset'] == 64
+    assert written['timing']['repeats'] == 1
+    assert [(run['name'], run['seed']) for run in written['runs']] == [('darts', 0), ('ladarts lambda=0.01', 0)]
+    assert all(run['latency_ms'] > 0 and 'architecture' in run for run in written['runs'])
+    assert [row['name'] for row in written['summary']] == ['darts', 'ladarts lambda=0.01']
+    assert written['summary'][0]['latency_vs_darts'] == 1.0
+
+
+def check_pcdarts(written: dict[str, Any]) -> None:
+    assert set(written) == SIDE_BY_SIDE_KEYS
+    assert {name: run['batch'] for name, run in written['runs'].items()} == {
+        'darts': 2, 'pcdarts k=4': 2, 'pcdarts k=4, batch x2': 4}
+    assert all(run['step_s'] > 0 and run['activation_mb'] > 0 for run in written['runs'].values())
+
+
+def check_pdarts(written: dict[str, Any]) -> None:
+    assert set(written) == SIDE_BY_SIDE_KEYS | {'whole_search'}
+    assert {name: (run['cells'], run['operations']) for name, run in written['runs'].items()} == {
+        'darts (3 cells)': (3, 8), 'pdarts stage 1 (3 cells)': (3, 8), 'pdarts stage 2 (4 cells)': (4, 5),
+        'pdarts stage 3 (5 cells)': (5, 3)}
+    whole = written['whole_search']
+    assert (whole['batch'], whole['epochs']) == (8, 3)  # 3 stages of 1 epoch
+    assert whole['ratio'] == pytest.approx(whole['pdarts_s'] / whole['darts_s'])
+
+
+def check_scalable(written: dict[str, Any]) -> None:
+    assert set(written) == SIDE_BY_SIDE_KEYS
+    assert list(written['runs']) == ['darts, product space', 'scalable, product space',
+                                     'darts, darts.yml (7 operations)']
+    assert all(run['arch_parameters'] > 0 and run['median_step_s'] > 0 for run in written['runs'].values())
+
+
+def check_second_derivatives(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'arguments', 'points'}
+    assert [point['weight_steps'] for point in written['points']] == [0, 1]
+    for point in written['points']:
+        [measured] = point['batches']
+        assert measured['eta'] > 0 and list(measured['finite_differences']) == ['0.1']
+        assert -1 <= measured['finite_differences']['0.1']['hu_cosine'] <= 1
+
+
+def check_stabilized(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'arguments', 'runs'}
+    assert list(written['runs']) == ["NNI's DARTS (first order)", 'darts2 (double backward, default)',
+                                     'darts2 (finite differences)', 'stabilized (double backward, default)',
+                                     'stabilized (finite differences)']
+    # 8 images at batch 4: one weight step, timed
+    assert all(run['steps'] == 1 and run['step_s'] > 0 and run['peak_rss_mb'] > 0
+               for run in written['runs'].values())
+
+
+def check_every_variant(written: dict[str, Any]) -> None:
+    assert set(written) == {'experiment', 'status', 'minutes', 'date', 'machine', 'config', 'results'}
+    assert written['status'] == 'DONE'
+    assert yaml.safe_load(written['config'])['searchSpace']['variant']['_value'] == ['darts']
+    [result] = written['results']
+    assert (result['variant'], result['seed']) == ('darts', 0) and 0 <= result['default'] <= 1
+
+
+def every_variant_options(tmp_path: Path) -> list[str]:
+    """The benchmark's experiment cut to one quick trial (darts, seed 0, 64 images) on a free port."""
+    flags = {**QUICK, 'train_subset': 64, 'test_subset': 32, 'batch_size': 16}
+    config = small_experiment('benchmark', tmp_path, ['darts'], trial_command(flags))
+    path = tmp_path / 'benchmark.yml'
+    path.write_text(yaml.safe_dump(config))
+    return ['--config', str(path), '--port', str(free_port()), '--poll-s', '2', '--timeout-min', '5',
+            '--out', str(tmp_path / 'every_variant')]
+
+
+SMOKE_RUNS = {
+    'collapse.py': SmokeRun(
+        lambda tmp: ['--variants', 'darts', '--seeds', '0', '--epochs', '1', '--train-subset', '64',
+                     '--batch-size', '16', '--output', str(tmp / 'collapse.json')],
+        'collapse.json', check_collapse, ('collapse.png',)),
+    'every_variant.py': SmokeRun(every_variant_options, 'every_variant.json', check_every_variant,
+                                 ('every_variant.md', 'every_variant.png')),
+    'ladarts_vs_darts.py': SmokeRun(
+        lambda tmp: ['--weights', '0.01', '--seeds', '0', '--repeats', '1',
+                     *(f'--set={pair}' for pair in ('train_subset=64', 'test_subset=32', 'batch_size=16',
+                                                    'search_epochs=1', 'retrain_epochs=1')),
+                     *(f'--ladarts-option={pair}' for pair in ('latency_samples=4', 'latency_warmup=0',
+                                                               'latency_repeats=1', f'latency_cache={tmp}/latency')),
+                     '--output', str(tmp / 'ladarts.json')],
+        'ladarts.json', check_ladarts, ('ladarts.png',)),
+    'pcdarts_vs_darts.py': SmokeRun(
+        lambda tmp: [*SIDE_BY_SIDE_TINY, '--pc-batch-factor', '2', '--output', str(tmp / 'pcdarts.json')],
+        'pcdarts.json', check_pcdarts),
+    'pdarts_vs_darts.py': SmokeRun(
+        lambda tmp: [*SIDE_BY_SIDE_TINY, '--stages', 'cpu', '--search-batch', '8', '--search-subset', '16',
+                     '--stage-epochs', '1', '--output', str(tmp / 'pdarts.json')],
+        'pdarts.json', check_pdarts),
+    'scalable_vs_darts.py': SmokeRun(
+        lambda tmp: [*SIDE_BY_SIDE_TINY, '--output', str(tmp / 'scalable.json')], 'scalable.json', check_scalable),
+    'second_derivatives_accuracy.py': SmokeRun(
+        lambda tmp: ['--batch', '8', '--steps', '0', '1', '--batches', '1', '--scales', '0.1', '--output',
+                     str(tmp / 'second_derivatives.json')],
+        'second_derivatives.json', check_second_derivatives),
+    'stabilized_vs_darts.py': SmokeRun(
+        lambda tmp: ['--batch', '4', '--search-subset', '8', '--warmup-steps', '0', '--threads', '1', '--output',
+                     str(tmp / 'stabilized.json')],
+        'stabilized.json', check_stabilized),
+}
+"""Per script: options that make a run take seconds (fewer seeds, steps, images, epochs)."""
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_script_runs_at_a_tiny_budget_and_writes_its_results(script, tmp_path):
+    assert script in SMOKE_RUNS, f'benchmarks/{script} has no tiny run: add one to SMOKE_RUNS'
+    smoke = SMOKE_RUNS[script]
+    command = [sys.executable, str(BENCHMARKS / script), *smoke.options(tmp_path)]
+    environment = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    try:
+        finished = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True,
+                                  timeout=300)
+    finally:
+        if script == 'every_variant.py':  # its experiment stays until stopped
+            port = command[command.index('--port') + 1]
+            subprocess.run([NNICTL, 'stop', '--port', port], capture_output=True, timeout=120)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]
+    smoke.check(json.loads((tmp_path / smoke.output).read_text()))
+    for name in smoke.extra_files:
+        assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_every_benchmark_module_is_a_script_or_a_helper_the_scripts_import():
+    assert set(SMOKE_RUNS) == set(SCRIPTS), 'SMOKE_RUNS names a script that is gone'
+    assert 'side_by_side.py' in HELPERS  # the side-by-side benchmarks' shared measuring code
+    for helper in HELPERS:
+        importers = [script for script in SCRIPTS if Path(helper).stem in imported_modules(BENCHMARKS / script)]
+        assert importers, f'benchmarks/{helper} is neither a script nor imported by one'
