@@ -82,6 +82,13 @@ def check_ladarts(written: dict[str, Any]) -> None:
     assert written['summary'][0]['latency_vs_darts'] == 1.0
 
 
+def check_latency_predictors(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'arguments', 'runs'}
+    [run] = written['runs']
+    assert run['seed'] == 0 and set(run['errors']) == {'lookup', 'network', 'mean'}
+    assert all(error >= 0 for error in run['errors'].values())
+
+
 def check_pcdarts(written: dict[str, Any]) -> None:
     assert set(written) == SIDE_BY_SIDE_KEYS
     assert {name: run['batch'] for name, run in written['runs'].items()} == {
@@ -158,6 +165,9 @@ SMOKE_RUNS = {
                                                                'latency_repeats=1', f'latency_cache={tmp}/latency')),
                      '--output', str(tmp / 'ladarts.json')],
         'ladarts.json', check_ladarts, ('ladarts.png',)),
+    'latency_predictors.py': SmokeRun(
+        lambda tmp: ['--samples', '4', '--repeats', '1', '--warmup', '0', '--output', str(tmp / 'latency.json')],
+        'latency.json', check_latency_predictors),
     'pcdarts_vs_darts.py': SmokeRun(
         lambda tmp: [*SIDE_BY_SIDE_TINY, '--pc-batch-factor', '2', '--output', str(tmp / 'pcdarts.json')],
         'pcdarts.json', check_pcdarts),
