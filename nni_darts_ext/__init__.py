@@ -14,6 +14,9 @@ import warnings
 # NNI 3.0 predates torch 2.14 and warns about torch's new non-module classes on import.
 warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
 
+# Before any of NNI's one-shot modules: imported after them, nni.nas.strategy.DARTS stays a stub class.
+import nni.nas.strategy  # noqa: E402,F401
+
 from .composition import combine  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .strategies.darts import ValidatedDARTS  # noqa: E402

@@ -120,7 +120,14 @@ class DoubleBackward(SecondDerivatives):
         directional = dot(weight_gradient, [v.detach() for v in vector])
         if not directional.requires_grad:  # the loss is linear in the weights
             return [torch.zeros_like(x) for x in wrt]
-        return [g.detach() for g in gradients(directional, wrt)]
+        try:
+            return [g.detach() for g in gradients(directional, wrt)]
+        except RuntimeError as error:
+            if 'is not implemented' not in str(error):
+                raise
+            # torch has no second derivative for some layers (hard-sigmoid, hard-swish)
+            raise ConfigError(f'products: double_backward needs second derivatives of every layer, and torch says '
+                              f'"{error}"; set products to finite_difference') from error
 
 
 PRODUCTS = {'finite_difference': FiniteDifferences, 'double_backward': DoubleBackward}

@@ -63,6 +63,10 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     data = load_dataset(config.dataset, config.data_dir, config.train_subset, config.test_subset, config.image_size)
     space = load_space(config.space, data.channels, data.num_classes, data.image_size)
     data = data.with_channels(space.input_channels)
+    for setting in ('search_width', 'search_cells', 'retrain_width', 'retrain_cells'):
+        if getattr(config, setting) is not None and setting.split('_')[1] not in space.sized:
+            raise ConfigError(f'{setting} does not apply to {space.name}, whose constructor takes '
+                              f'{" and ".join(space.sized) or "no size"}; leave it unset')
     search_size = Size(config.search_width or space.search.width, config.search_cells or space.search.cells)
     evaluation_size = Size(config.retrain_width or space.evaluation.width, config.retrain_cells or space.evaluation.cells)
     search_images = min(config.search_subset or len(data.train), len(data.train))
@@ -77,8 +81,9 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
         if config.early_stop != 'none':
             raise ConfigError('early_stop cannot end a P-DARTS search, which runs its stages to the end and limits '
                               "skip-connects itself (skip_limit): set early_stop to 'none'")
-        _logger.info('pdarts runs its stages (%s epochs in all); search_epochs (%d) is not used',
-                     '+'.join(str(stage.epochs) for stage in strategy.stages), config.search_epochs)
+        if not strategy.from_budget:  # otherwise its stages split search_epochs, the evaluator's max_epochs
+            _logger.info('pdarts runs its stages (%s epochs in all); search_epochs (%d) is not used',
+                         '+'.join(str(stage.epochs) for stage in strategy.stages), config.search_epochs)
     if not config.space.startswith('nni:'):
         check_resolution(search_size.cells, data.image_size, 'search_cells')
         check_resolution(evaluation_size.cells, data.image_size, 'retrain_cells')

@@ -11,7 +11,7 @@ import torch
 from nni_darts_ext import (PCDARTS, PDARTS, ConfigError, LatencyAwareDARTS, ScalableDARTS, StabilizedDARTS,
                            ValidatedDARTS, combine, make_strategy)
 from nni_darts_ext.hypergradient import Amended, FirstOrder
-from nni_darts_ext.latency.encoding import CellEncoding, Edge
+from nni_darts_ext.latency.encoding import Encoding
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.strategies.ladarts import LatencyTerm
 from nni_darts_ext.strategies.pdarts import ProgressiveDartsModule
@@ -121,7 +121,7 @@ def test_edge_normalization_weighs_the_derivation_of_progressive_cells():
 def test_latency_encoding_reads_pruned_progressive_edges_as_full_rows():
     strategy = composed('pdarts+pcdarts+stabilized+ladarts')
     second = strategy.next_stage_supernet(build(strategy), 1)
-    rows = CellEncoding.of(SPACE.search_space(Size(WIDTH, 3))).probabilities(second)
+    rows = Encoding.of(SPACE.search_space(Size(WIDTH, 3))).probabilities(second)
     torch.testing.assert_close(rows.sum(1), torch.ones(len(rows)))
     # the dropped operations' columns stay 0 (the zero operation's holds the edge's chance of being dropped)
     assert ((rows[:, :-1] > 0).sum(1) <= 3).all()
@@ -155,7 +155,7 @@ def test_an_edge_normalized_row_is_the_edges_expected_encoding(variant):
         cell._arch_beta[f'{cell.label}/3'].copy_(torch.tensor(beta))
         for source in range(3):
             cell._arch_alpha[f'{cell.label}/3_{source}'].copy_(alpha[source])
-    encoding = CellEncoding.of(SPACE.search_space(Size(WIDTH, 3)))
+    encoding = Encoding.of(SPACE.search_space(Size(WIDTH, 3)))
     rows = encoding.probabilities(supernet)
     kept = [min(1.0, 2 * math.exp(b) / sum(math.exp(c) for c in beta)) for b in beta]
     assert kept[0] == 1.0 > kept[1] > kept[2]  # the strongest edge saturates, the others are partly dropped
@@ -163,7 +163,7 @@ def test_an_edge_normalized_row_is_the_edges_expected_encoding(variant):
         zero = torch.zeros(operations, dtype=torch.float64)
         zero[-1] = 1.0
         expected = kept[source] * torch.softmax(alpha[source].double(), 0) + (1 - kept[source]) * zero
-        torch.testing.assert_close(rows[encoding.edges.index(Edge(cell.label, 3, source))], expected.float())
+        torch.testing.assert_close(rows[encoding.labels.index(f'{cell.label}/3_{source}')], expected.float())
 
 
 @pytest.mark.parametrize('variant', ['pcdarts', 'pdarts+pcdarts'])

@@ -214,3 +214,16 @@ def test_bad_estimator_settings_are_refused():
     with pytest.raises(ConfigError, match="unknown second-derivative products 'exact'; accepted: double_backward, "
                                           'finite_difference'):
         StabilizedDARTS(products='exact')
+
+
+def test_a_layer_without_a_second_derivative_says_to_use_finite_differences():
+    """torch has no double backward through hard-sigmoid (MobileNetV3's hard-swish): a clear error, not a traceback."""
+    torch.manual_seed(0)
+    layer, alpha, images = nn.Linear(3, 3), torch.ones(3, requires_grad=True), torch.randn(4, 3)
+    weights = list(layer.parameters())
+    loss = lambda: nn.functional.hardsigmoid(layer(images) * alpha).sum()  # noqa: E731
+    with pytest.raises(ConfigError, match=r'products: double_backward needs second derivatives of every layer, and '
+                                          r'torch says "derivative for .*hardsigmoid_backward is not implemented"; '
+                                          r'set products to finite_difference'):
+        DoubleBackward().mixed_product(loss, weights, [alpha], [torch.ones_like(w) for w in weights])
+    FiniteDifferences().mixed_product(loss, weights, [alpha], [torch.ones_like(w) for w in weights])

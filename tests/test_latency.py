@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from torch import nn
+from nni.mutable import Categorical
+from nni.nas.evaluator.pytorch import Classification, DataLoader
+from nni.nas.hub.pytorch import ProxylessNAS
+from nni.nas.nn.pytorch import Cell, LayerChoice, ModelSpace, MutableConv2d
 
 from nni_darts_ext import ConfigError, LatencyAwareDARTS, ValidatedDARTS, make_strategy, trial
 from nni_darts_ext.config import split_parameters
+from nni_darts_ext.latency import measurement
 from nni_darts_ext.latency import profile as profile_module
 from nni_darts_ext.latency.cache import LatencyCache
-from nni_darts_ext.latency.encoding import CellEncoding
-from nni_darts_ext.latency.measurement import Timed, TimingSettings, resolve_device
+from nni_darts_ext.latency.encoding import ZERO, Encoding
+from nni_darts_ext.latency.measurement import Timed, TimingSettings, describe_device, measure, resolve_device
 from nni_darts_ext.latency.profile import profile_space
 from nni_darts_ext.spaces import load_space
 from nni_darts_ext.strategies import ladarts
 
 from .test_stabilized import searched_alphas
+from .user_spaces import USER_SPACES, DictChoices, InputChoices, Nested, Repeated, search_once, tiny_evaluator
 
 QUICK_START = load_space('darts_small', 1, 10, 8)
 INPUT_SHAPE = (1, 8, 8)
@@ -40,12 +48,15 @@ def synthetic_ms(module: torch.nn.Module) -> float:
 
 
 def synthetic_timer(interaction: float = 0.0):
-    """A stand-in for :func:`measurement.measure` that needs no clock: each network's latency is
-    :func:`synthetic_ms`, times ``1 + interaction * (share of its leaves that pool)``, which no sum
-    over operations can express; each watched module's, its own :func:`synthetic_ms`."""
+    """A stand-in for :func:`measurement.measure` that needs no clock: it runs each network once (which sizes
+    lazy modules, as the real warm-up does); each network's latency is :func:`synthetic_ms`, times
+    ``1 + interaction * (share of its leaves that pool)``, which no sum over operations can express; each
+    watched module's, its own :func:`synthetic_ms`."""
     def measure(networks, input_shape, settings, watched=()):
         timed = []
         for index, network in enumerate(networks):
+            with torch.no_grad():
+                network.eval()(torch.zeros(settings.batch, *input_shape))
             pooling = sum(isinstance(leaf, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for leaf in leaves(network))
             total = synthetic_ms(network) * (1 + interaction * pooling / len(leaves(network)))
             timed.append(Timed(total, [synthetic_ms(module) for module in (watched[index] if watched else [])]))
@@ -123,8 +134,9 @@ def test_the_hinge_is_flat_below_the_target(quick_start_profile):
 
 
 def test_encoding_of_an_architecture_and_of_the_supernet(quick_start_profile):
-    encoding = CellEncoding.of(deployed_space())
-    assert encoding.shape == (2 * 14, 8) and encoding.slots == 2  # 2 cell types x 14 edges, 7 operations + zero
+    encoding = Encoding.of(deployed_space())
+    assert encoding.shape == (2 * 14, 8)  # 2 cell types x 14 edges, 7 operations + zero
+    assert [(choice.label, choice.slots) for choice in encoding.choices] == [('normal', 2), ('reduce', 2)]
     architecture = encoding.sample(random.Random(0))
     one_hot = encoding.one_hot(architecture)
     assert torch.equal(one_hot.sum(dim=1), torch.ones(28))
@@ -180,6 +192,9 @@ def test_cuda_without_cuda_is_a_clear_error():
     ({'latency_target_ms': 0}, 'latency_target_ms must be a positive number or null, got 0'),
     ({'latency_predictor': 'mlp'}, "unknown latency_predictor 'mlp'; accepted: lookup, network"),
     ({'latency_batch': 0}, 'latency_batch must be a positive integer, got 0'),
+    ({'input_shape': [1, 0, 8]}, r"input_shape must be a list of positive integers, one image's \(channels, height, "
+                                 r"width\), got \[1, 0, 8\]"),
+    ({'input_shape': '1x8x8'}, "input_shape must be a list of positive integers"),
 ])
 def test_bad_latency_options_are_clear_errors(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -189,8 +204,13 @@ def test_bad_latency_options_are_clear_errors(options, message):
 def test_too_few_samples_and_no_input_shape_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match='latency_samples must be an integer of at least 4'):
         profile_space(deployed_space(), INPUT_SHAPE, TimingSettings(), 2, tmp_path)
-    with pytest.raises(ConfigError, match=r'LatencyAwareDARTS needs input_shape'):
-        LatencyAwareDARTS().mutate_model(QUICK_START.search_space())
+    strategy = LatencyAwareDARTS(latency_cache=tmp_path)
+    strategy.mutate_model(DictChoices())
+    no_images = Classification(train_dataloaders=DataLoader(['a', 'b'], batch_size=2),
+                               val_dataloaders=DataLoader(['a', 'b'], batch_size=2), num_classes=10, logger=False)
+    with pytest.raises(ConfigError, match=r"LatencyAwareDARTS needs input_shape, one image's \(channels, height, "
+                                          r"width\): the evaluator's first training batch holds no batch of images"):
+        strategy.mutate_evaluator(no_images)
 
 
 def test_a_bad_device_fails_the_trial_with_one_line(tmp_path, capsys):
@@ -227,4 +247,214 @@ def test_a_trial_reports_expected_predicted_and_measured_latency(quick_parameter
     assert search and all(record['expected_latency_ms'] > 0 for record in search)
     assert final['measured_latency_ms'] > 0
     assert final['predicted_latency_ms'] == pytest.approx(final['measured_latency_ms'], rel=0.01)
+    assert final['latency_device'] == describe_device('cpu') and final['latency_device'].startswith('cpu (')
     assert list((tmp_path / 'cache').glob('*.json'))
+
+
+def user_space_profile(build, directory, samples: int = 12):
+    """The latency profile of a hand-written space on the synthetic timer (8x8 one-channel images)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(profile_module, 'measure', synthetic_timer())
+        return profile_space(build(), INPUT_SHAPE, TimingSettings(warmup=0, repeats=1), samples, directory)
+
+
+def test_input_shape_is_read_from_the_first_training_batch(tmp_path, monkeypatch, caplog):
+    """Without input_shape the networks are timed on one image of the evaluator's first training batch, said in
+    one log line; peeking at the batch leaves the random state as it was (the loader is shuffled)."""
+    shapes = []
+    timer = synthetic_timer()
+
+    def recorded(networks, input_shape, *args, **kwargs):
+        shapes.append(tuple(input_shape))
+        return timer(networks, input_shape, *args, **kwargs)
+
+    monkeypatch.setattr(profile_module, 'measure', recorded)
+    strategy = make_strategy('ladarts', latency_samples=4, latency_repeats=1, latency_cache=tmp_path)
+    strategy.mutate_model(DictChoices())
+    assert strategy.latency_term.profile is None  # the shape is not known yet
+    evaluator = tiny_evaluator()
+    state = torch.get_rng_state()
+    assert ladarts.first_image_shape(evaluator) == (1, 8, 8)
+    assert torch.equal(torch.get_rng_state(), state)
+    with caplog.at_level(logging.INFO, logger='nni_darts_ext'):
+        strategy.mutate_evaluator(evaluator)
+    assert [r.getMessage() for r in caplog.records if r.name == ladarts.__name__] == [
+        "LA-DARTS times networks on input_shape [1, 8, 8], one image of the evaluator's first training batch"]
+    assert strategy.input_shape == (1, 8, 8) and shapes == [(1, 8, 8)]
+    assert make_strategy('ladarts', input_shape=[1, 8, 8]).input_shape == (1, 8, 8)
+
+
+def test_the_encoding_of_layer_and_input_choices():
+    """An InputChoice of 2 of 3 inputs gives each chosen input half of its row; the supernet's rows are NNI's
+    softmaxes, padded to the widest row."""
+    encoding = Encoding.of(InputChoices(2))
+    assert encoding.labels == ('branch', 'after') and encoding.shape == (2, 3)
+    assert [row.columns for row in encoding.rows] == [(0, 1, 2), ('conv3x3', 'skip')]
+    assert encoding.one_hot({'branch': [0, 2], 'after': 'skip'}).tolist() == [[0.5, 0.0, 0.5], [0.0, 1.0, 0.0]]
+    supernet = ValidatedDARTS().mutate_model(InputChoices(2))
+    alphas = dict(alphas_by_label(supernet))
+    with torch.no_grad():
+        alphas['branch'].copy_(torch.tensor([1.0, 0.0, -1.0]))
+        alphas['after'].copy_(torch.tensor([0.5, -0.5]))
+    probabilities = encoding.probabilities(supernet)
+    assert probabilities.requires_grad
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(2))
+    torch.testing.assert_close(probabilities, torch.stack([torch.softmax(torch.tensor([1.0, 0.0, -1.0]), 0),
+                                                           torch.tensor([0.7311, 0.2689, 0.0])]), atol=1e-4, rtol=0)
+
+
+def alphas_by_label(supernet: torch.nn.Module):
+    """``(label, alpha)`` of every free mixed layer, input and repeat of a DARTS supernet."""
+    for module in supernet.modules():
+        alpha = getattr(module, '_arch_alpha', None)
+        if isinstance(alpha, torch.nn.ParameterDict):
+            yield from alpha.items()
+        elif alpha is not None:
+            yield module.label, alpha
+
+
+def test_a_choice_some_architectures_lack_is_weighed_by_what_holds_it():
+    """Block j of a Repeat is there with the probability of the depths above j; a choice nested in a candidate,
+    with that candidate's; absent, it encodes as the zero column."""
+    encoding = Encoding.of(Repeated())
+    assert encoding.labels == ('depth', 'block0', 'block1', 'block2')
+    assert [row.columns[-1] for row in encoding.rows] == [3, 'conv1x1', ZERO, ZERO]  # block0 is always there
+    one_hot = encoding.one_hot({'depth': 2, 'block0': 'conv1x1', 'block1': 'conv3x3', 'block2': 'conv1x1'})
+    assert one_hot.tolist() == [[0, 1, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]
+    supernet = ValidatedDARTS().mutate_model(Repeated())
+    alphas = dict(alphas_by_label(supernet))
+    with torch.no_grad():
+        alphas['depth'].copy_(torch.log(torch.tensor([0.5, 0.3, 0.2])))
+        for label in ('block0', 'block1', 'block2'):
+            alphas[label].copy_(torch.log(torch.tensor([0.6, 0.4])))
+    rows = encoding.probabilities(supernet)
+    expected = [[0.5, 0.3, 0.2], [0.6, 0.4, 0.0], [0.5 * 0.6, 0.5 * 0.4, 0.5], [0.2 * 0.6, 0.2 * 0.4, 0.8]]
+    torch.testing.assert_close(rows, torch.tensor(expected))
+    assert torch.autograd.grad(rows[3, 0], alphas['depth'])[0].abs().sum() > 0
+
+    nested = Encoding.of(Nested())
+    assert nested.labels == ('outer', 'inner')
+    assert nested.one_hot({'outer': 'skip', 'inner': 'conv1x1'}).tolist() == [[0, 1, 0], [0, 0, 1]]
+    supernet = ValidatedDARTS().mutate_model(Nested())
+    alphas = dict(alphas_by_label(supernet))
+    with torch.no_grad():
+        alphas['outer'].copy_(torch.log(torch.tensor([0.7, 0.3])))
+        alphas['inner'].copy_(torch.log(torch.tensor([0.9, 0.1])))
+    torch.testing.assert_close(nested.probabilities(supernet), torch.tensor([[0.7, 0.3, 0.0], [0.63, 0.07, 0.3]]))
+
+
+class ParameterChoice(ModelSpace):
+    """A convolution of chosen width: a choice of a module's parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = MutableConv2d(1, Categorical([2, 4], label='width'), 3)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class CellInChoice(ModelSpace):
+    """A LayerChoice between an NNI Cell and a skip."""
+
+    def __init__(self):
+        super().__init__()
+        cell = Cell({'skip': lambda node, op, source: nn.Identity()}, num_nodes=1, label='cell')
+        self.choice = LayerChoice({'cell': cell, 'skip': nn.Identity()}, label='choice')
+
+    def forward(self, x):
+        return self.choice(x)
+
+
+@pytest.mark.parametrize('space, message', [
+    (ParameterChoice, "LA-DARTS encodes NNI Cells, LayerChoice, InputChoice and Repeat depths; 'width' is a choice "
+                      "of another kind"),
+    (CellInChoice, "NNI Cell 'cell' is inside a choice \\('choice'\\); LA-DARTS encodes cells that every architecture"),
+])
+def test_choices_it_cannot_encode_are_refused_in_one_line(space, message):
+    with pytest.raises(ConfigError, match=message):
+        Encoding.of(space())
+
+
+def test_on_additive_latencies_the_table_is_exact_on_layer_choices(tmp_path):
+    """Each candidate's row entry is its own (synthetic) time, the rest is the stem and the head's."""
+    profile = user_space_profile(DictChoices, tmp_path)
+    assert profile.errors['lookup'] < 1e-3 and profile.errors['mean'] > 1
+    space = DictChoices()
+    candidates = [[choice[name] for name in choice.names] for choice in (space.first, space.second)]
+    expected = [[synthetic_ms(module) for module in row] + [0.0] * (3 - len(row)) for row in candidates]
+    torch.testing.assert_close(profile.lookup.table, torch.tensor(expected))
+    assert float(profile.lookup.base_ms) == pytest.approx(synthetic_ms(space.stem) + synthetic_ms(space.head))
+
+
+def test_the_latency_gradient_reaches_a_layer_choice_and_lowers_the_latency(tmp_path):
+    profile = user_space_profile(DictChoices, tmp_path)
+    strategy = LatencyAwareDARTS(input_shape=INPUT_SHAPE, latency_weight=1.0, latency_cache=tmp_path)
+    strategy.latency_term.profile = profile
+    supernet = ValidatedDARTS().mutate_model(DictChoices())
+    alphas = dict(alphas_by_label(supernet))
+    before = strategy.latency_term(supernet)
+    first, second = torch.autograd.grad(before, [alphas['first'], alphas['second']])
+    # the convolutions cost more than the pooling and the skip: the gradient raises their logits' cost
+    assert first[0] > 0 and first[2] < 0 and second[0] > 0 > second[1]
+    with torch.no_grad():
+        alphas['first'] -= 0.1 * first
+        alphas['second'] -= 0.1 * second
+        assert float(strategy.latency_term(supernet)) < float(before)
+
+
+def test_the_predictors_follow_the_encodings_device(tmp_path):
+    """A supernet on another device (a GPU) gives its probabilities there: the predictors move to them."""
+    profile = user_space_profile(DictChoices, tmp_path)
+    for name in ('lookup', 'network'):
+        assert profile.predict(name, torch.zeros(profile.encoding.shape, device='meta')).device.type == 'meta'
+
+
+@pytest.mark.parametrize('name', USER_SPACES)
+def test_one_search_step_on_every_user_space(name, tmp_path, monkeypatch):
+    """ladarts as NNI users make it (no input_shape) on each hand-written space: the exported architecture
+    freezes and runs, and the profile is exact on the synthetic timer. Not quite with merge_op='loose_end':
+    the cell's output width, and so the next convolution's cost, depends on which nodes no other node uses,
+    the architecture as a whole, which no sum over edges can express."""
+    monkeypatch.setattr(profile_module, 'measure', synthetic_timer())
+    strategy = make_strategy('ladarts', latency_samples=4, latency_repeats=1, latency_cache=tmp_path)
+    architecture = search_once(strategy, USER_SPACES[name])
+    assert set(architecture) == set(USER_SPACES[name]().simplify()) and strategy.input_shape == (1, 8, 8)
+    assert strategy.latency_term.profile.errors['lookup'] < (3 if 'loose_end' in name else 1e-3)
+
+
+def fake_images_evaluator(image_shape: tuple[int, ...]) -> Classification:
+    """One training step on 16 random images of ``image_shape``, 10 classes, batch 8."""
+    images = torch.randn(16, *image_shape, generator=torch.Generator().manual_seed(0))
+    dataset = torch.utils.data.TensorDataset(images, torch.arange(16) % 10)
+    return Classification(train_dataloaders=DataLoader(dataset, batch_size=8),
+                          val_dataloaders=DataLoader(dataset, batch_size=8), num_classes=10, max_epochs=1,
+                          limit_train_batches=1, limit_val_batches=1, accelerator='cpu', enable_progress_bar=False,
+                          logger=False, enable_checkpointing=False, enable_model_summary=False)
+
+
+def test_one_search_step_on_nnis_proxylessnas(tmp_path, monkeypatch):
+    """NNI's hub ProxylessNAS at a quarter width: 21 LayerChoices, 5 of them in blocks of a Repeat of chosen
+    depth, on 3x32x32 images."""
+    monkeypatch.setattr(profile_module, 'measure', synthetic_timer())
+    strategy = make_strategy('ladarts', latency_samples=4, latency_repeats=1, latency_cache=tmp_path)
+
+    def build():
+        return ProxylessNAS(num_labels=10, width_mult=0.25)
+
+    architecture = search_once(strategy, build, fake_images_evaluator((3, 32, 32)), image_shape=(3, 32, 32))
+    profile = strategy.latency_term.profile
+    assert set(architecture) == set(build().simplify()) and strategy.input_shape == (3, 32, 32)
+    assert profile.encoding.shape == (26, 7)  # 5 depths over 4 values, 21 choices of 6 blocks (+ absent)
+    assert profile.errors['lookup'] < 1e-3
+
+
+def test_a_module_timed_inside_another_has_its_own_clock(monkeypatch):
+    """Watched modules may nest (a Repeat's block holds its LayerChoice): each is timed from its own start."""
+    ticks = iter(range(1000))
+    monkeypatch.setattr(measurement.time, 'perf_counter', lambda: float(next(ticks)))
+    inner = nn.Identity()
+    outer = nn.Sequential(inner)
+    timed = measure([outer], (1,), TimingSettings(warmup=0, repeats=1), [[outer, inner]])[0]
+    # ticks 0, 1: the plain forward; then outer starts at 2, inner runs from 3 to 4, outer stops at 5
+    assert timed.total_ms == 1e3 and timed.modules_ms == [3e3, 1e3]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from torch import nn
 from nni.nas.evaluator.pytorch import LightningModule
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
-from nni.nas.strategy import DARTS
+from nni.nas.oneshot.pytorch.strategy import DARTS
 
 from nni_darts_ext import PCDARTS, ConfigError, make_strategy, trial
 from nni_darts_ext.config import split_parameters
@@ -18,6 +19,7 @@ from nni_darts_ext.supermodules.partial_channel import build_for_channel_fractio
 from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge, PartialChannelLayer
 
 from .hub_experiment import hub_darts_labels, search_hub_darts
+from .user_spaces import CHANNELS, USER_SPACES, search_once
 
 K = 4
 
@@ -171,6 +173,24 @@ def test_works_on_nni_hub_darts_and_on_a_users_layer_choice_space():
     assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
 
+def test_list_candidates_keep_nnis_int_names_through_search_export_and_freeze():
+    build = USER_SPACES['list LayerChoice']
+    net = PCDARTS(k=2).mutate_model(build())
+    assert isinstance(net.first, PartialChannelLayer) and net.first.names == [0, 1, 2]
+    assert net.first[0][0].in_channels == net.first[1][0].in_channels == CHANNELS // 2
+    with torch.no_grad():
+        net.first._arch_alpha.copy_(torch.tensor([0.0, 1.0, 3.0]))
+        net.second._arch_alpha.copy_(torch.tensor([2.0, 0.0]))
+    architecture = {**net.first.export({}), **net.second.export({})}
+    assert architecture == {'first': 2, 'second': 0}
+    frozen = build().freeze(architecture)
+    assert isinstance(frozen.first, nn.MaxPool2d) and isinstance(frozen.second[0], nn.Conv2d)
+
+    searched = search_once(make_strategy('pcdarts', k=2, warmup_epochs=0), build)
+    assert set(searched) == {'first', 'second'}
+    assert searched['first'] in (0, 1, 2) and searched['second'] in (0, 1)
+
+
 PC_OPTIONS = {'variant': 'pcdarts', 'k': 2, 'warmup_epochs': 0}
 
 
@@ -201,3 +221,24 @@ def test_pcdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():
     architecture, experiment = search_hub_darts(PCDARTS(k=2))
     assert set(architecture) == hub_darts_labels()
     assert any(isinstance(m, PartialChannelCell) for m in experiment.strategy.supernet.modules())
+
+
+class WideningChoice(ModelSpace):
+    """A ``LayerChoice`` whose candidates widen 4 channels to 8: nowhere to put the bypassed channels back."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.widen = LayerChoice({'conv3x3': nn.Conv2d(4, 8, 3, padding=1), 'conv1x1': nn.Conv2d(4, 8, 1)},
+                                 label='widen')
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    def forward(self, x):
+        return self.head(self.widen(self.stem(x)))
+
+
+def test_candidates_that_change_the_channel_count_are_a_clear_error():
+    message = ("widen: the candidates map (2, 8, 8) to (4, 8, 8); partial channels need candidates that keep the "
+               "channel count and halve the resolution at most")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        search_once(make_strategy('pcdarts', k=2, warmup_epochs=0), WideningChoice)

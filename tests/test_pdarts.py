@@ -1,8 +1,9 @@
-"""P-DARTS: stages that grow deeper over pruned edges, skip-connect dropout and limit."""
+"""P-DARTS: stages that grow deeper over pruned edges and choices, skip-connect dropout and limit, the budget."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -10,19 +11,21 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from nni.nas.hub.pytorch.nasnet import FactorizedReduce
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni.nas.nn.pytorch import ModelSpace
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedRepeat
 
 from nni_darts_ext import PDARTS, ConfigError, make_strategy, trial
 from nni_darts_ext.architecture import SKIP_CONNECT, cell_edges, skip_connects
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.spaces.operations import ZERO_OPERATION
-from nni_darts_ext.strategies.pdarts import (PAPER_STAGES, Stage, parse_stages, skip_dropout_rate,
-                                             surviving_operations)
-from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell, SkipConnectDropout
+from nni_darts_ext.strategies.pdarts import (CPU_STAGES, PAPER_STAGES, Stage, budget_stages, parse_stages,
+                                             skip_dropout_rate, surviving_operations)
+from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout
 
 from .conftest import CPU_VARIANT_SETTINGS
 from .hub_experiment import hub_darts_labels, search_hub_darts
+from .user_spaces import USER_SPACES, DictChoices, ListChoices, Nested, Repeated, search_once, tiny_evaluator
 
 TWO_STAGES = [[3, None, 1, 0, 0.0], [4, 5, 3, 1, 0.6]]
 
@@ -288,7 +291,7 @@ def test_fixed_seed_gives_the_same_result_twice(quick_parameters, tmp_path):
 
 
 @pytest.mark.parametrize('stages, message', [
-    ('quick', "unknown P-DARTS stage preset 'quick'; accepted: cpu, paper"),
+    ('quick', "unknown P-DARTS stage preset 'quick'; accepted: budget, cpu, paper"),
     ([], 'at least one stage'),
     ([[3, None, 2, 2, 0.0]], 'warmup_epochs must be an integer from 0 to epochs - 1 (1), got 2'),
     ([[3, None, 2, 1, 1.5]], 'skip_dropout must be in [0, 1)'),
@@ -297,7 +300,7 @@ def test_fixed_seed_gives_the_same_result_twice(quick_parameters, tmp_path):
     ([{'cells': 3, 'epochs': 2}], "missing field 'operations'"),
     ([[3, None, 2]], 'give [cells, operations, epochs, warmup_epochs, skip_dropout]'),
     ([3], 'P-DARTS stage 1 is 3; give [cells'),
-    (3, 'stages must be a preset (paper, cpu) or a list of stages, got 3'),
+    (3, 'stages must be budget, a preset (paper, cpu) or a list of stages, got 3'),
 ])
 def test_impossible_stages_are_refused_by_name(stages, message):
     with pytest.raises(ConfigError) as error:
@@ -311,18 +314,11 @@ def test_other_impossible_settings_are_refused():
     with pytest.raises(ConfigError, match='skip_limit must be a non-negative integer'):
         PDARTS(skip_limit=-1)
 
-    class Layered(ModelSpace):
-        def __init__(self):
-            super().__init__()
-            self.layer = LayerChoice([nn.Identity(), nn.ReLU()], label='layer')
-
-    with pytest.raises(ConfigError, match="'layer' is a LayerChoice"):
-        PDARTS().mutate_model(Layered())
-
 
 def test_paper_defaults_and_parsing():
-    strategy = make_strategy('pdarts')
-    assert strategy.stages == PAPER_STAGES
+    assert make_strategy('pdarts').from_budget and make_strategy('pdarts').stages is None  # until the evaluator
+    strategy = make_strategy('pdarts', stages='paper')
+    assert strategy.stages == PAPER_STAGES and not strategy.from_budget
     assert [(s.cells, s.operations, s.epochs, s.warmup_epochs, s.skip_dropout) for s in strategy.stages] == [
         (5, None, 25, 10, 0.0), (11, 5, 25, 10, 0.4), (17, 3, 25, 10, 0.7)]
     assert (strategy.skip_limit, strategy.arc_learning_rate) == (2, 6e-4)
@@ -339,3 +335,147 @@ def test_pdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():
     assert len(strategy.stage_seconds) == 2
     last_cells = cells_of(strategy.oneshot_module.model)
     assert len(last_cells) == 4 and all(len(ops) == 3 for c in last_cells for ops in c.edge_operations.values())
+
+
+def layers_of(supernet: nn.Module) -> dict[str, ProgressiveLayer]:
+    return {m.label: m for m in supernet.modules() if isinstance(m, ProgressiveLayer)}
+
+
+def set_alphas(supernet: nn.Module, values: dict[str, list[float]]) -> None:
+    with torch.no_grad():
+        for label, alpha in values.items():
+            layers_of(supernet)[label]._arch_alpha.copy_(torch.tensor(alpha))
+
+
+def export_of(strategy: PDARTS, supernet: nn.Module, stage: int) -> dict:
+    module = strategy.stage_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0), stage)
+    module.set_model(supernet)
+    return module.export()
+
+
+@pytest.mark.parametrize('build, names', [
+    (ListChoices, {'first': [0, 1, 2], 'second': [0, 1]}),
+    (DictChoices, {'first': ['conv3x3', 'conv1x1', 'max_pool'], 'second': ['conv3x3', 'skip']}),
+])
+def test_free_layer_choices_keep_their_strongest_candidates_and_the_export_picks_among_them(build, names):
+    strategy = PDARTS(stages=[[1, None, 1, 0, 0.0], [1, 2, 1, 0, 0.4]])
+    first = strategy.mutate_model(build())
+    assert {label: layer.names for label, layer in layers_of(first).items()} == names
+    # first: the third candidate strongest, then the first; second: 2 candidates, no more than the stage keeps
+    set_alphas(first, {'first': [0.0, -1.0, 2.0], 'second': [3.0, 0.0]})
+    second = strategy.next_stage_supernet(first, 1)
+    first_names, second_names = names['first'], names['second']
+    kept = {'first': [first_names[0], first_names[2]], 'second': second_names}
+    layers = layers_of(second)
+    assert {label: layer.names for label, layer in layers.items()} == kept
+    assert [layer._arch_alpha.numel() for layer in layers.values()] == [2, 2]
+    assert str(first_names[1]) not in layers['first']._modules  # the dropped candidate left the supernet
+    assert isinstance(layers['first'][first_names[2]], nn.MaxPool2d)
+    assert isinstance(layers['second'][second_names[1]], SkipConnectDropout)  # the identity candidate
+
+    set_alphas(second, {'first': [0.0, 1.0], 'second': [0.0, 3.0]})
+    exported = export_of(strategy, second, 1)
+    assert exported == {'first': first_names[2], 'second': second_names[1]}
+    frozen = build().freeze(exported)
+    assert isinstance(frozen.first, nn.MaxPool2d) and isinstance(frozen.second, nn.Identity)
+
+
+def test_a_choice_nested_in_a_dropped_candidate_leaves_with_it():
+    strategy = PDARTS(stages=[[1, None, 1, 0, 0.0], [1, 1, 1, 0, 0.0]])
+    first = strategy.mutate_model(Nested())
+    assert set(layers_of(first)) == {'outer', 'inner'}
+    set_alphas(first, {'outer': [0.0, 1.0], 'inner': [1.0, 0.0]})  # skip beats the nested candidate
+    second = strategy.next_stage_supernet(first, 1)
+    assert {label: layer.names for label, layer in layers_of(second).items()} == {'outer': ['skip']}
+    exported = export_of(strategy, second, 1)
+    assert exported == {'outer': 'skip'}
+    assert isinstance(Nested().freeze(exported).outer, nn.Identity)
+
+    set_alphas(first, {'outer': [1.0, 0.0], 'inner': [0.0, 1.0]})  # the nested candidate wins: both are pruned
+    second = strategy.next_stage_supernet(first, 1)
+    assert {label: layer.names for label, layer in layers_of(second).items()} == {'outer': ['nested'],
+                                                                                  'inner': ['conv1x1']}
+    assert export_of(strategy, second, 1) == {'outer': 'nested', 'inner': 'conv1x1'}
+
+
+def test_repeated_blocks_are_pruned_and_the_depth_is_searched_whole():
+    strategy = PDARTS(stages=[[1, None, 1, 0, 0.0], [1, 1, 1, 0, 0.0]])
+    first = strategy.mutate_model(Repeated())
+    set_alphas(first, {'block0': [1.0, 0.0], 'block1': [0.0, 1.0], 'block2': [0.0, 1.0]})
+    second = strategy.next_stage_supernet(first, 1)
+    assert {label: layer.names for label, layer in layers_of(second).items()} == {
+        'block0': ['conv3x3'], 'block1': ['conv1x1'], 'block2': ['conv1x1']}
+    depth = next(m for m in second.modules() if isinstance(m, DifferentiableMixedRepeat))
+    assert depth._arch_alpha['depth'].numel() == 3
+    with torch.no_grad():
+        depth._arch_alpha['depth'].copy_(torch.tensor([0.0, 1.0, 0.0]))
+    exported = export_of(strategy, second, 1)
+    assert exported == {'depth': 2, 'block0': 'conv3x3', 'block1': 'conv1x1', 'block2': 'conv1x1'}
+    assert len(Repeated().freeze(exported).blocks) == 2
+
+
+def test_free_layer_choices_take_partial_channels_in_pdarts_pcdarts():
+    strategy = make_strategy('pdarts+pcdarts', k=2, stages=[[1, None, 1, 0, 0.0], [1, 2, 1, 0, 0.0]])
+    layer = layers_of(strategy.mutate_model(DictChoices()))['first']
+    assert layer.k == 2 and layer['conv3x3'][0].in_channels == 2  # CHANNELS = 4, half through the candidates
+    assert set(search_once(strategy, DictChoices)) == {'first', 'second'}
+
+
+@pytest.mark.parametrize('name', USER_SPACES)
+def test_every_user_space_searches_in_stages_and_freezes_on_a_fresh_space(name):
+    build = USER_SPACES[name]
+    strategy = make_strategy('pdarts', stages=[[1, None, 1, 0, 0.0], [1, 2, 1, 0, 0.0]])
+    architecture = search_once(strategy, build)
+    assert set(architecture) == set(build().simplify())
+    assert len(strategy.stage_seconds) == 2
+
+
+@pytest.mark.parametrize('max_epochs, stages', [
+    (1, [(5, None, 1, 0, 0.0)]),
+    (2, [(5, None, 1, 0, 0.0), (17, 3, 1, 0, 0.7)]),
+    (3, [(5, None, 1, 0, 0.0), (11, 5, 1, 0, 0.4), (17, 3, 1, 0, 0.7)]),
+    (10, [(5, None, 3, 1, 0.0), (11, 5, 3, 1, 0.4), (17, 3, 4, 2, 0.7)]),
+    (75, [(5, None, 25, 10, 0.0), (11, 5, 25, 10, 0.4), (17, 3, 25, 10, 0.7)]),
+])
+def test_the_budget_splits_max_epochs_in_the_papers_proportions(max_epochs, stages):
+    assert budget_stages(max_epochs) == tuple(Stage(*stage) for stage in stages)
+    assert sum(stage.epochs for stage in budget_stages(max_epochs)) == max_epochs
+    assert budget_stages(75) == PAPER_STAGES
+
+
+@pytest.mark.parametrize('max_epochs', [None, 0, 2.5, True])
+def test_a_budget_without_positive_whole_epochs_is_refused(max_epochs):
+    with pytest.raises(ConfigError, match=f"budget splits the evaluator's max_epochs, which is {max_epochs!r}; "
+                                          'set max_epochs to a positive integer or give stages'):
+        budget_stages(max_epochs)
+
+
+def test_the_default_stages_come_from_the_evaluators_max_epochs(caplog):
+    strategy = make_strategy('pdarts')
+    with caplog.at_level('INFO', logger='nni_darts_ext.strategies.pdarts'):
+        search_once(strategy, ListChoices, tiny_evaluator(max_epochs=2))
+    assert strategy.stages == budget_stages(2) and len(strategy.stage_seconds) == 2
+    assert ("P-DARTS runs stages of 1+1 epochs (0+0 of warm-up) at the space's own depth "
+            "(the evaluator's max_epochs=2 split)") in caplog.text
+
+
+@pytest.mark.parametrize('stages, expected', [
+    ('cpu', CPU_STAGES), ([[2, None, 1, 0, 0.0]], (Stage(2, None, 1, 0, 0.0),)),
+])
+def test_given_stages_win_over_the_evaluators_max_epochs(stages, expected, caplog):
+    strategy = make_strategy('pdarts', stages=stages)
+    with caplog.at_level('INFO', logger='nni_darts_ext.strategies.pdarts'):
+        strategy.mutate_model(small_space())
+        strategy.mutate_evaluator(tiny_evaluator(max_epochs=10))
+    assert strategy.stages == expected
+    assert "(stages as given; the evaluator's max_epochs=10 is not used)" in caplog.text
+
+
+@pytest.mark.parametrize('options, stages', [({}, budget_stages(10)), ({'stages': 'cpu'}, CPU_STAGES)])
+def test_the_trial_splits_search_epochs_unless_stages_are_given(quick_parameters, options, stages, caplog):
+    config, parsed = split_parameters({**quick_parameters, 'variant': 'pdarts', 'search_epochs': 10, **options})
+    with caplog.at_level(logging.INFO, logger='nni_darts_ext.trial'):
+        strategy, data, *_ = trial.prepare(config, parsed)
+    assert ('search_epochs (10) is not used' in caplog.text) == bool(options)
+    strategy.mutate_evaluator(trial.search_evaluator(data, config, []))
+    assert strategy.stages == stages

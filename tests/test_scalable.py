@@ -12,7 +12,9 @@ import torch
 import yaml
 from torch import nn
 from nni.nas.evaluator.pytorch import LightningModule
-from nni.nas.strategy import DARTS
+from nni.nas.nn.pytorch import Cell, LayerChoice, ModelSpace
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
+from nni.nas.oneshot.pytorch.strategy import DARTS
 
 from nni_darts_ext import ConfigError, RandomArchitecture, ScalableDARTS, architecture, make_strategy, trial
 from nni_darts_ext.config import split_parameters
@@ -21,7 +23,10 @@ from nni_darts_ext.spaces.factors import (ACTIVATED_OPERATIONS, ACTIVATIONS, Act
                                           combination, factor_values, split_combination)
 from nni_darts_ext.spaces.operations import OPERATIONS
 from nni_darts_ext.strategies.scalable import FactorTurns
-from nni_darts_ext.supermodules.factorized import EdgeWeights, FactorizedCell, FactorizedEdge
+from nni_darts_ext.supermodules.factorized import (EdgeWeights, FactorizedCell, FactorizedEdge, FactorizedLayer,
+                                                   ProductEdge)
+
+from .user_spaces import CHANNELS, USER_SPACES, head, search_once, stem
 
 SMALL = yaml.safe_load((SEARCH_SPACES_DIR / 'darts_small_factorized.yml').read_text())
 ACTIVATION_NAMES, CONV_NAMES = SMALL['factors']['activation'], SMALL['factors']['conv']
@@ -294,9 +299,160 @@ def test_factor_updates_option():
         make_strategy('scalable', factor_updates='sometimes')
 
 
-def test_scalable_refuses_a_space_without_factors():
-    with pytest.raises(ConfigError, match='scalable needs a space whose cells have factored candidates'):
-        ScalableDARTS().mutate_model(load_space('darts_small', 1, 10, 8).search_space())
+@pytest.mark.parametrize('space', ['darts_small', *USER_SPACES])
+def test_scalable_refuses_a_space_without_factors_and_says_how_to_name_candidates(space):
+    build = USER_SPACES.get(space, lambda: load_space(space, 1, 10, 8).search_space())
+    message = ('scalable needs a space with a factored choice: name the candidates of a LayerChoice (a dict) or of '
+               "a Cell's operation dict ACTIVATION+CONV, the full product (relu+conv3x3, tanh+conv3x3, relu+conv5x5, "
+               'tanh+conv5x5), or use a YAML space with factors, such as darts_small_factorized')
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ScalableDARTS().mutate_model(build())
+
+
+USER_ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'sigmoid': nn.Sigmoid}
+USER_CONVS = {'conv3x3': 3, 'conv5x5': 5}
+USER_COMBINATIONS = [f'{a}+{c}' for a in USER_ACTIVATIONS for c in USER_CONVS]
+
+
+def activated_conv(name: str) -> nn.Module:
+    """A user's own ``ACTIVATION+CONV`` candidate: the activation, then a convolution and batch norm."""
+    activation, conv = name.split('+')
+    kernel = USER_CONVS[conv]
+    return nn.Sequential(USER_ACTIVATIONS[activation](),
+                         nn.Conv2d(CHANNELS, CHANNELS, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(CHANNELS))
+
+
+class FactoredLayerChoice(ModelSpace):
+    """A dict ``LayerChoice`` over activation x conv (3 x 2), then a plain one."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = stem()
+        self.block = LayerChoice({name: activated_conv(name) for name in USER_COMBINATIONS}, label='block')
+        self.after = LayerChoice({'conv3x3': activated_conv('relu+conv3x3'), 'skip': nn.Identity()}, label='after')
+        self.head = head()
+
+    def forward(self, x):
+        return self.head(self.after(self.block(self.stem(x))))
+
+
+class FactoredCell(ModelSpace):
+    """An NNI ``Cell`` of 2 nodes whose operations are activation x conv (3 x 2) and a plain skip."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = stem()
+        operations = {name: lambda node, op, source, name=name: activated_conv(name) for name in USER_COMBINATIONS}
+        operations['skip'] = lambda node, op, source: nn.Identity()
+        self.cell = Cell(operations, num_nodes=2, num_ops_per_node=1, num_predecessors=1, label='cell')
+        self.project = nn.Conv2d(2 * CHANNELS, CHANNELS, 1)
+        self.head = head()
+
+    def forward(self, x):
+        return self.head(self.project(self.cell(self.stem(x))))
+
+
+def softmax_by_hand(logits: list[float]) -> list[float]:
+    exps = [math.exp(v) for v in logits]
+    return [e / sum(exps) for e in exps]
+
+
+def test_a_users_factored_layer_choice_has_one_vector_per_factor_and_product_weights():
+    net = ScalableDARTS().mutate_model(FactoredLayerChoice())
+    block: FactorizedLayer = net.block
+    assert isinstance(block, FactorizedLayer) and block.names == USER_COMBINATIONS
+    assert {key: tuple(p.shape) for key, p in block._arch_alpha.items()} == \
+        {'block/activation': (len(USER_ACTIVATIONS),), 'block/conv': (len(USER_CONVS),)}  # 3 + 2, not 6
+    assert isinstance(net.after, DifferentiableMixedLayer)  # plain names: DARTS's mixed layer
+    activation_logits, conv_logits = [0.5, -1.0, 2.0], [1.0, -0.5]
+    with torch.no_grad():
+        block._arch_alpha['block/activation'].copy_(torch.tensor(activation_logits))
+        block._arch_alpha['block/conv'].copy_(torch.tensor(conv_logits))
+    activation, conv = softmax_by_hand(activation_logits), softmax_by_hand(conv_logits)
+    by_hand = [activation[a] * conv[o] for a in range(len(USER_ACTIVATIONS)) for o in range(len(USER_CONVS))]
+    weights = block.candidate_weights().detach()
+    assert torch.allclose(weights, torch.tensor(by_hand))
+    assert math.isclose(float(weights[USER_COMBINATIONS.index('tanh+conv5x5')]),
+                        math.exp(-1.0) / (math.exp(0.5) + math.exp(-1.0) + math.exp(2.0))
+                        * math.exp(-0.5) / (math.exp(1.0) + math.exp(-0.5)), rel_tol=1e-6)
+    x = torch.randn(2, CHANNELS, 8, 8)
+    assert torch.allclose(block(x), sum(w * block[name](x) for w, name in zip(by_hand, USER_COMBINATIONS)), atol=1e-6)
+    assert block.export({}) == {'block': 'sigmoid+conv3x3'}
+    assert block.export_probs({})['block'] == pytest.approx(dict(zip(USER_COMBINATIONS, by_hand)))
+    frozen = FactoredLayerChoice().freeze({'block': 'sigmoid+conv3x3', 'after': 'skip'})
+    assert isinstance(frozen.block[0], nn.Sigmoid) and frozen.block[1].kernel_size == (3, 3)
+
+
+def test_a_users_factored_layer_choice_is_searched_and_exported_by_name():
+    architecture = search_once(make_strategy('scalable'), FactoredLayerChoice)
+    assert architecture['block'] in USER_COMBINATIONS and architecture['after'] in ('conv3x3', 'skip')
+
+
+def test_a_users_cell_with_factored_operations_runs_its_own_modules_with_product_weights():
+    net = ScalableDARTS().mutate_model(FactoredCell())
+    cell: FactorizedCell = net.cell
+    assert isinstance(cell, FactorizedCell)
+    edges = edges_of(cell)
+    assert edges == [(1, 0), (2, 0), (2, 1)]
+    # the combinations are the user's modules, not ActivatedOperations: every one runs
+    assert all(isinstance(cell.ops[node - 1][source], ProductEdge) for node, source in edges)
+    shapes = {key: tuple(p.shape) for key, p in cell._arch_alpha.items() if key.startswith('cell/2_1/')}
+    # group: [the product, skip, zero]
+    assert shapes == {'cell/2_1/group': (3,), 'cell/2_1/activation': (3,), 'cell/2_1/conv': (2,)}
+    group_logits, activation_logits, conv_logits = [3.0, -1.0, -1.0], [-0.4, 0.0, 2.0], [1.5, -0.9]
+    with torch.no_grad():
+        for part, logits in [('group', group_logits), ('activation', activation_logits), ('conv', conv_logits)]:
+            cell._arch_alpha[f'cell/2_1/{part}'].copy_(torch.tensor(logits))
+        cell._arch_alpha['cell/1_0/group'][1] = 5.0  # the skip, far first on node 1's one edge
+    group = softmax_by_hand([group_logits[0] + math.log(6), *group_logits[1:]])  # log(A x O) on the product
+    activation, conv = softmax_by_hand(activation_logits), softmax_by_hand(conv_logits)
+    assert cell.op_names == [*USER_COMBINATIONS, 'skip']
+    by_hand = [group[0] * activation[a] * conv[o] for a in range(3) for o in range(2)] + group[1:]  # then skip, zero
+    weights = cell.candidate_weights(2, 1).detach()
+    assert torch.allclose(weights, torch.tensor(by_hand))
+    # 6e^3 / (6e^3 + 2e^-1) * e^2 / (e^-0.4 + 1 + e^2) * e^1.5 / (e^1.5 + e^-0.9) = 0.99393 * 0.81563 * 0.91683
+    assert math.isclose(float(weights[cell.op_names.index('sigmoid+conv3x3')]), 0.74325, abs_tol=1e-5)
+    x = torch.randn(2, CHANNELS, 8, 8)
+    edge: ProductEdge = cell.ops[1][1]
+    assert torch.allclose(edge(x, cell.edge_weights(2, 1)),
+                          sum(w * edge.candidates[name](x) for w, name in zip(by_hand, cell.op_names)), atol=1e-6)
+    exported = cell.export({})  # node 2 keeps its best edge, 2_1 (0.74 against 2_0's uniform 1/8)
+    assert exported == {'cell/op_1_0': 'skip', 'cell/input_1_0': [0],
+                        'cell/op_2_0': 'sigmoid+conv3x3', 'cell/input_2_0': [1]}
+    frozen = FactoredCell().freeze(exported)
+    assert isinstance(frozen.cell.ops[1][0], nn.Sequential) and isinstance(frozen.cell.ops[1][0][0], nn.Sigmoid)
+    assert frozen(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_a_users_factored_cell_is_searched_and_exported_in_nnis_cell_labels():
+    architecture = search_once(make_strategy('scalable', factor_updates='alternate'), FactoredCell)
+    assert set(architecture) == {'cell/op_1_0', 'cell/input_1_0', 'cell/op_2_0', 'cell/input_2_0'}
+    assert {architecture['cell/op_1_0'], architecture['cell/op_2_0']} <= {*USER_COMBINATIONS, 'skip'}
+
+
+def test_alternating_factors_turn_on_a_users_layer_choice_too():
+    net = ScalableDARTS().mutate_model(FactoredLayerChoice())
+    module = ScalableDARTS().configure_oneshot_module(_Holder(net))
+    optimizer = module.configure_architecture_optimizers()
+    optimizer.is_arch_optimizer = True
+    before = {key: p.detach().clone() for key, p in net.block._arch_alpha.items()}
+    net(torch.randn(2, 1, 8, 8)).logsumexp(1).sum().backward()
+    FactorTurns().on_before_optimizer_step(None, module, optimizer)
+    optimizer.step()
+    moved = {key for key, p in net.block._arch_alpha.items() if not torch.equal(p, before[key])}
+    assert moved == {'block/activation'}
+
+
+def test_an_incomplete_product_in_a_users_layer_choice_is_refused():
+    class Incomplete(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.block = LayerChoice({name: activated_conv(name) for name in USER_COMBINATIONS[:-1]}, label='block')
+
+    message = 'LayerChoice block: the combinations are not a full product of activation x conv; missing sigmoid+conv5x5'
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ScalableDARTS().mutate_model(Incomplete())
 
 
 def test_one_epoch_trial_with_alternating_factors(quick_parameters, tmp_path, monkeypatch):

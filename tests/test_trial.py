@@ -47,7 +47,8 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
             assert {'arch_entropy', 'skip_connects', 'parameter_free'} <= set(record)
     assert nni_channel['final'] == [final]
     variant_keys = {'pdarts': {'stage_s'},
-                    'ladarts': {'predicted_latency_ms', 'measured_latency_ms', 'lookup_error_pct', 'network_error_pct'}}
+                    'ladarts': {'predicted_latency_ms', 'measured_latency_ms', 'lookup_error_pct', 'network_error_pct',
+                                'latency_device'}}
     assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'latency_ms',
                           'skip_connects', 'arch', 'stopped_early'} | set().union(*(variant_keys.get(m, set())
                                                                                        for m in members))

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from nni.nas.evaluator.pytorch import LightningModule
 from nni.nas.strategy import DARTS
@@ -49,3 +52,17 @@ def test_random_architecture_is_seeded_and_covers_the_space():
     operations = {op for seed in range(20) for label, op in RandomArchitecture(seed=seed).sample(model_space).items()
                   if '/op_' in label}
     assert operations == set(model_space.simplify()['normal/op_2_0'].values)
+
+
+@pytest.mark.parametrize('first', ['nni_darts_ext', 'nni.nas.oneshot.pytorch.strategy'])
+def test_the_strategies_are_nnis_classes_whatever_was_imported_first(first):
+    """NNI's ``nni.nas.strategy`` keeps a stub DARTS if NNI's one-shot modules were imported before it: the
+    package imports it first (so a user's later import of it is whole) and takes DARTS from the one-shot
+    module (so its strategies are NNI's even where the user imported that first)."""
+    check = ('import importlib, sys; importlib.import_module(sys.argv[1]); '
+             'from nni.nas.oneshot.pytorch.strategy import DARTS; from nni_darts_ext import make_strategy; '
+             'assert isinstance(make_strategy("pcdarts+stabilized", k=2), DARTS); '
+             'import nni.nas.strategy; '
+             'assert sys.argv[1] != "nni_darts_ext" or nni.nas.strategy.DARTS is DARTS, nni.nas.strategy.DARTS')
+    finished = subprocess.run([sys.executable, '-c', check, first], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +18,7 @@ import torch
 from nni.nas.nn.pytorch import ModelSpace
 
 from ..files import write_whole
-from .measurement import TimingSettings, resolve_device
+from .measurement import TimingSettings, device_name
 
 DEFAULT_DIRECTORY = Path('~/.cache/nni-darts-ext/latency')
 """Where the files go unless the strategy's ``latency_cache`` says otherwise."""
@@ -29,14 +28,6 @@ def space_key(space: ModelSpace) -> str:
     """The space's class and constructor arguments: what fixes every network it can build."""
     arguments = {'args': list(getattr(space, 'trace_args', ())), 'kwargs': getattr(space, 'trace_kwargs', {})}
     return f'{type(space).__module__}.{type(space).__qualname__}{json.dumps(arguments, sort_keys=True, default=str)}'
-
-
-def device_name(device: str) -> str:
-    """The hardware behind a device name (a cache measured on one GPU model is not another's)."""
-    resolved = resolve_device(device)
-    if resolved.type == 'cuda':
-        return torch.cuda.get_device_name(resolved)
-    return platform.processor() or platform.machine()
 
 
 class LatencyCache:

@@ -9,6 +9,7 @@ operation's latency in place (on its real input, at its position).
 
 from __future__ import annotations
 
+import platform
 import re
 import statistics
 import time
@@ -42,6 +43,22 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f'latency device {name!r} does not exist; this machine has cuda:0 to '
                               f'cuda:{torch.cuda.device_count() - 1}')
     return device
+
+
+def device_name(device: str) -> str:
+    """The hardware behind a device name (a cache measured on one GPU model is not another's)."""
+    resolved = resolve_device(device)
+    if resolved.type == 'cuda':
+        return torch.cuda.get_device_name(resolved)
+    return platform.processor() or platform.machine()
+
+
+def describe_device(device: str) -> str:
+    """The device and its hardware, as logs and summaries name them: ``cpu (x86_64)``, ``cuda:0 (NVIDIA H200)``."""
+    resolved = resolve_device(device)
+    if resolved.type == 'cuda' and resolved.index is None:
+        resolved = torch.device('cuda', torch.cuda.current_device())
+    return f'{resolved} ({device_name(device)})'
 
 
 @dataclass(frozen=True)
@@ -137,14 +154,14 @@ class _ModuleClock:
         self.modules = list(modules)
         self.device = device
         self.seconds: list[list[float]] = [[] for _ in self.modules]
-        self.started = 0.0
+        self.started = [0.0] * len(self.modules)  # one clock per module: a watched module may hold another
 
     @contextmanager
     def hooked(self, recording: bool) -> Iterator[None]:
         """Hooks on the modules for one forward pass; their times kept if ``recording``."""
         handles = []
         for index, module in enumerate(self.modules):
-            handles.append(module.register_forward_pre_hook(self._start))
+            handles.append(module.register_forward_pre_hook(self._starter(index)))
             handles.append(module.register_forward_hook(self._stopper(index, recording)))
         try:
             yield
@@ -152,15 +169,17 @@ class _ModuleClock:
             for handle in handles:
                 handle.remove()
 
-    def _start(self, module: nn.Module, inputs: object) -> None:
-        _synchronize(self.device)
-        self.started = time.perf_counter()
+    def _starter(self, index: int):
+        def start(module: nn.Module, inputs: object) -> None:
+            _synchronize(self.device)
+            self.started[index] = time.perf_counter()
+        return start
 
     def _stopper(self, index: int, recording: bool):
         def stop(module: nn.Module, inputs: object, output: object) -> None:
             _synchronize(self.device)
             if recording:
-                self.seconds[index].append(time.perf_counter() - self.started)
+                self.seconds[index].append(time.perf_counter() - self.started[index])
         return stop
 
     def medians_ms(self) -> list[float]:

@@ -42,15 +42,19 @@ class LookupTable(nn.Module):
         return self.offset_ms + self.scale * (self.base_ms + (encoding * self.table).sum(dim=(-1, -2)))
 
     def calibrate(self, encodings: Tensor, latencies_ms: Tensor) -> LookupTable:
-        """Least-squares ``offset`` and ``scale`` on the relative error over measured networks."""
+        """Least-squares ``offset`` and ``scale`` on the relative error over measured networks: the
+        smallest change to the table as measured where the networks do not fix both (a few samples
+        of a small space can be alike)."""
         with torch.no_grad():
             self.offset_ms.zero_()
             self.scale.fill_(1.0)
             raw = self(encodings)
             design = torch.stack([torch.ones_like(raw), raw], dim=1) / latencies_ms[:, None]
-            solution = torch.linalg.lstsq(design, torch.ones_like(raw)[:, None]).solution.flatten()
+            # offset + (1 + change) * raw = latency, relative: design @ (offset, change) = 1 - raw / latency
+            solution = torch.linalg.lstsq(design.double(), (1 - raw / latencies_ms).double()[:, None],
+                                          driver='gelsd').solution.flatten()
             self.offset_ms.fill_(float(solution[0]))
-            self.scale.fill_(float(solution[1]))
+            self.scale.fill_(1.0 + float(solution[1]))
         return self
 
 

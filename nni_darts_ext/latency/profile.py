@@ -1,16 +1,16 @@
 """A space's latency profile on one device: measured samples, both predictors, their held-out error.
 
 Random architectures of the space are built as the deployed networks and timed
-(:mod:`.measurement`); probe architectures time every operation on every edge in place for the
-lookup table. The table is calibrated and the regression network trained on the first samples;
-both are scored on the rest (mean absolute percentage error), beside the error of predicting the
-training mean, which says how much the predictors know. Everything measured goes through the cache.
+(:mod:`.measurement`); probe architectures time every candidate of every choice in place (each
+operation on each cell edge, each ``LayerChoice`` candidate, ...) for the lookup table. The table
+is calibrated and the regression network trained on the first samples; both are scored on the rest
+(mean absolute percentage error), beside the error of predicting the training mean, which says how
+much the predictors know. Everything measured goes through the cache.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 from dataclasses import dataclass
@@ -18,13 +18,13 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
-from nni.nas.nn.pytorch import Cell, ModelSpace
+from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import model_context
 
-from ..errors import ConfigError, check_number
+from ..errors import check_number
 from .cache import LatencyCache
-from .encoding import CellEncoding, Edge
-from .measurement import TimingSettings, measure
+from .encoding import Encoding, Part
+from .measurement import TimingSettings, describe_device, measure
 from .predictor import LatencyNetwork, LookupTable, mean_absolute_percentage_error
 
 _logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class LatencyProfile:
     samples
         Architectures measured (training and held-out together).
     """
-    encoding: CellEncoding
+    encoding: Encoding
     lookup: LookupTable
     network: LatencyNetwork
     errors: dict[str, float]
@@ -67,19 +67,25 @@ class LatencyProfile:
     def predictor(self, name: str) -> nn.Module:
         return {'lookup': self.lookup, 'network': self.network}[name]
 
+    def predict(self, name: str, encoding: Tensor) -> Tensor:
+        """Predictor ``name`` 's latency of ``encoding`` (ms), on the encoding's device: a supernet
+        searched on a GPU gives its probabilities there."""
+        return self.predictor(name).to(encoding.device)(encoding)
+
 
 def profile_space(space: ModelSpace, input_shape: Sequence[int], settings: TimingSettings, samples: int,
                   cache_directory: str | os.PathLike, held_out: float = 0.25, seed: int = 0) -> LatencyProfile:
     """Measure (or load) ``samples`` random architectures and the lookup table; fit and score the predictors."""
     check_number('latency_samples', samples, integer=True, minimum=4)  # some train, some are held out
-    encoding = CellEncoding.of(space)
+    encoding = Encoding.of(space)
     cache = LatencyCache(cache_directory, space, input_shape, settings)
     content = cache.load()
     generator = random.Random(seed)
     architectures = [encoding.sample(generator) for _ in range(samples)]
     missing = architectures[len(content['samples']):]
     if missing or 'lookup' not in content:
-        _logger.info('measuring %d architectures on %s (cache: %s)', len(missing), settings.device, cache.path)
+        _logger.info('measuring %d architectures on %s (cache: %s)', len(missing), describe_device(settings.device),
+                     cache.path)
         content = _measured(space, encoding, input_shape, settings, missing, content)
         cache.save(content)
     measured = content['samples'][:samples]
@@ -95,9 +101,9 @@ def profile_space(space: ModelSpace, input_shape: Sequence[int], settings: Timin
                   for name, predictor in (('lookup', lookup), ('network', network))}
     errors['mean'] = mean_absolute_percentage_error(latencies[:training].mean().expand_as(held_out_latencies),
                                                     held_out_latencies)
-    _logger.info('latency predictors, held-out error over %d architectures: lookup %.1f %%, network %.1f %% '
-                 '(predicting the mean: %.1f %%)', samples - training, errors['lookup'], errors['network'],
-                 errors['mean'])
+    _logger.info('latency predictors on %s, held-out error over %d architectures: lookup %.1f %%, network %.1f %% '
+                 '(predicting the mean: %.1f %%)', describe_device(settings.device), samples - training,
+                 errors['lookup'], errors['network'], errors['mean'])
     if min(errors['lookup'], errors['network']) >= errors['mean']:
         # seen when other processes shared the CPU while measuring: the latencies were mostly noise
         _logger.warning('the latency predictors do no better than predicting the mean: the measurements look like '
@@ -105,15 +111,15 @@ def profile_space(space: ModelSpace, input_shape: Sequence[int], settings: Timin
     return LatencyProfile(encoding, lookup, network, errors, samples)
 
 
-def _measured(space: ModelSpace, encoding: CellEncoding, input_shape: Sequence[int], settings: TimingSettings,
+def _measured(space: ModelSpace, encoding: Encoding, input_shape: Sequence[int], settings: TimingSettings,
               architectures: list[dict[str, Any]], content: dict[str, Any]) -> dict[str, Any]:
     """``content`` with ``architectures`` measured and appended, and the lookup table if it had none.
 
     The samples and the probes are timed in the same interleaved rounds.
     """
-    probes = [] if 'lookup' in content else _probes(encoding)
+    probes = [] if 'lookup' in content else encoding.probes()
     networks = [deployed(space, architecture) for architecture in architectures + probes]
-    watched = [[] for _ in architectures] + [[module for module, _, _ in _operations(network, encoding, probe)]
+    watched = [[] for _ in architectures] + [[part.module for part in encoding.parts(network, probe)]
                                              for network, probe in zip(networks[len(architectures):], probes)]
     timed = measure(networks, input_shape, settings, watched)
     samples = content['samples'] + [{'architecture': architecture, 'latency_ms': result.total_ms}
@@ -124,53 +130,45 @@ def _measured(space: ModelSpace, encoding: CellEncoding, input_shape: Sequence[i
     return updated
 
 
-def _probes(encoding: CellEncoding) -> list[dict[str, Any]]:
-    """Architectures that together put every operation on every edge: for each operation, node ``n``
-    takes inputs ``(slots * k + s) mod n`` in probe ``k``."""
-    widest = max(edge.node for edge in encoding.edges)
-    probes = []
-    for operation in encoding.operations:
-        for k in range(math.ceil(widest / encoding.slots)):
-            probe: dict[str, Any] = {}
-            for cell, node in sorted({(edge.cell, edge.node) for edge in encoding.edges}):
-                for slot in range(encoding.slots):
-                    probe[f'{cell}/op_{node}_{slot}'] = operation
-                    probe[f'{cell}/input_{node}_{slot}'] = [(encoding.slots * k + slot) % node]
-            probes.append(probe)
-    return probes
-
-
-def _operations(network: nn.Module, encoding: CellEncoding,
-                architecture: dict[str, Any]) -> list[tuple[nn.Module, Edge, str]]:
-    """Every chosen operation module in the network's cells, with its edge and operation name."""
-    found = []
-    for cell in network.modules():
-        if not isinstance(cell, Cell):
-            continue
-        for node_index, node_operations in enumerate(cell.ops):
-            node = node_index + cell.num_predecessors
-            for slot, module in enumerate(node_operations):
-                source = architecture[f'{cell.label}/input_{node}_{slot}'][0]
-                found.append((module, Edge(cell.label, node, source), architecture[f'{cell.label}/op_{node}_{slot}']))
-    if not found:
-        raise ConfigError('the deployed network has no NNI Cell to time operations in')
-    return found
-
-
-def _lookup_table(encoding: CellEncoding, networks: list[nn.Module], probes: list[dict[str, Any]],
+def _lookup_table(encoding: Encoding, networks: list[nn.Module], probes: list[dict[str, Any]],
                   timed: list[Any]) -> dict[str, Any]:
-    """Each (edge, operation)'s in-place latency, summed over the cells sharing the edge and averaged
-    over the probes that hold it; the rest of the network's latency, the median over probes."""
-    rows = {edge: index for index, edge in enumerate(encoding.edges)}
+    """Each (row, column)'s in-place latency, summed over the modules sharing the row in a probe and
+    averaged over the probes that hold it; the rest of the network's latency, the median over probes."""
     total = torch.zeros(encoding.shape)
     count = torch.zeros(encoding.shape)
     bases = []
     for network, probe, result in zip(networks, probes, timed):
+        parts = encoding.parts(network, probe)
+        own = _own_ms(parts, result.modules_ms)
         in_probe = torch.zeros(encoding.shape)
-        for (_, edge, operation), milliseconds in zip(_operations(network, encoding, probe), result.modules_ms):
-            in_probe[rows[edge], encoding.operations.index(operation)] += milliseconds
+        held = torch.zeros(encoding.shape, dtype=torch.bool)
+        for part, milliseconds in zip(parts, own):
+            in_probe[part.row, list(part.columns)] += milliseconds
+            held[part.row, list(part.columns)] = True
         total += in_probe
-        count += in_probe > 0
-        bases.append(result.total_ms - sum(result.modules_ms))
+        count += held
+        bases.append(result.total_ms - sum(own))
     table: Tensor = total / count.clamp(min=1)
     return {'base_ms': float(torch.tensor(bases).median()), 'table': table.tolist()}
+
+
+def _own_ms(parts: list[Part], milliseconds: Sequence[float]) -> list[float]:
+    """Each part's time less that of the parts directly inside it (a Repeat's block holds its choices,
+    a candidate the choices nested in it), whose time their own rows take.
+
+    A module timed twice (a Repeat's block that is a ``LayerChoice``, deployed as its chosen
+    candidate) is inside the part of the choice that comes first: the holder.
+    """
+    subtrees = [{id(module) for module in part.module.modules()} for part in parts]
+
+    def inside(inner: int, outer: int) -> bool:
+        if parts[inner].module is parts[outer].module:
+            return inner > outer
+        return id(parts[inner].module) in subtrees[outer]
+
+    own = []
+    for outer, outer_ms in enumerate(milliseconds):
+        within = [inner for inner in range(len(parts)) if inner != outer and inside(inner, outer)]
+        direct = [inner for inner in within if not any(inside(inner, middle) for middle in within if middle != inner)]
+        own.append(outer_ms - sum(milliseconds[inner] for inner in direct))
+    return own

@@ -27,7 +27,7 @@ def load_space(name: str, in_channels: int, num_classes: int, image_size: int) -
     ``in_channels``, ``num_classes`` and ``image_size`` come from the dataset.
     """
     if name.startswith(HUB_PREFIX):
-        return hub_space(name, num_classes)
+        return hub_space(name, num_classes, image_size)
     path = Path(name)
     if path.suffix not in ('.yml', '.yaml'):
         path = SEARCH_SPACES_DIR / f'{name}.yml'

@@ -2,8 +2,11 @@
 
 A factored space names each combination as an ordinary candidate, ``ACTIVATION+CONV``
 (``swish+sep_conv_3x3``), so NNI's ``freeze``, export and random sampling work on the product
-space unchanged. A combination is the registry's convolution with every ReLU replaced by the
-chosen activation (:class:`ActivatedOperation`); a frozen model builds only the chosen ones.
+space unchanged. The names alone say how a choice factors (:func:`factoring`): a user's own
+``LayerChoice`` or ``Cell`` whose candidates are named ``relu+conv3x3``, ``tanh+conv3x3``,
+``relu+conv5x5``, ``tanh+conv5x5`` factors as {relu, tanh} x {conv3x3, conv5x5}. In the YAML
+spaces, a combination is the registry's convolution with every ReLU replaced by the chosen
+activation (:class:`ActivatedOperation`); a frozen model builds only the chosen ones.
 
 Only operations whose layers are a flat sequence opened by a ReLU take an activation
 (:data:`ACTIVATED_OPERATIONS`: NNI's ``sep_conv_*``, ``dil_conv_*``, ``conv_*``); pooling and
@@ -12,7 +15,7 @@ skip-connects stay unfactored candidates beside the product.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -137,3 +140,38 @@ def factor_values(names: list[str], where: str) -> tuple[list[str], list[str]] |
         raise ConfigError(f'{where}: the combinations are not a full product of {ACTIVATION} x {CONV}; '
                           f'missing {", ".join(missing)}')
     return activations, convs
+
+
+class Factoring(NamedTuple):
+    """How the candidates of one choice factor.
+
+    Attributes
+    ----------
+    names
+        Every candidate name, in the choice's order.
+    others
+        The unfactored candidates (names without ``+``), in that order.
+    activations, convs
+        The factors' values, in order of first appearance: the combinations are their full product.
+    """
+    names: list[str]
+    others: list[str]
+    activations: list[str]
+    convs: list[str]
+
+
+def factoring(names: Sequence[object], where: str) -> Factoring | None:
+    """How a choice's candidate ``names`` factor; ``None`` when they do not: a name is not a string
+    (a list ``LayerChoice`` 's 0, 1, ...) or no name is a combination ``ACTIVATION+CONV``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where``, when the combinations are not the full product of their factors.
+    """
+    if not all(isinstance(name, str) for name in names):
+        return None
+    factors = factor_values(list(names), where)
+    if factors is None:
+        return None
+    return Factoring(list(names), [name for name in names if split_combination(name) is None], *factors)

@@ -1,14 +1,25 @@
-"""NNI's own hub spaces, addressed as ``nni:NAME``.
+"""NNI 3.0's hub spaces, addressed as ``nni:NAME``.
 
-Both expect 3-channel images (grey datasets are repeated to three channels for them);
-NNI's DARTS space is built for 10 classes only.
+Each takes 3-channel images (grey datasets are repeated to three channels for them). A
+:class:`~.space.Size` reaches each space through the constructor arguments it has:
+
+- the cell spaces (``DARTS``, ``ENAS``, ``NASNet``, ``AmoebaNet``, ``PNAS``): ``width`` and
+  ``num_cells``; their classifier has 10 classes (NNI's ``cifar`` form);
+- ``NasBench201`` and ``NasBench101``: the stem's channels and the cells per stack;
+- ``ProxylessNAS`` and ``MobileNetV3Space``: ``width`` is the stem's channel count, every stage
+  scaled with it; their depth is searched, so ``cells`` does not apply;
+- ``AutoFormer``: ``width`` is the smallest embedding dimension searched (the others 1.125x and
+  1.25x, as AutoFormer-Ti's 192/216/240), ``cells`` the deepest depth (and the two below it);
+  the patches are a quarter of the image side;
+- ``ShuffleNetSpace``: a fixed size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
-from nni.nas.hub.pytorch import DARTS, NasBench201
+from nni.nas import hub
 from nni.nas.nn.pytorch import ModelSpace
 
 from ..errors import ConfigError, choose
@@ -17,32 +28,104 @@ from .space import Size, Space
 HUB_PREFIX = 'nni:'
 HUB_INPUT_CHANNELS = 3
 
-
-def _darts(num_classes: int) -> Callable[[Size, bool], ModelSpace]:
-    if num_classes != 10:
-        raise ConfigError(f'nni:DARTS has a 10-class classifier; the dataset has {num_classes} classes '
-                          '(use a YAML space such as darts.yml instead)')
-    # NNI's space always uses affine batch norm; ``affine`` cannot change it.
-    return lambda size, affine: DARTS(width=size.width, num_cells=size.cells, dataset='cifar')
+Builder = Callable[[Size, int, int], ModelSpace]
+"""``(size, num_classes, image_size) -> ModelSpace``."""
 
 
-def _nasbench201(num_classes: int) -> Callable[[Size, bool], ModelSpace]:
-    return lambda size, affine: NasBench201(stem_out_channels=size.width, num_modules_per_stack=size.cells,
-                                            num_labels=num_classes)
+@dataclass(frozen=True)
+class HubSpace:
+    """How one hub space is built, and its sizes.
+
+    Attributes
+    ----------
+    build
+        The space at a size, for a class count and an image side.
+    search, evaluation
+        The papers' search and evaluation sizes.
+    smallest
+        The smallest size the space accepts (what the tests search).
+    sized
+        Which of ``width`` and ``cells`` the space's constructor takes.
+    ten_classes
+        Whether the classifier is fixed at 10 classes.
+    """
+    build: Builder
+    search: Size
+    evaluation: Size
+    smallest: Size
+    sized: tuple[str, ...] = ('width', 'cells')
+    ten_classes: bool = False
 
 
-# name -> (builder for a class count, search size, evaluation size): the papers' sizes.
-HUB_SPACES = {
-    'DARTS': (_darts, Size(width=16, cells=8), Size(width=36, cells=20)),
-    'NasBench201': (_nasbench201, Size(width=16, cells=5), Size(width=16, cells=5)),
+def _cells(space: type[ModelSpace]) -> Builder:
+    return lambda size, num_classes, image_size: space(width=size.width, num_cells=size.cells, dataset='cifar')
+
+
+def _nasbench201(size: Size, num_classes: int, image_size: int) -> ModelSpace:
+    return hub.pytorch.NasBench201(stem_out_channels=size.width, num_modules_per_stack=size.cells,
+                                   num_labels=num_classes)
+
+
+def _nasbench101(size: Size, num_classes: int, image_size: int) -> ModelSpace:
+    return hub.pytorch.NasBench101(stem_out_channels=size.width, num_modules_per_stack=size.cells,
+                                   num_labels=num_classes)
+
+
+def _proxylessnas(size: Size, num_classes: int, image_size: int) -> ModelSpace:
+    return hub.pytorch.ProxylessNAS(num_labels=num_classes, width_mult=size.width / 32)
+
+
+def _mobilenetv3(size: Size, num_classes: int, image_size: int) -> ModelSpace:
+    base = (16, 16, 16, 32, 64, 128, 256, 512, 1024)
+    return hub.pytorch.MobileNetV3Space(num_labels=num_classes, base_widths=tuple(w * size.width // 16 for w in base))
+
+
+def _shufflenet(size: Size, num_classes: int, image_size: int) -> ModelSpace:
+    return hub.pytorch.ShuffleNetSpace(num_labels=num_classes)
+
+
+def _autoformer(size: Size, num_classes: int, image_size: int) -> ModelSpace:
+    if image_size % 4:
+        raise ConfigError(f'nni:AutoFormer cuts images into 4 x 4 patches; image_size {image_size} is not '
+                          'divisible by 4')
+    dimensions = tuple(round(size.width * scale) for scale in (1, 1.125, 1.25))
+    depths = tuple(depth for depth in range(size.cells - 2, size.cells + 1) if depth >= 1)
+    return hub.pytorch.AutoFormer(search_embed_dim=dimensions, search_depth=depths, img_size=image_size,
+                                  patch_size=image_size // 4, num_labels=num_classes)
+
+
+CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST = Size(16, 8), Size(36, 20), Size(4, 3)  # 3: one cell per stage
+
+HUB_SPACES: dict[str, HubSpace] = {
+    'DARTS': HubSpace(_cells(hub.pytorch.DARTS), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
+    'ENAS': HubSpace(_cells(hub.pytorch.ENAS), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
+    'NASNet': HubSpace(_cells(hub.pytorch.NASNet), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
+    'AmoebaNet': HubSpace(_cells(hub.pytorch.AmoebaNet), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST,
+                          ten_classes=True),
+    'PNAS': HubSpace(_cells(hub.pytorch.PNAS), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
+    'NasBench201': HubSpace(_nasbench201, Size(16, 5), Size(16, 5), Size(4, 1)),
+    'NasBench101': HubSpace(_nasbench101, Size(128, 3), Size(128, 3), Size(4, 1)),
+    'ProxylessNAS': HubSpace(_proxylessnas, Size(32, 0), Size(32, 0), Size(8, 0), sized=('width',)),
+    'MobileNetV3Space': HubSpace(_mobilenetv3, Size(16, 0), Size(16, 0), Size(4, 0), sized=('width',)),
+    'ShuffleNetSpace': HubSpace(_shufflenet, Size(0, 0), Size(0, 0), Size(0, 0), sized=()),
+    'AutoFormer': HubSpace(_autoformer, Size(192, 14), Size(192, 14), Size(16, 2)),
 }
+"""Every hub space of NNI 3.0, by the name after ``nni:``."""
 
 
-def hub_space(name: str, num_classes: int) -> Space:
-    """The hub space ``nni:NAME``."""
+def hub_space(name: str, num_classes: int, image_size: int) -> Space:
+    """The hub space ``nni:NAME`` for a dataset of ``num_classes`` classes and ``image_size`` pixels a side."""
     key = name[len(HUB_PREFIX):]
     if key not in HUB_SPACES:
         raise choose('NNI hub space', name, [HUB_PREFIX + k for k in HUB_SPACES])
-    builder, search, evaluation = HUB_SPACES[key]
-    return Space(name=name, build=builder(num_classes), search=search, evaluation=evaluation,
-                 input_channels=HUB_INPUT_CHANNELS)
+    space = HUB_SPACES[key]
+    if space.ten_classes and num_classes != 10:
+        raise ConfigError(f'{name} has a 10-class classifier; the dataset has {num_classes} classes '
+                          '(use a YAML space such as darts.yml instead)')
+
+    def build(size: Size, affine: bool) -> ModelSpace:
+        # hub spaces keep their own batch norms: ``affine`` cannot change them
+        return space.build(size, num_classes, image_size)
+
+    return Space(name=name, build=build, search=space.search, evaluation=space.evaluation,
+                 input_channels=HUB_INPUT_CHANNELS, sized=space.sized)

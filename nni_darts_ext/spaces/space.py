@@ -32,12 +32,16 @@ class Space:
         The sizes used for the search and for retraining the found architecture.
     input_channels
         The channel count the space's stem expects.
+    sized
+        Which of a size's ``width`` and ``cells`` the space's constructor takes (some of NNI's hub
+        spaces search their depth, or have a fixed size).
     """
     name: str
     build: Callable[[Size, bool], ModelSpace]
     search: Size
     evaluation: Size
     input_channels: int
+    sized: tuple[str, ...] = ('width', 'cells')
 
     def search_space(self, size: Size | None = None) -> ModelSpace:
         """The space to search, at the search size unless ``size`` says otherwise."""

@@ -18,9 +18,10 @@ from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
+from nni.mutable import Categorical, CategoricalMultiple
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
-from nni.nas.strategy import DARTS
+from nni.nas.oneshot.pytorch.strategy import DARTS  # the real class, even where a caller imported them first
 
 from ..errors import ConfigError, check_number
 from ..hypergradient import BilevelProblem, FirstOrder, InnerStep, same_draws
@@ -155,6 +156,16 @@ class ValidatedDARTS(DARTS):
             architecture_gradient = FirstOrder()  # NNI's own step has no place for a differentiable term
         self.architecture_gradient = architecture_gradient
         self.architecture_term = architecture_term
+
+    def mutate_model(self, model):
+        """NNI's supernet of ``model``, after checking that every choice of it is among candidates
+        (NNI's own check raises a ``TypeError`` with the mutable's class only)."""
+        for label, mutable in model.simplify().items():
+            if not isinstance(mutable, (Categorical, CategoricalMultiple)):
+                raise ConfigError(f'differentiable search needs choices among candidates (LayerChoice, InputChoice, '
+                                  f'Cell, nni.choice); {label!r} is a {type(mutable).__name__}: search this space '
+                                  'with random')
+        return super().mutate_model(model)
 
     def default_mutation_hooks(self):
         # NNI's hooks, its differentiable cell swapped for one that derives by DARTS's rule

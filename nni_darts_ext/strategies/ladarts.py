@@ -1,7 +1,8 @@
 """LA-DARTS (Xu et al., arXiv 2001.06392): a differentiable latency loss from a predictor trained
 on latencies measured on the user's own device.
 
-Before the search, random architectures of the space are built as the networks that will be
+Before the search, random architectures of the space (of NNI Cells, LayerChoices, InputChoices,
+Repeats: :class:`~nni_darts_ext.latency.encoding.Encoding`) are built as the networks that will be
 deployed (by default at the evaluation size the trial retrains) and timed on the named device;
 a lookup table of in-place operation latencies and a small regression network learn to predict
 them from the architecture encoding (:mod:`nni_darts_ext.latency`). During the search the
@@ -17,18 +18,23 @@ architecture parameters get no gradient from it.
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
+from nni.nas.evaluator.pytorch import Lightning
 from nni.nas.nn.pytorch import ModelSpace
 
 from ..errors import ConfigError, check_directory, check_number, choose
 from ..latency.cache import DEFAULT_DIRECTORY
-from ..latency.measurement import TimingSettings, measure
+from ..latency.measurement import TimingSettings, describe_device, measure
 from ..latency.profile import PREDICTORS, LatencyProfile, deployed, profile_space
 from .darts import ValidatedDARTS, ValidatedDartsModule
+
+_logger = logging.getLogger(__name__)
 
 
 class LatencyTerm:
@@ -57,8 +63,9 @@ class LatencyTerm:
     def expected_latency_ms(self, module: ValidatedDartsModule) -> Tensor:
         """The predicted latency of the supernet's softmax encoding (a scalar, differentiable)."""
         if self.profile is None:
-            raise RuntimeError('the latency term has no profile yet: LatencyAwareDARTS.mutate_model measures it')
-        return self.profile.predictor(self.predictor)(self.profile.encoding.probabilities(module))
+            raise RuntimeError('the latency term has no profile yet: LatencyAwareDARTS.mutate_model (or, without '
+                               'input_shape, mutate_evaluator) measures it')
+        return self.profile.predict(self.predictor, self.profile.encoding.probabilities(module))
 
     def __call__(self, module: ValidatedDartsModule) -> Tensor:
         latency = self.expected_latency_ms(module)
@@ -72,7 +79,8 @@ class LatencyTerm:
 
 
 class LatencyAwareDARTS(ValidatedDARTS):
-    """First-order DARTS plus LA-DARTS's differentiable latency loss, on spaces of NNI ``Cell`` s.
+    """First-order DARTS plus LA-DARTS's differentiable latency loss, on spaces of NNI ``Cell`` s,
+    ``LayerChoice`` s, ``InputChoice`` s and ``Repeat`` s (NNI's hub ProxylessNAS, a user's own).
 
     Parameters
     ----------
@@ -90,7 +98,9 @@ class LatencyAwareDARTS(ValidatedDARTS):
     latency_cache
         The folder of measurement files (default ``~/.cache/nni-darts-ext/latency``).
     input_shape
-        One image's ``(channels, height, width)``; the trial sets it from the data.
+        One image's shape, ``(channels, height, width)``; the trial sets it from the data. Not given,
+        it is read from the evaluator's first training batch (logged), and the latency is measured
+        when the evaluator is mutated instead of the model.
     **kwargs
         :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters (an
         ``architecture_gradient`` estimator too: the latency term adds to any).
@@ -108,7 +118,7 @@ class LatencyAwareDARTS(ValidatedDARTS):
         self.timing = TimingSettings(latency_device, latency_batch, latency_warmup, latency_repeats, latency_threads)
         self.samples = latency_samples
         self.cache = latency_cache or DEFAULT_DIRECTORY
-        self.input_shape = input_shape
+        self.input_shape = None if input_shape is None else checked_shape(input_shape)
         self.deployed_space: ModelSpace | None = None
 
     def deploy(self, space: ModelSpace, input_shape: Sequence[int]) -> None:
@@ -118,25 +128,90 @@ class LatencyAwareDARTS(ValidatedDARTS):
         self.input_shape = tuple(input_shape)
 
     def mutate_model(self, model: ModelSpace) -> ModelSpace:
-        """Measure (or load) the latency profile, then build the supernet as DARTS does."""
-        if self.input_shape is None:
-            raise ConfigError('LatencyAwareDARTS needs input_shape, one image as (channels, height, width)')
-        self.deployed_space = self.deployed_space or model
-        if self.latency_term.profile is None:  # once: P-DARTS's stages (composed) build supernets again
-            self.latency_term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
-                                                      self.samples, self.cache)
+        """Measure (or load) the latency profile, then build the supernet as DARTS does. Without an
+        input shape the profile waits for the evaluator (:meth:`mutate_evaluator`), and a copy of
+        ``model`` as written is kept to time: ``model`` itself becomes the supernet."""
+        if self.deployed_space is None:
+            self.deployed_space = model if self.input_shape is not None else copy.deepcopy(model)
+        if self.input_shape is not None:
+            self._profile()
         return super().mutate_model(model)
 
-    def search_summary(self, found: dict[str, Any]) -> dict[str, float]:
-        """The predicted and the measured latency of the ``found`` architecture, as deployed, and the
-        predictors' held-out errors (percent)."""
+    def mutate_evaluator(self, evaluator: Lightning) -> Lightning:
+        """Without an input shape, read it from ``evaluator`` 's first training batch and measure the
+        profile; then wrap the evaluator as DARTS does."""
+        if self.latency_term.profile is None:
+            if self.input_shape is None:
+                self.input_shape = first_image_shape(evaluator)
+                _logger.info('LA-DARTS times networks on input_shape %s, one image of the evaluator\'s first '
+                             'training batch', list(self.input_shape))
+            self._profile()
+        return super().mutate_evaluator(evaluator)
+
+    def _profile(self) -> None:
+        """The latency profile, once: P-DARTS's stages (composed) build supernets again."""
+        if self.latency_term.profile is None:
+            if self.deployed_space is None:
+                raise RuntimeError('LatencyAwareDARTS.mutate_model comes first: it keeps the space to time')
+            self.latency_term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
+                                                      self.samples, self.cache)
+
+    def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
+        """The predicted and the measured latency of the ``found`` architecture, as deployed, the
+        predictors' held-out errors (percent), and the device they are measured on."""
         profile = self.latency_term.profile
         if profile is None or self.deployed_space is None:
             raise RuntimeError('no latency profile: call mutate_model first')
         with torch.no_grad():
-            predicted = float(profile.predictor(self.latency_term.predictor)(profile.encoding.one_hot(found)))
+            predicted = float(profile.predict(self.latency_term.predictor, profile.encoding.one_hot(found)))
         measured = measure([deployed(self.deployed_space, found)], self.input_shape, self.timing)[0].total_ms
         return {**super().search_summary(found),
                 'predicted_latency_ms': round(predicted, 4), 'measured_latency_ms': round(measured, 4),
                 'lookup_error_pct': round(profile.errors['lookup'], 2),
-                'network_error_pct': round(profile.errors['network'], 2)}
+                'network_error_pct': round(profile.errors['network'], 2),
+                'latency_device': describe_device(self.timing.device)}
+
+
+def checked_shape(input_shape: Any) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of positive integers.
+
+    Raises
+    ------
+    ConfigError
+        For anything else.
+    """
+    if (isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not input_shape
+            or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in input_shape)):
+        raise ConfigError(f"input_shape must be a list of positive integers, one image's (channels, height, width), "
+                          f'got {input_shape!r}')
+    return tuple(input_shape)
+
+
+def first_image_shape(evaluator: Lightning) -> tuple[int, ...]:
+    """One image's shape (without the batch dimension): the first tensor of the evaluator's first
+    training batch (of its first loader, where it has several). The random state is left as it was,
+    so the search draws what it would have.
+
+    Raises
+    ------
+    ConfigError
+        If that batch holds no tensor with a batch dimension.
+    """
+    loaders = evaluator.datamodule.train_dataloader() if evaluator.datamodule is not None else \
+        evaluator.train_dataloaders
+    while isinstance(loaders, (Mapping, list, tuple)):
+        loaders = next(iter(loaders.values())) if isinstance(loaders, Mapping) else loaders[0]
+    with torch.random.fork_rng(devices=[]):
+        images = _first_tensor(next(iter(loaders)))
+    if images is None or images.dim() < 2:
+        raise ConfigError("LatencyAwareDARTS needs input_shape, one image's (channels, height, width): the "
+                          "evaluator's first training batch holds no batch of images to read it from")
+    return tuple(images.shape[1:])
+
+
+def _first_tensor(batch: Any) -> Tensor | None:
+    """The first tensor of ``batch``, depth first through tuples, lists and dicts."""
+    if isinstance(batch, Tensor):
+        return batch
+    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
+    return next((tensor for tensor in map(_first_tensor, items) if tensor is not None), None)

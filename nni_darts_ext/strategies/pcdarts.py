@@ -11,7 +11,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from ..errors import check_number
+from ..errors import ConfigError, check_number
+from ..supermodules.partial_channel import SplitsChannels
 from ..supermodules.pc_darts import PartialChannelCell, PartialChannelLayer
 from .darts import ValidatedDARTS
 
@@ -41,6 +42,13 @@ class PCDARTS(ValidatedDARTS):
         # before the others' hooks: the first that takes a module wins
         return [partial(PartialChannelCell.mutate, k=self.k), partial(PartialChannelLayer.mutate, k=self.k),
                 *super().default_mutation_hooks()]
+
+    def mutate_model(self, model):
+        supernet = super().mutate_model(model)
+        if not any(isinstance(module, SplitsChannels) and module.k for module in supernet.modules()):
+            raise ConfigError('pcdarts found no choice among operations (an NNI Cell or a LayerChoice) to give partial '
+                              'channels, so it would search as darts does: search this space with darts')
+        return supernet
 
     def cell_options(self) -> dict[str, Any]:
         return {**super().cell_options(), 'k': self.k}

@@ -5,10 +5,15 @@ stages. Each stage builds the space deeper (5, 11, 17 cells in the paper) with f
 and fresh architecture parameters over the operations that survived the stage before, after
 which every edge keeps only its best operations (8, then 5, then 3), so the deeper network
 costs about what the shallow one did. The zero operation competes like any other through the
-last stage; only the derivation of the final cell passes it over. Two guards against collapse
-into skip-connects: a dropout after every identity skip-connect while searching (its rate
-decaying linearly through the warm-up, then exponentially from the stage's rate, see
-:func:`skip_dropout_rate`), and a limit of ``skip_limit`` skip-connects in the derived normal cell.
+last stage; only the derivation of the final cell passes it over. A ``LayerChoice`` outside a
+cell is a mixed operation too and is pruned the same way (its strongest candidates by
+``softmax(alpha)``). Two guards against collapse into skip-connects: a dropout after every
+identity skip-connect while searching (its rate decaying linearly through the warm-up, then
+exponentially from the stage's rate, see :func:`skip_dropout_rate`), and a limit of
+``skip_limit`` skip-connects in the derived normal cell.
+
+By default the stages split the evaluator's ``max_epochs`` in the paper's proportions
+(:func:`budget_stages`), so a search costs the epochs its evaluator asks for.
 
 The stages run inside the evaluator (:class:`StagedSearch`), so the strategy works the same
 in ``NasExperiment`` and in the trial: ``mutate_model`` gives the first stage's supernet,
@@ -22,7 +27,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -30,10 +35,10 @@ import nni
 import pytorch_lightning as pl
 import torch
 from nni.nas.evaluator.pytorch import Lightning
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni.nas.nn.pytorch import ModelSpace
 
 from ..errors import ConfigError, check_number, choose
-from ..supermodules.progressive_cell import ProgressiveCell, SkipConnectDropout, SurvivingOperations
+from ..supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout, SurvivingOperations
 from .darts import ValidatedDARTS, ValidatedDartsModule
 
 _logger = logging.getLogger(__name__)
@@ -83,6 +88,9 @@ depth (as the paper grows towards its 20-cell evaluation network), 2 epochs a st
 
 STAGE_PRESETS = {'paper': PAPER_STAGES, 'cpu': CPU_STAGES}
 
+BUDGET = 'budget'
+"""The ``stages`` setting that splits the evaluator's ``max_epochs`` (:func:`budget_stages`)."""
+
 DEPTH_ARGUMENTS = ('num_cells', 'cells')
 """Constructor arguments that set a model space's depth: NNI's hub DARTS and our cell networks."""
 
@@ -93,15 +101,46 @@ SKIP_DROPOUT_DECAY = 0.2
 """The paper's decay after the warm-up: rate = initial rate x exp(-0.2 x epochs since the warm-up)."""
 
 
+def budget_stages(max_epochs: Any) -> tuple[Stage, ...]:
+    """The paper's stages fitted to ``max_epochs`` epochs in all.
+
+    Three stages share the epochs as equally as they can (the paper: 25 each), the later stages
+    taking the remainder (10 epochs: 3, 3, 4): the last stage's weights are the ones the found
+    architecture is derived from. Each stage's warm-up keeps the paper's 10 of 25, rounded, and
+    leaves the architecture at least one epoch. With 2 epochs, the paper's first and last stages
+    (from all operations at 5 cells to 3 at 17), one epoch each; with 1, its first stage alone (a
+    one-stage search prunes nothing). Cells, operations and skip-connect dropout are the paper's
+    stages' (a space without a depth argument runs every stage at its own depth).
+
+    Raises
+    ------
+    ConfigError
+        When ``max_epochs`` is not a positive integer.
+    """
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise ConfigError(f"P-DARTS's stages: {BUDGET} splits the evaluator's max_epochs, which is {max_epochs!r}; "
+                          f'set max_epochs to a positive integer or give stages ({", ".join(STAGE_PRESETS)} or a list)')
+    template = PAPER_STAGES if max_epochs >= len(PAPER_STAGES) else (PAPER_STAGES[0], PAPER_STAGES[-1])[:max_epochs]
+    share, remainder = divmod(max_epochs, len(template))
+    stages = []
+    for index, stage in enumerate(template):
+        epochs = share + (index >= len(template) - remainder)
+        warmup = min(round(epochs * stage.warmup_epochs / stage.epochs), epochs - 1)
+        stages.append(replace(stage, epochs=epochs, warmup_epochs=warmup))
+    return tuple(stages)
+
+
 def parse_stages(stages: str | Sequence[Stage | Mapping[str, Any] | Sequence[Any]]) -> tuple[Stage, ...]:
     """Stages from a preset name (``paper``, ``cpu``), or a list of :class:`Stage` s, of mappings with
-    its fields, or of ``[cells, operations, epochs, warmup_epochs, skip_dropout]`` lists; checked."""
+    its fields, or of ``[cells, operations, epochs, warmup_epochs, skip_dropout]`` lists; checked.
+    (``budget``, which needs the evaluator, is :func:`budget_stages`.)"""
     if isinstance(stages, str):
         if stages not in STAGE_PRESETS:
-            raise choose('P-DARTS stage preset', stages, STAGE_PRESETS)
+            raise choose('P-DARTS stage preset', stages, (BUDGET, *STAGE_PRESETS))
         return STAGE_PRESETS[stages]
     if not isinstance(stages, Sequence):
-        raise ConfigError(f'stages must be a preset ({", ".join(STAGE_PRESETS)}) or a list of stages, got {stages!r}')
+        raise ConfigError(f'stages must be {BUDGET}, a preset ({", ".join(STAGE_PRESETS)}) or a list of stages, '
+                          f'got {stages!r}')
     names = [f.name for f in fields(Stage)]
     parsed = []
     for index, stage in enumerate(stages, start=1):
@@ -162,20 +201,23 @@ def skip_dropout_rate(initial: float, epoch: int, epochs: int, warmup_epochs: in
     return initial * math.exp(-decay * (epoch - warmup_epochs))
 
 
-def surviving_operations(weights: Mapping[str, float], keep: int) -> tuple[str, ...]:
-    """The ``keep`` operations of an edge with the highest ``weights`` (in the order given), the
-    zero operation competing like any other."""
+def surviving_operations(weights: Mapping[Any, float], keep: int) -> tuple[Any, ...]:
+    """The ``keep`` operations of a mixed operation with the highest ``weights`` (in the order given),
+    the zero operation competing like any other; all of them when it has no more than ``keep``."""
     kept = set(sorted(weights, key=lambda op: weights[op], reverse=True)[:keep])
     return tuple(op for op in weights if op in kept)
 
 
-def next_surviving(supernet: ModelSpace, keep: int) -> dict[str, tuple[str, ...]]:
-    """Per edge of every progressive cell in ``supernet``, the operations the next stage keeps."""
-    surviving: dict[str, tuple[str, ...]] = {}
+def next_surviving(supernet: ModelSpace, keep: int) -> dict[str, tuple[Any, ...]]:
+    """Per edge of every progressive cell and per free ``LayerChoice`` in ``supernet``, the
+    candidates the next stage keeps."""
+    surviving: dict[str, tuple[Any, ...]] = {}
     for module in supernet.modules():
         if isinstance(module, ProgressiveCell):
             for edge in module.edge_operations:
                 surviving[edge] = surviving_operations(module.operation_weights(edge), keep)
+        elif isinstance(module, ProgressiveLayer):
+            surviving[module.label] = surviving_operations(module.operation_weights(), keep)
     return surviving
 
 
@@ -197,13 +239,6 @@ class StageSpaces:
         if self.depth_argument is None:
             return copy.deepcopy(self.template)
         return self.symbol(*self.args, **{**self.kwargs, self.depth_argument: cells})
-
-
-def _refuse_layer_choice(module, name, memo, mutate_kwargs):
-    if isinstance(module, LayerChoice):
-        raise ConfigError(f'P-DARTS prunes the edges of NNI Cells; {name!r} is a LayerChoice outside a cell '
-                          '(use darts, pcdarts or stabilized on this space)')
-    return None
 
 
 class ProgressiveDartsModule(ValidatedDartsModule):
@@ -287,14 +322,26 @@ class StagedSearch(Lightning):
 
 
 class PDARTS(ValidatedDARTS):
-    """Progressive DARTS on any NNI model space built from ``Cell`` s (NNI's hub DARTS, our YAML spaces).
+    """Progressive DARTS on any NNI model space (NNI's hub DARTS, our YAML spaces, a user's own).
+
+    Every mixed operation over candidate operations is pruned between stages: each edge of a
+    ``Cell`` and each ``LayerChoice`` outside one keeps the ``operations`` strongest candidates of
+    the next stage, and the next stage's fresh supernet holds only those (a choice with no more
+    candidates than that stays whole; a choice nested in a dropped candidate leaves with it).
+    ``InputChoice`` s choose among inputs, not operations: nothing to prune, they are searched as in
+    DARTS, as are ``Repeat`` depths (the ``LayerChoice`` s in the repeated blocks are pruned). An
+    ``nn.Identity`` candidate of a free ``LayerChoice`` gets the skip-connect dropout, as an identity
+    skip-connect in a cell does; ``skip_limit`` counts the normal cell's skip-connects only (the
+    paper's M), so a free ``LayerChoice`` exports its strongest surviving candidate, identity or not.
 
     Parameters
     ----------
     stages
-        A preset (``paper``: 5/11/17 cells, 8/5/3 operations, 25 epochs with 10 of warm-up,
-        skip-connect dropout 0/0.4/0.7; ``cpu``: :data:`CPU_STAGES`) or a list of stages
-        (see :func:`parse_stages`). Each stage's ``epochs`` replace the trainer's ``max_epochs``.
+        ``budget`` (default): the evaluator's ``max_epochs`` split into the paper's stages
+        (:func:`budget_stages`, resolved when the evaluator is given). A preset (``paper``:
+        5/11/17 cells, 8/5/3 operations, 25 epochs with 10 of warm-up, skip-connect dropout
+        0/0.4/0.7; ``cpu``: :data:`CPU_STAGES`) or a list of stages (see :func:`parse_stages`):
+        each stage's ``epochs`` replace the trainer's ``max_epochs``.
     skip_limit
         The most skip-connects the derived normal cell may hold (the paper's M = 2); ``None``: no limit.
     skip_dropout_decay
@@ -304,14 +351,16 @@ class PDARTS(ValidatedDARTS):
         ``gradient_clip_val``, ``architecture_gradient``); the warm-up is set per stage.
     """
 
-    def __init__(self, *, stages: Any = 'paper', skip_limit: int | None = 2,
+    def __init__(self, *, stages: Any = BUDGET, skip_limit: int | None = 2,
                  skip_dropout_decay: float = SKIP_DROPOUT_DECAY, **kwargs: Any):
         if 'warmup_epochs' in kwargs:
             raise ConfigError('P-DARTS sets warmup_epochs per stage (the stages option), not for the whole search')
         check_number('skip_limit', skip_limit, integer=True, optional=True)
         check_number('skip_dropout_decay', skip_dropout_decay)
         super().__init__(**kwargs)
-        self.stages = parse_stages(stages)
+        self.from_budget = isinstance(stages, str) and stages == BUDGET
+        # given stages are checked now; the budget's are known with the evaluator (None until then)
+        self.stages: tuple[Stage, ...] | None = None if self.from_budget else parse_stages(stages)
         self.skip_limit = skip_limit
         self.skip_dropout_decay = skip_dropout_decay
         self.stage_seconds: list[float] = []
@@ -331,13 +380,24 @@ class PDARTS(ValidatedDARTS):
     def stage_supernet(self, index: int, surviving: SurvivingOperations) -> ModelSpace:
         """Stage ``index``'s supernet over the ``surviving`` operations, fresh."""
         self._surviving = surviving
-        return super().mutate_model(self._spaces.build(self.stages[index].cells))
+        supernet = super().mutate_model(self._spaces.build(self.stage_cells(index)))
+        if not any(isinstance(module, (ProgressiveCell, ProgressiveLayer)) for module in supernet.modules()):
+            raise ConfigError('pdarts found no choice among operations (an NNI Cell or a LayerChoice) to prune between '
+                              'stages, so it would search as darts does: search this space with darts')
+        return supernet
+
+    def stage_cells(self, index: int) -> int:
+        """Stage ``index``'s depth. NNI builds the supernet before it hands over the evaluator: until
+        then the budget's stages are unknown, but their first has the paper's first depth whatever the budget."""
+        return (self.stages or budget_stages(1))[index].cells
 
     def default_mutation_hooks(self):
-        # first: cells become progressive (with what composed techniques set on them, such as PC-DARTS's k)
-        return [partial(ProgressiveCell.mutate, surviving=self._surviving, skip_limit=self.skip_limit,
-                        **self.cell_options()),
-                _refuse_layer_choice, *super().default_mutation_hooks()]
+        # first: cells and free LayerChoices become progressive (with what composed techniques set
+        # on them, such as PC-DARTS's k)
+        options = self.cell_options()
+        return [partial(ProgressiveCell.mutate, surviving=self._surviving, skip_limit=self.skip_limit, **options),
+                partial(ProgressiveLayer.mutate, surviving=self._surviving, **options),
+                *super().default_mutation_hooks()]
 
     def stage_module(self, training_module, index: int) -> ProgressiveDartsModule:
         return ProgressiveDartsModule(
@@ -353,6 +413,17 @@ class PDARTS(ValidatedDARTS):
         return self.stage_module(training_module, 0)
 
     def mutate_evaluator(self, evaluator: Lightning) -> StagedSearch:
+        """The staged search; ``budget`` stages split the evaluator's ``max_epochs`` (logged with the stages)."""
+        max_epochs = (getattr(evaluator.trainer, 'trace_kwargs', None) or {}).get('max_epochs')
+        if self.from_budget:
+            self.stages = budget_stages(max_epochs)
+        source = (f"the evaluator's max_epochs={max_epochs} split" if self.from_budget
+                  else f"stages as given; the evaluator's max_epochs={max_epochs} is not used")
+        depth = ("the space's own depth" if self._spaces is not None and self._spaces.depth_argument is None
+                 else '/'.join(str(s.cells) for s in self.stages) + ' cells')
+        _logger.info('P-DARTS runs stages of %s epochs (%s of warm-up) at %s (%s)',
+                     '+'.join(str(s.epochs) for s in self.stages), '+'.join(str(s.warmup_epochs) for s in self.stages),
+                     depth, source)
         first = super().mutate_evaluator(evaluator)
         return StagedSearch(first.module, first.trainer, strategy=self, train_dataloaders=first.train_dataloaders,
                             val_dataloaders=first.val_dataloaders, datamodule=first.datamodule,

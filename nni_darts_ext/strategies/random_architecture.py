@@ -8,7 +8,10 @@ from nni.mutable import Sample
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.strategy import Random
 
-from ..errors import check_number
+from ..errors import ConfigError, check_number
+
+MAX_DRAWS = 1000
+"""Draws before giving up on a space whose constraints (NAS-Bench-101's edge limit) reject them all."""
 
 
 class RandomArchitecture(Random):
@@ -29,8 +32,13 @@ class RandomArchitecture(Random):
         super().__init__(seed=seed, **kwargs)
 
     def sample(self, space: ModelSpace) -> Sample:
-        """Draw one architecture: a value for every choice of ``space``, each uniform."""
-        architecture: Sample = {}
-        for mutable in space.simplify().values():
-            mutable.random(memo=architecture, random_state=self._random_state)
-        return architecture
+        """Draw one architecture: a value for every choice of ``space``, each uniform, drawn again until
+        the space's constraints hold (so uniform over the architectures they allow)."""
+        for _ in range(MAX_DRAWS):
+            architecture: Sample = {}
+            for mutable in space.simplify().values():
+                mutable.random(memo=architecture, random_state=self._random_state)
+            if space.check_contains(architecture) is None:
+                return architecture
+        raise ConfigError(f"{MAX_DRAWS} random architectures all break the space's constraints: "
+                          f'{space.check_contains(architecture)}')

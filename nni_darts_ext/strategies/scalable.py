@@ -5,7 +5,9 @@ with one parameter vector per factor: A + O parameters and O convolution bodies 
 for A x O candidates, where DARTS would need A x O parameters and run A x O operations. The
 search loop is DARTS's (first order); the supernet cells differ
 (:mod:`~nni_darts_ext.supermodules.factorized`), and the factors' vectors can be updated
-jointly (every architecture step updates all) or in turn (:class:`FactorTurns`).
+jointly (every architecture step updates all) or in turn (:class:`FactorTurns`). A choice is
+factored by its candidates' names, ``ACTIVATION+CONV``, in the YAML spaces' ``factors`` or in a
+user's own NNI ``LayerChoice`` or ``Cell`` (:class:`ScalableDARTS`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from nni.nas.evaluator.pytorch import Lightning
 
 from ..errors import ConfigError, choose
 from ..spaces.factors import FACTORS
-from ..supermodules.factorized import FactorizedCell
+from ..supermodules.factorized import FactorizedCell, FactorizedLayer, FactorizedModule
 from .darts import ValidatedDARTS
 
 JOINT, ALTERNATE = 'joint', 'alternate'
 FACTOR_UPDATES = (JOINT, ALTERNATE)
+NO_FACTORED_CHOICE = ('scalable needs a space with a factored choice: name the candidates of a LayerChoice (a dict) '
+                      "or of a Cell's operation dict ACTIVATION+CONV, the full product (relu+conv3x3, tanh+conv3x3, "
+                      "relu+conv5x5, tanh+conv5x5), or use a YAML space with factors, such as darts_small_factorized")
 
 
 class FactorTurns(pl.Callback):
@@ -31,7 +36,8 @@ class FactorTurns(pl.Callback):
     Before the architecture optimizer steps, the resting factors' gradients are dropped
     (set to ``None``), so Adam leaves those parameters exactly as they are: no momentum drift,
     no weight decay. The group vectors (factored group vs unfactored candidates vs zero) are
-    updated every step. Every process counts the same steps, so data-parallel ranks agree.
+    updated every step. Every factored choice takes part, cell edges and ``LayerChoice`` s alike.
+    Every process counts the same steps, so data-parallel ranks agree.
     """
 
     def __init__(self) -> None:
@@ -46,9 +52,9 @@ class FactorTurns(pl.Callback):
         if not getattr(optimizer, 'is_arch_optimizer', False):
             return
         training = self.training_factor()
-        for cell in pl_module.modules():
-            if isinstance(cell, FactorizedCell):
-                for factor, parameters in cell.factor_parameters().items():
+        for module in pl_module.modules():
+            if isinstance(module, FactorizedModule):
+                for factor, parameters in module.factor_parameters().items():
                     if factor != training:
                         for parameter in parameters:
                             parameter.grad = None
@@ -62,13 +68,29 @@ class FactorTurns(pl.Callback):
 
 
 class ScalableDARTS(ValidatedDARTS):
-    """DARTS with factorized architecture parameters on spaces whose cells name combinations ``ACTIVATION+CONV``.
+    """DARTS with factorized architecture parameters on choices whose candidates are named ``ACTIVATION+CONV``.
 
-    Every NNI ``Cell`` whose candidates include combinations (``search_spaces/darts_factorized.yml``,
-    ``darts_small_factorized.yml``, or a user's cell with such names) becomes a
-    :class:`~nni_darts_ext.supermodules.factorized.FactorizedCell`; other choices get NNI's
-    differentiable modules. Export picks each edge's best combination (the largest product of
-    its factors' weights), in NNI's cell labels, so the result freezes the original space.
+    Naming rule: a choice is factored when its candidate names ``A+B`` (split at the first ``+``)
+    form the full product of the ``A`` s and the ``B`` s, e.g. ``relu+conv3x3``, ``tanh+conv3x3``,
+    ``relu+conv5x5``, ``tanh+conv5x5`` for {relu, tanh} x {conv3x3, conv5x5}. Names without ``+``
+    may stand beside the product as unfactored candidates (``skip``, ``max_pool``); an incomplete
+    product is refused (:class:`~nni_darts_ext.errors.ConfigError` naming the missing
+    combinations). The rule holds for the candidates of an NNI ``LayerChoice`` given a dict and
+    for the operation dict of an NNI ``Cell``, and for the YAML spaces' ``factors``
+    (``search_spaces/darts_factorized.yml``, ``darts_small_factorized.yml``), which name their
+    candidates so. The two factors are called activation and conv, but any names work on a
+    user's own modules: one architecture vector per factor (A and O entries) stands for the A x O
+    combinations, each weighted by the product of its factors' softmaxes
+    (:mod:`~nni_darts_ext.supermodules.factorized`).
+
+    A factored ``Cell`` becomes a :class:`~nni_darts_ext.supermodules.factorized.FactorizedCell`
+    (its convolution bodies shared across activations where the combinations are this package's
+    operations, every combination run where they are the user's own modules); a factored
+    ``LayerChoice`` becomes a :class:`~nni_darts_ext.supermodules.factorized.FactorizedLayer`
+    (every combination run). Every other choice (plain names, a list ``LayerChoice``, an
+    ``InputChoice``, ``Repeat``) is searched as DARTS searches it, by NNI's differentiable modules.
+    Export picks each choice's best candidate (a combination's weight is the product of its
+    factors'), in NNI's labels and candidate names, so the result freezes the original space.
 
     Parameters
     ----------
@@ -86,7 +108,7 @@ class ScalableDARTS(ValidatedDARTS):
     Raises
     ------
     ConfigError
-        From :meth:`mutate_model`, when the space has no factored cell.
+        From :meth:`mutate_model`, when the space has no factored choice.
     """
 
     def __init__(self, *, factor_updates: str = JOINT, **kwargs: Any):
@@ -96,13 +118,12 @@ class ScalableDARTS(ValidatedDARTS):
         self.factor_updates = factor_updates
 
     def default_mutation_hooks(self):
-        return [FactorizedCell.mutate, *super().default_mutation_hooks()]
+        return [FactorizedCell.mutate, FactorizedLayer.mutate, *super().default_mutation_hooks()]
 
     def mutate_model(self, model):
         supernet = super().mutate_model(model)
-        if not any(isinstance(module, FactorizedCell) for module in supernet.modules()):
-            raise ConfigError('scalable needs a space whose cells have factored candidates (ACTIVATION+CONV, from a '
-                              "YAML space's factors), such as darts_factorized or darts_small_factorized")
+        if not any(isinstance(module, FactorizedModule) for module in supernet.modules()):
+            raise ConfigError(NO_FACTORED_CHOICE)
         return supernet
 
     def mutate_evaluator(self, evaluator: Lightning) -> Lightning:

@@ -1,10 +1,12 @@
-"""Scalable-DARTS supernet cells: factorized architecture parameters over a product of candidates.
+"""Scalable-DARTS supermodules: factorized architecture parameters over a product of candidates.
 
-An edge of a factored space chooses among unfactored candidates (pooling, skip-connect, the
-zero operation) and the combinations ``ACTIVATION+CONV`` of an activation factor (A values)
-and a convolution factor (O values). :class:`FactorizedCell` gives each edge three
-architecture vectors: one over the activations, one over the convolutions, one over
-``[the factored group, each unfactored candidate, zero]``. The weight of a combination is
+A factored choice chooses among unfactored candidates (pooling, skip-connect, the zero operation
+of a cell edge) and the combinations ``ACTIVATION+CONV`` of an activation factor (A values) and
+a convolution factor (O values), told apart by their names alone
+(:func:`~nni_darts_ext.spaces.factors.factoring`). Each factored choice gets three architecture
+vectors: one over the activations, one over the convolutions, one over ``[the factored group,
+each unfactored candidate, zero]`` (left out where nothing stands beside the product: its one
+weight is 1). The weight of a combination is
 
     softmax(group)[0] * softmax(activation)[a] * softmax(conv)[o],
 
@@ -17,9 +19,18 @@ of the parameter: the parameter starts near zero like every other architecture v
 architecture optimizer's weight decay pulls the weights toward that uniform start, not against
 the combinations.
 
-The forward pass computes the mixed activation ``m(x) = sum_a w_a act_a(x)`` once per edge
-and feeds it into each of the O convolution bodies: O bodies run, never A x O. This equals the
-explicit weighted sum over all combinations,
+Two forward passes, by what the combinations are built as:
+
+- The project's operations (:class:`~nni_darts_ext.spaces.factors.ActivatedOperation` of a
+  registry activation, as the YAML spaces build them): :class:`FactorizedEdge` computes the
+  mixed activation ``m(x) = sum_a w_a act_a(x)`` once per edge and feeds it into each of the O
+  convolution bodies: O bodies run, never A x O.
+- A user's own modules (any other ``nn.Module``, in a ``Cell`` 's operation dict or a
+  ``LayerChoice``): nothing tells where their activation ends, so every combination runs, weighted
+  by its product weight (:class:`ProductEdge`, :class:`FactorizedLayer`). This is exactly the
+  weighted sum over the product space: the parameters are factorized, the compute is DARTS's.
+
+The shared bodies equal the explicit weighted sum over all combinations,
 
     sum_a sum_o w_a w_o conv_o(act_a(x)) = sum_o w_o conv_o(m(x)),
 
@@ -45,24 +56,34 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 from nni.mutable import Categorical, CategoricalMultiple, label_scope
-from nni.nas.nn.pytorch import Cell
+from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.nn.pytorch.cell import create_cell_op_candidates, preprocess_cell_inputs
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
-from ..errors import ConfigError
-from ..spaces.factors import (ACTIVATION, ACTIVATIONS, CONV, FACTORS, ActivatedOperation, check_factor, combination,
-                              factor_values, split_combination)
+from ..spaces.factors import (ACTIVATION, ACTIVATIONS, CONV, FACTORS, ActivatedOperation, Factoring, combination,
+                              factoring)
 from .derivation import EdgeScore, derive_cell
 
 GROUP = 'group'
-"""The edge's vector over [the factored group, each unfactored candidate, the zero operation]."""
+"""The vector over [the factored group, each unfactored candidate, the zero operation]."""
 
 
 class EdgeWeights(NamedTuple):
-    """The softmaxes of one edge's three architecture vectors."""
+    """The softmaxes of one factored choice's three architecture vectors."""
     group: torch.Tensor
     activation: torch.Tensor
     conv: torch.Tensor
+
+
+def candidate_weights(factored: Factoring, weights: EdgeWeights) -> torch.Tensor:
+    """Every candidate's weight, in ``factored.names`` order, then the group's entries after the
+    unfactored candidates' (a cell edge's zero operation): sums to one."""
+    by_name = {name: weights.group[1 + index] for index, name in enumerate(factored.others)}
+    products = weights.group[0] * torch.outer(weights.activation, weights.conv)
+    for a, activation in enumerate(factored.activations):
+        for o, conv in enumerate(factored.convs):
+            by_name[combination(activation, conv)] = products[a, o]
+    return torch.stack([by_name[name] for name in factored.names] + list(weights.group[1 + len(factored.others):]))
 
 
 class FactorizedEdge(nn.Module):
@@ -99,12 +120,31 @@ class FactorizedEdge(nn.Module):
         return weights.group[0] * factored + sum(w * op(x) for w, op in zip(weights.group[1:], self.others.values()))
 
 
-class FactorizedCell(BaseSuperNetModule):
-    """An NNI ``Cell`` of a factored space as a differentiable supernet cell with factorized parameters.
+class ProductEdge(nn.Module):
+    """One edge whose combinations are a user's own modules: every candidate runs, weighted by its
+    product weight (the explicit weighted sum over the product space)."""
 
-    It keeps the cell's choices (``CELL/op_NODE_SLOT`` over every candidate name, combinations
-    included, and ``CELL/input_NODE_SLOT``), so what it exports freezes the original space.
-    Edge vectors are shared by all cells of the same label, as in NNI's differentiable cell.
+    def __init__(self, factored: Factoring, candidates: dict[str, nn.Module]):
+        super().__init__()
+        self.factored = factored
+        self.candidates = nn.ModuleDict({name: candidates[name] for name in factored.names})
+
+    def forward(self, x: torch.Tensor, weights: EdgeWeights) -> torch.Tensor:
+        # the zero operation's weight comes last; zip stops before it
+        return sum(w * op(x) for w, op in zip(candidate_weights(self.factored, weights), self.candidates.values()))
+
+
+def shares_bodies(factored: Factoring, combinations: list[nn.Module]) -> bool:
+    """Whether an edge can feed one mixed activation to one body per convolution: every activation
+    is a registry one and the ``combinations`` (one per convolution) are ``ActivatedOperation`` s."""
+    return (set(factored.activations) <= set(ACTIVATIONS)
+            and all(isinstance(module, ActivatedOperation) for module in combinations))
+
+
+class FactorizedModule(BaseSuperNetModule):
+    """What the factorized supermodules share: one factoring, its vectors per choice ``PREFIX``
+    (``PREFIX/group``, ``PREFIX/activation``, ``PREFIX/conv``, shared through the memo by the
+    modules of one label, as NNI's differentiable modules share theirs), and the weights they give.
 
     Attributes
     ----------
@@ -115,9 +155,65 @@ class FactorizedCell(BaseSuperNetModule):
 
     _arch_parameter_names: list[str] = ['_arch_alpha']
 
+    def add_factor_vectors(self, factored: Factoring, prefixes: list[str], zero: bool, memo: dict[str, Any],
+                           softmax: nn.Module) -> None:
+        """The architecture vectors of each choice in ``prefixes``, the group's with a zero operation
+        entry when ``zero``."""
+        self.factored = factored
+        # log(A x O) on the factored group's logit: every candidate, combinations included, starts at
+        # the weight DARTS gives it on the product space, 1 / (A x O + unfactored + zero).
+        offset = torch.zeros(1 + len(factored.others) + zero)
+        offset[0] = math.log(len(factored.activations) * len(factored.convs))
+        self.register_buffer('group_offset', offset, persistent=False)
+        sizes = {GROUP: len(offset), ACTIVATION: len(factored.activations), CONV: len(factored.convs)}
+        if len(offset) == 1:
+            del sizes[GROUP]  # nothing beside the product: the group's one weight is 1
+        self._arch_alpha = nn.ParameterDict()
+        for prefix in prefixes:
+            for part, size in sizes.items():
+                key = f'{prefix}/{part}'
+                if key not in memo:
+                    memo[key] = nn.Parameter(torch.randn(size) * 1e-3)
+                self._arch_alpha[key] = memo[key]
+        self._softmax = softmax
+
+    def resample(self, memo):
+        """Differentiable: nothing to sample."""
+        return {}
+
+    def arch_parameters(self):
+        """The factor vectors of this module (not recursive)."""
+        return iter(self._arch_alpha.values())
+
+    def factor_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """The architecture vectors of each factor (``activation``, ``conv``), all choices."""
+        return {factor: [p for key, p in self._arch_alpha.items() if key.endswith('/' + factor)]
+                for factor in FACTORS}
+
+    def factor_weights(self, prefix: str) -> EdgeWeights:
+        """The softmaxes of the choice's group (its vector plus :attr:`group_offset`), activation and
+        convolution vectors."""
+        group = self.group_offset
+        if f'{prefix}/{GROUP}' in self._arch_alpha:
+            group = group + self._arch_alpha[f'{prefix}/{GROUP}']
+        return EdgeWeights(self._softmax(group), self._softmax(self._arch_alpha[f'{prefix}/{ACTIVATION}']),
+                           self._softmax(self._arch_alpha[f'{prefix}/{CONV}']))
+
+
+class FactorizedCell(FactorizedModule):
+    """An NNI ``Cell`` with factored candidates as a differentiable supernet cell with factorized parameters.
+
+    It keeps the cell's choices (``CELL/op_NODE_SLOT`` over every candidate name, combinations
+    included, and ``CELL/input_NODE_SLOT``), so what it exports freezes the original space.
+    Edge vectors are shared by all cells of the same label, as in NNI's differentiable cell.
+    Each edge shares its convolution bodies (:class:`FactorizedEdge`) where the combinations are
+    the project's operations, and runs every combination (:class:`ProductEdge`) where they are a
+    user's own modules.
+    """
+
     def __init__(self, op_factory: dict[str, Any], num_nodes: int, num_ops_per_node: int, num_predecessors: int,
                  preprocessor: nn.Module, postprocessor: nn.Module, concat_dim: int, memo: dict[str, Any],
-                 mutate_kwargs: dict[str, Any], label: str, *, activations: list[str], convs: list[str]):
+                 mutate_kwargs: dict[str, Any], label: str, *, factored: Factoring):
         super().__init__()
         self.num_nodes = num_nodes
         self.num_ops_per_node = num_ops_per_node
@@ -125,29 +221,10 @@ class FactorizedCell(BaseSuperNetModule):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.concat_dim = concat_dim
-        self.op_names = list(op_factory)
-        self.other_names = [name for name in self.op_names if split_combination(name) is None]
-        self.activation_names, self.conv_names = activations, convs
-        for name in activations:
-            try:
-                check_factor(ACTIVATION, name)
-            except ConfigError as err:
-                raise ConfigError(f'cell {label}: {err}') from None
+        self.op_names = factored.names
         self.output_node_indices = list(range(num_predecessors, num_nodes + num_predecessors))
-
-        # Only the convolution bodies and the unfactored candidates are built: never A x O modules.
-        built = {combination(activations[0], conv): conv for conv in convs}
-        self.ops = nn.ModuleList()
-        for node in self.output_node_indices:
-            edges = nn.ModuleList()
-            for source in range(node):
-                candidates, _ = create_cell_op_candidates(
-                    {name: op_factory[name] for name in [*built, *self.other_names]}, node, 0, source)
-                bodies = {conv: self._body(candidates[name], f'{label}/{node}_{source}/{name}')
-                          for name, conv in built.items()}
-                edges.append(FactorizedEdge(activations, bodies,
-                                            {name: candidates[name] for name in self.other_names}))
-            self.ops.append(edges)
+        self.ops = nn.ModuleList(nn.ModuleList(self._edge(op_factory, factored, node, source) for source in range(node))
+                                 for node in self.output_node_indices)
 
         with label_scope(label) as self.label_scope:
             for node in self.output_node_indices:
@@ -155,28 +232,22 @@ class FactorizedCell(BaseSuperNetModule):
                     self.add_mutable(Categorical(self.op_names, label=f'op_{node}_{slot}'))
                     self.add_mutable(CategoricalMultiple(range(node), n_chosen=1, label=f'input_{node}_{slot}'))
 
-        # log(A x O) on the factored group's logit: every candidate, combinations included, starts at
-        # the weight DARTS gives it on the product space, 1 / (A x O + unfactored + zero).
-        offset = torch.zeros(2 + len(self.other_names))
-        offset[0] = math.log(len(activations) * len(convs))
-        self.register_buffer('group_offset', offset, persistent=False)
-        sizes = {GROUP: len(offset), ACTIVATION: len(activations), CONV: len(convs)}
-        self._arch_alpha = nn.ParameterDict()
-        for node in self.output_node_indices:
-            for source in range(node):
-                for part, size in sizes.items():
-                    key = f'{self.label}/{node}_{source}/{part}'
-                    if key not in memo:
-                        memo[key] = nn.Parameter(torch.randn(size) * 1e-3)
-                    self._arch_alpha[key] = memo[key]
-        self._softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
+        edges = [f'{self.label}/{node}_{source}' for node in self.output_node_indices for source in range(node)]
+        self.add_factor_vectors(factored, edges, True, memo, mutate_kwargs.get('softmax', nn.Softmax(-1)))
 
     @staticmethod
-    def _body(module: nn.Module, where: str) -> ActivatedOperation:
-        if not isinstance(module, ActivatedOperation):
-            raise ConfigError(f'{where}: a combination must be built as an ActivatedOperation (an operation whose '
-                              f'activations can be swapped), got {type(module).__name__}')
-        return module
+    def _edge(op_factory: dict[str, Any], factored: Factoring, node: int, source: int) -> nn.Module:
+        """The edge ``source -> node``: the convolution bodies and the unfactored candidates where the
+        bodies can be shared (never A x O modules), every candidate otherwise."""
+        def build(names: list[str]) -> dict[str, nn.Module]:
+            return create_cell_op_candidates({name: op_factory[name] for name in names}, node, 0, source)[0]
+
+        bodies = {combination(factored.activations[0], conv): conv for conv in factored.convs}
+        candidates = build([*bodies, *factored.others])
+        if shares_bodies(factored, [candidates[name] for name in bodies]):
+            return FactorizedEdge(factored.activations, {conv: candidates[name] for name, conv in bodies.items()},
+                                  {name: candidates[name] for name in factored.others})
+        return ProductEdge(factored, {**candidates, **build([n for n in factored.names if n not in candidates])})
 
     @property
     def label(self) -> str:
@@ -184,47 +255,24 @@ class FactorizedCell(BaseSuperNetModule):
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs):
-        """Replace a ``Cell`` whose candidates (by name) include combinations ``ACTIVATION+CONV``."""
+        """Replace a ``Cell`` whose operations (by name) include combinations ``ACTIVATION+CONV``."""
         if type(module) is not Cell or not isinstance(module.op_candidates_factory, dict):
             return None
-        factors = factor_values(list(module.op_candidates_factory), where=f'cell {module.label}')
-        if factors is None:
+        factored = factoring(list(module.op_candidates_factory), where=f'cell {module.label}')
+        if factored is None:
             return None
-        activations, convs = factors
         return cls(module.op_candidates_factory, module.num_nodes, module.num_ops_per_node, module.num_predecessors,
                    module.preprocessor, module.postprocessor, module.concat_dim, memo, mutate_kwargs, module.label,
-                   activations=activations, convs=convs)
-
-    def resample(self, memo):
-        """Differentiable: nothing to sample."""
-        return {}
-
-    def arch_parameters(self):
-        """The edge vectors of this cell (not recursive)."""
-        return iter(self._arch_alpha.values())
-
-    def factor_parameters(self) -> dict[str, list[nn.Parameter]]:
-        """The architecture vectors of each factor (``activation``, ``conv``), all edges."""
-        return {factor: [p for key, p in self._arch_alpha.items() if key.endswith('/' + factor)]
-                for factor in FACTORS}
+                   factored=factored)
 
     def edge_weights(self, node: int, source: int) -> EdgeWeights:
         """The softmaxes of the edge's group (its vector plus :attr:`group_offset`), activation and
         convolution vectors."""
-        edge = f'{self.label}/{node}_{source}'
-        return EdgeWeights(self._softmax(self._arch_alpha[f'{edge}/{GROUP}'] + self.group_offset),
-                           self._softmax(self._arch_alpha[f'{edge}/{ACTIVATION}']),
-                           self._softmax(self._arch_alpha[f'{edge}/{CONV}']))
+        return self.factor_weights(f'{self.label}/{node}_{source}')
 
     def candidate_weights(self, node: int, source: int) -> torch.Tensor:
         """The weight of every candidate, in ``op_names`` order, then the zero operation's: sums to one."""
-        weights = self.edge_weights(node, source)
-        by_name = {name: weights.group[1 + index] for index, name in enumerate(self.other_names)}
-        products = weights.group[0] * torch.outer(weights.activation, weights.conv)
-        for a, activation in enumerate(self.activation_names):
-            for o, conv in enumerate(self.conv_names):
-                by_name[combination(activation, conv)] = products[a, o]
-        return torch.stack([by_name[name] for name in self.op_names] + [weights.group[-1]])
+        return candidate_weights(self.factored, self.edge_weights(node, source))
 
     def forward(self, *inputs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
@@ -259,3 +307,49 @@ class FactorizedCell(BaseSuperNetModule):
         """Each node's best inputs, each with its best candidate: the best combination is the
         largest product of the factors' weights (times the group's)."""
         return derive_cell(self.label, self.output_node_indices, self.num_ops_per_node, memo, self.edge_scores)
+
+
+class FactorizedLayer(LayerChoice, FactorizedModule):
+    """A ``LayerChoice`` with factored candidate names, searched with factorized parameters.
+
+    Every candidate (the user's module) runs, weighted by its weight (:func:`candidate_weights`);
+    the vectors are ``LABEL/activation``, ``LABEL/conv`` and, when unfactored candidates stand
+    beside the combinations, ``LABEL/group``. Export picks the candidate of largest weight, by
+    its name, so the result freezes the original space.
+    """
+
+    def __init__(self, candidates: dict[str, nn.Module], factored: Factoring, memo: dict[str, Any],
+                 softmax: nn.Module, label: str):
+        super().__init__(candidates, label=label)
+        self.add_factor_vectors(factored, [label], False, memo, softmax)
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs):
+        """Replace a ``LayerChoice`` whose candidate names include combinations ``ACTIVATION+CONV``."""
+        if type(module) is not LayerChoice:
+            return None
+        factored = factoring(module.names, where=f'LayerChoice {module.label}')
+        if factored is None:
+            return None
+        return cls(module.candidates, factored, memo, mutate_kwargs.get('softmax', nn.Softmax(-1)), module.label)
+
+    def candidate_weights(self) -> torch.Tensor:
+        """The weight of every candidate, in ``names`` order: sums to one."""
+        return candidate_weights(self.factored, self.factor_weights(self.label))
+
+    def forward(self, *args, **kwargs):
+        return sum(w * self[name](*args, **kwargs) for w, name in zip(self.candidate_weights(), self.names))
+
+    @torch.no_grad()
+    def export_probs(self, memo):
+        """Every candidate's weight, by name."""
+        if self.label in memo:
+            return {}
+        return {self.label: dict(zip(self.names, self.candidate_weights().tolist()))}
+
+    @torch.no_grad()
+    def export(self, memo):
+        """The candidate of largest weight: a combination's is the product of its factors' (times the group's)."""
+        if self.label in memo:
+            return {}
+        return {self.label: self.names[int(self.candidate_weights().argmax())]}

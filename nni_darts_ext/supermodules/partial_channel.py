@@ -19,6 +19,11 @@ from torch import nn
 from ..errors import ConfigError
 
 
+class SplitsChannels:
+    """Marks a supermodule whose candidates see 1/``k`` of the channels (``k`` ``None``: all of them)."""
+    k: int | None
+
+
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave ``groups`` equal channel groups: channel ``g * (C/groups) + i`` moves to ``i * groups + g``."""
     batch, channels, *spatial = x.shape
@@ -88,10 +93,30 @@ def partial_channel_mix(x: torch.Tensor, operations: Iterable[nn.Module], weight
 
     ``weights`` holds one weight per operation, possibly followed by the zero operation's,
     which adds nothing.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``label``, when the operations change the channel count (the bypassed channels
+        could not be put back) or change the resolution other than halving it.
     """
     channels = x.shape[1]
     processed, bypassed = x.split([_divide(channels, k, label, 'the input'), channels - channels // k], dim=1)
-    mixed = sum(w * op(processed) for w, op in zip(weights, operations))
+    try:
+        mixed = sum(w * op(processed) for w, op in zip(weights, operations))
+    except RuntimeError as error:  # a candidate with a layer that does not scale with the channels
+        if isinstance(error, torch.OutOfMemoryError):
+            raise
+        raise ConfigError(f'{label}: a candidate fails on 1/{k} of the channels ({error}); {_PARTIAL_CANDIDATES}') \
+            from error
     if mixed.shape[-2:] != bypassed.shape[-2:]:  # a reduction edge: the bypass halves its resolution too
         bypassed = F.max_pool2d(bypassed, 2, 2)
+    if mixed.shape[1] != processed.shape[1] or mixed.shape[-2:] != bypassed.shape[-2:]:
+        raise ConfigError(f'{label}: the candidates map {tuple(processed.shape[1:])} to {tuple(mixed.shape[1:])}; '
+                          + _PARTIAL_CANDIDATES)
     return channel_shuffle(torch.cat([mixed, bypassed], dim=1), k)
+
+
+_PARTIAL_CANDIDATES = ('partial channels need candidates that keep the channel count and halve the resolution at '
+                       'most, each layer scaling with the channels (search this choice without pcdarts: darts, '
+                       'darts2, stabilized, pdarts, ladarts)')

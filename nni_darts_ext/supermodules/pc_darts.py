@@ -23,7 +23,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMix
 
 from .darts_cell import DartsCell
 from .derivation import derive_cell
-from .partial_channel import build_for_channel_fraction, partial_channel_mix
+from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
 
 
 def edge_normalization(label: str, nodes: Iterable[int], memo: dict[str, Any]) -> nn.ParameterDict:
@@ -74,7 +74,7 @@ def input_probabilities(cell: DartsCell, memo: dict[str, Any]) -> dict[str, dict
             for node in cell.output_node_indices if f'{cell.label}/input_{node}' not in memo}
 
 
-class PartialChannelEdge(nn.Module):
+class PartialChannelEdge(SplitsChannels, nn.Module):
     """One cell edge: its candidate operations, built for 1/``k`` of the channels."""
 
     def __init__(self, operations: nn.ModuleDict, k: int, label: str):
@@ -152,20 +152,31 @@ class PartialChannelCell(DartsCell):
         return derive_cell(self.label, self.output_node_indices, self.num_ops_per_node, memo, self.edge_scores)
 
 
-class PartialChannelLayer(DifferentiableMixedLayer):
-    """A ``LayerChoice`` whose candidates see 1/``k`` of the channels."""
+def candidates_for_channel_fraction(candidates: list[nn.Module] | dict[str, nn.Module], k: int,
+                                    label: str) -> list[nn.Module] | dict[str, nn.Module]:
+    """A ``LayerChoice`` 's ``candidates`` rebuilt for 1/``k`` of the channels, in the same form: a list
+    stays a list, so that NNI names the rebuilt candidates 0, 1, ... as it named the user's."""
+    if isinstance(candidates, dict):
+        return {name: build_for_channel_fraction(op, k, f'{label}/{name}') for name, op in candidates.items()}
+    return [build_for_channel_fraction(op, k, f'{label}/{index}') for index, op in enumerate(candidates)]
+
+
+class PartialChannelLayer(SplitsChannels, DifferentiableMixedLayer):
+    """A ``LayerChoice`` whose candidates see 1/``k`` of the channels.
+
+    ``paths`` is a ``LayerChoice`` 's ``candidates``, a list or a dict: the supernet keeps the user's
+    candidate names (the list's indices), which the exported architecture then holds.
+    """
 
     def __init__(self, paths, alpha, softmax, label, *, k: int):
-        super().__init__({name: build_for_channel_fraction(op, k, f'{label}/{name}') for name, op in paths.items()},
-                         alpha, softmax, label)
+        super().__init__(candidates_for_channel_fraction(paths, k, label), alpha, softmax, label)
         self.k = k
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs, *, k: int):
         if type(module) is LayerChoice:
             softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
-            return cls(dict(zip(module.names, (module[n] for n in module.names))), memo[module.label], softmax,
-                       module.label, k=k)
+            return cls(module.candidates, memo[module.label], softmax, module.label, k=k)
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,19 +1,23 @@
-"""P-DARTS's supernet cell: each edge mixes only the operations that survived earlier stages.
+"""P-DARTS's supernet modules: each mixed operation holds only the candidates that survived earlier stages.
 
-After every stage, P-DARTS keeps on each edge the operations with the highest weights and
+After every stage, P-DARTS keeps in each mixed operation the candidates with the highest weights and
 drops the rest, so a deeper network fits in the same memory. :class:`ProgressiveCell`
 replaces an NNI ``Cell`` with edges that hold just their surviving operations (a dropped
 operation is never even built) and one architecture vector each over those operations,
-the zero operation included while it survives. Identity skip-connects are followed by a
-dropout whose rate the strategy sets every epoch (:class:`SkipConnectDropout`); a stride-2
-skip-connect (a ``FactorizedReduce``, which has weights) is left as it is. With ``k``, the cell
-takes PC-DARTS's technique too (``pdarts+pcdarts``): each edge mixes its surviving operations on
-1/K of the channels, and each node weighs its incoming edges with learned ``softmax(beta)``.
+the zero operation included while it survives. :class:`ProgressiveLayer` does the same for a
+``LayerChoice`` outside a cell (a user's own space): it mixes its surviving candidates, under the
+user's names, with one architecture vector over them. Identity skip-connects (in a cell, and any
+``nn.Identity`` candidate of a free ``LayerChoice``) are followed by a dropout whose rate the
+strategy sets every epoch (:class:`SkipConnectDropout`); a stride-2 skip-connect (a
+``FactorizedReduce``, which has weights) is left as it is. With ``k``, both take PC-DARTS's technique
+too (``pdarts+pcdarts``): each mixed operation mixes its surviving candidates on 1/K of the channels,
+and each cell node weighs its incoming edges with learned ``softmax(beta)``.
 
-Derivation is DARTS's (each node keeps its best-scoring incoming edges, each with its best
+A cell derives by DARTS's rule (each node keeps its best-scoring incoming edges, each with its best
 non-zero operation) with P-DARTS's limit on skip-connects in the normal cell: while it
 holds more than ``skip_limit``, the weakest chosen skip-connect is ruled out, so its edge
-falls back to its next-best operation or the node to its next-best edge.
+falls back to its next-best operation or the node to its next-best edge. A free ``LayerChoice``
+exports its strongest surviving candidate.
 """
 
 from __future__ import annotations
@@ -24,19 +28,22 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
-from nni.nas.nn.pytorch import Cell
+from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
 
 from ..architecture import SKIP_CONNECT
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell
 from .derivation import EdgeScore, derive_cell
+from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
 from .pc_darts import PartialChannelEdge, edge_normalization, expected_edge_row, input_probabilities
 
-SurvivingOperations = Mapping[str, tuple[str, ...]]
-"""Edge label (``CELL/NODE_SOURCE``) -> the operations it keeps, ``none`` (the zero operation) among them
-while it survives. An edge not listed keeps every operation and the zero operation."""
+SurvivingOperations = Mapping[str, tuple[Any, ...]]
+"""Mixed operation -> the candidates it keeps: a cell edge (``CELL/NODE_SOURCE``) -> its operations,
+``none`` (the zero operation) among them while it survives; a free ``LayerChoice`` 's label -> its
+candidates' names (a list's indices). One not listed keeps every candidate (an edge, the zero operation too)."""
 
 
 class SkipConnectDropout(nn.Module):
@@ -205,3 +212,74 @@ class ProgressiveCell(DartsCell):
         return [(node, exported[f'{self.label}/input_{node}_{slot}'][0])
                 for node in self.output_node_indices for slot in range(self.num_ops_per_node)
                 if exported.get(f'{self.label}/op_{node}_{slot}') == SKIP_CONNECT]
+
+
+class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
+    """A ``LayerChoice`` outside a cell that mixes only its surviving candidates.
+
+    It is NNI's differentiable layer (``names``, one weight per name in ``_arch_alpha``, the
+    export ``names[argmax alpha]``) over the surviving candidates alone, under the user's names
+    (a list's indices, a dict's keys), so the export picks among them and freezes on the user's
+    space; the label keeps its whole domain. The dropped candidates' modules leave the supernet,
+    and with them any choice nested in them (which then is not exported: NNI freezes a network
+    without the choices its chosen candidates do not hold).
+
+    Parameters
+    ----------
+    paths
+        The ``LayerChoice`` 's candidates, a list or a dict.
+    kept
+        The names of the candidates that survive.
+    alpha
+        The architecture vector over ``kept``, in the candidates' order.
+    k
+        ``None``: the candidates see all channels. Otherwise PC-DARTS's partial channels: they are
+        rebuilt for 1/k of the input channels, the rest bypasses them.
+    """
+
+    def __init__(self, paths, kept: tuple[Any, ...], alpha: nn.Parameter, softmax: nn.Module, label: str, *,
+                 k: int | None = None):
+        # LayerChoice's constructor (DifferentiableMixedLayer's wants a weight for every candidate):
+        # it names the candidates as the user's LayerChoice does; the dropped ones then leave
+        super(DifferentiableMixedLayer, self).__init__(paths, label=label)
+        for name in self.names:
+            if name not in kept:
+                delattr(self, str(name))
+        self.names = [name for name in self.names if name in kept]
+        if len(alpha) != len(self.names):
+            raise ValueError(f'{label}: {len(alpha)} architecture weights for {len(self.names)} surviving candidates')
+        for name in self.names:
+            self[name] = self._searched(self[name], k, f'{label}/{name}')
+        self._arch_alpha = alpha
+        self._softmax = softmax
+        self.k = k
+
+    @staticmethod
+    def _searched(candidate: nn.Module, k: int | None, label: str) -> nn.Module:
+        """``candidate`` as the search runs it: an identity followed by the skip-connect dropout, and
+        rebuilt for 1/k of the channels with ``k``."""
+        if isinstance(candidate, nn.Identity):
+            candidate = SkipConnectDropout()
+        return candidate if k is None else build_for_channel_fraction(candidate, k, label)
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations, k: int | None = None):
+        if type(module) is LayerChoice:
+            kept = tuple(surviving.get(module.label, module.names))
+            key = module.label + '/surviving'
+            if key not in memo:  # shared by every LayerChoice of this label
+                memo[key] = nn.Parameter(torch.randn(len(kept)) * 1e-3)
+            return cls(module.candidates, kept, memo[key], mutate_kwargs.get('softmax', nn.Softmax(-1)),
+                       module.label, k=k)
+        return None
+
+    def operation_weights(self) -> dict[Any, float]:
+        """``softmax(alpha)`` by candidate name."""
+        return dict(zip(self.names, self._softmax(self._arch_alpha).tolist()))
+
+    def forward(self, *args, **kwargs):
+        if self.k is None:
+            return super().forward(*args, **kwargs)
+        (x,) = args
+        return partial_channel_mix(x, [self[name] for name in self.names], self._softmax(self._arch_alpha),
+                                   self.k, self.label)
