@@ -20,6 +20,7 @@ import yaml
 from .collapse import check_early_stop
 from .errors import ConfigError, choose
 from .variants import find_variant
+from .yaml_reading import load_yaml
 
 ACCELERATORS = ('auto', 'cpu', 'gpu', 'cuda')
 
@@ -138,7 +139,7 @@ def merge_parameters(flags: Mapping[str, Any], options: Mapping[str, Any], varia
                      tuned: Mapping[str, Any]) -> dict[str, Any]:
     """Flags, then ``--option`` s, then the chosen variant's settings, then the tuner's parameters."""
     try:
-        settings = yaml.safe_load(variant_settings)
+        settings = load_yaml(variant_settings)
     except yaml.YAMLError:
         settings = None
     if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
@@ -175,5 +176,8 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition('=')
         if not sep or not key:
             raise ConfigError(f'--option expects KEY=VALUE, got {pair!r}')
-        options[key] = yaml.safe_load(value)
+        try:
+            options[key] = load_yaml(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f'--option {key}: {value!r} is not valid YAML ({" ".join(str(err).split())})') from None
     return options

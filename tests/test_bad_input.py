@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nni_darts_ext import trial
-from nni_darts_ext.config import FIELDS
+from nni_darts_ext.config import FIELDS, merge_parameters, parse_options
 from nni_darts_ext.variants import VARIANTS
 
 NOT_A_NUMBER = 'many'
@@ -74,6 +74,7 @@ BAD_OPTIONS: dict[str, tuple[object, object]] = {
     'latency_threads': (NOT_A_NUMBER, 0),
     'latency_samples': (NOT_A_NUMBER, 3),
     'latency_cache': (3, '/etc/hostname/latency'),
+    'input_shape': ('1x8x8', [1, 0, 8]),
 }
 
 
@@ -148,3 +149,28 @@ def test_other_runtime_errors_are_not_taken_for_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(trial, 'search', broken)
     with pytest.raises(RuntimeError, match='shapes'):
         tuned_trial({'train_subset': 128}, tmp_path / 'out', monkeypatch)
+
+
+def test_numbers_in_scientific_notation_are_numbers():
+    """YAML 1.1 (PyYAML) reads 6e-4 as a string; users, and YAML 1.2, read a number."""
+    assert parse_options(['arc_learning_rate=6e-4', 'eta=1E30', 'k=4', 'name=6e-4x']) == {
+        'arc_learning_rate': 6e-4, 'eta': 1e30, 'k': 4, 'name': '6e-4x'}
+    merged = merge_parameters({}, {}, '{darts: {arc_learning_rate: 6e-4}}', {'variant': 'darts'})
+    assert merged['arc_learning_rate'] == 6e-4
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--option', 'arc_learning_rate=[1,'], "error: --option arc_learning_rate: '[1,' is not valid YAML ("),
+    (['--variant-settings', '{darts: {k: 1}, darts: {k: 2}}'], 'error: --variant-settings must map variant names'),
+])
+def test_malformed_yaml_on_the_command_line_is_one_line(arguments, message, tmp_path, capsys):
+    assert trial.main([*arguments, '--output-dir', str(tmp_path / 'out')]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+
+
+def test_a_space_file_naming_a_key_twice_is_refused(tmp_path, capsys):
+    space = tmp_path / 'twice.yml'
+    space.write_text('operations: [conv_3x3, skip_connect]\nnodes: 2\ncells: 3\nwidth: 4\ncells: 5\n')
+    assert trial.main(['--space', str(space), '--output-dir', str(tmp_path / 'out')]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {space}: not valid YAML: duplicate key 'cells'")

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, check_number, choose
+from ..yaml_reading import load_yaml
 from .cell_network import CellNetwork, reduction_positions
 from .factors import ACTIVATION, CONV, FACTORS, check_factor, combinations
 from .operations import OPERATIONS, ZERO_OPERATION
@@ -41,7 +42,7 @@ EVALUATION_KEYS = {'cells', 'width'}
 def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: int) -> Space:
     """Load and validate ``path``; the dataset supplies channels, classes and image size."""
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f'{path}: not valid YAML: {" ".join(str(err).split())}') from None
     if not isinstance(spec, dict):
