@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -38,6 +39,20 @@ def cpu_settings(variant: str) -> dict:
     if 'pdarts' in members and len(members) > 1:
         settings.pop('warmup_epochs', None)
     return settings
+
+
+REQUIRE_SYSTEM_TOOLS = 'NNI_DARTS_EXT_REQUIRE_SYSTEM_TOOLS'
+"""Set (``.ci/run`` sets it) to fail, not skip, the tests whose Debian package is missing."""
+
+
+def require_system_tool(present: bool, what: str, package: str) -> None:
+    """Skip the test, naming what to install, unless CI asked for every tool (then fail)."""
+    if present:
+        return
+    message = f'{what} is missing: apt-get install {package}'
+    if os.environ.get(REQUIRE_SYSTEM_TOOLS):
+        pytest.fail(f'{message} ({REQUIRE_SYSTEM_TOOLS} is set)')
+    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)

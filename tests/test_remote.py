@@ -17,7 +17,7 @@ import pytest
 
 from nni_darts_ext import report
 
-from .conftest import QUICK
+from .conftest import QUICK, require_system_tool
 from .nnictl_helpers import (REPOSITORY, free_port, rest, running_experiment, small_experiment, trial_command,
                              wait_until_done)
 
@@ -69,10 +69,7 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
 @pytest.fixture
 def ssh_server(tmp_path: Path) -> Iterator[SshServer]:
     """Debian's OpenSSH server on 127.0.0.1 and a free port, letting the current user in with a throwaway key."""
-    if not Path(SSHD).exists():
-        if os.geteuid() == 0:
-            pytest.fail(f'{SSHD} is missing: apt-get install openssh-server (as .ci/run does)')
-        pytest.skip(f'{SSHD} is missing, and installing openssh-server needs root')
+    require_system_tool(Path(SSHD).exists(), SSHD, 'openssh-server')
     directory = tmp_path / 'sshd'
     directory.mkdir()
     port = free_port()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -13,6 +12,7 @@ import pytest
 
 from nni_darts_ext import report
 
+from .conftest import require_system_tool
 from .headless_chromium import CHROMIUM, open_page
 from .nnictl_helpers import REPOSITORY, rest
 
@@ -34,10 +34,7 @@ def _text(cell: str) -> str:
 
 @pytest.fixture
 def chromium() -> None:
-    if CHROMIUM is None:
-        if os.geteuid() == 0:
-            pytest.fail('chromium is missing: apt-get install chromium (as .ci/run does)')
-        pytest.skip('chromium is missing, and installing it needs root')
+    require_system_tool(CHROMIUM is not None, 'chromium', 'chromium')
 
 
 def test_the_trial_table_shows_each_variant_and_its_final_metric(quickstart_run: tuple[str, int], chromium: None,
