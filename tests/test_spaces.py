@@ -179,7 +179,9 @@ def test_hub_spaces_by_name(name):
 
 
 def test_hub_errors():
-    with pytest.raises(ConfigError, match="unknown NNI hub space 'nni:ResNet'; accepted: nni:DARTS"):
+    with pytest.raises(ConfigError, match="unknown NNI hub space 'nni:ResNet'; accepted: nni:AmoebaNet, nni:AutoFormer, "
+                                          "nni:DARTS, nni:ENAS, nni:MobileNetV3Space, nni:NASNet, nni:NasBench101, "
+                                          "nni:NasBench201, nni:PNAS, nni:ProxylessNAS, nni:ShuffleNetSpace"):
         load_space('nni:ResNet', 3, 10, 32)
     with pytest.raises(ConfigError, match='10-class classifier; the dataset has 100 classes'):
         load_space('nni:DARTS', 3, 100, 32)
