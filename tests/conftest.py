@@ -28,7 +28,7 @@ scalable's own space, darts_small with activation x conv factored; P-DARTS in tw
 LA-DARTS's latency predictors from 8 architectures timed 3 times each."""
 
 COMPOSED = ('pcdarts+stabilized', 'pdarts+pcdarts', 'pcdarts+ladarts', 'pdarts+pcdarts+stabilized+ladarts')
-"""The compositions the issue names: each runs the trial's one-epoch search in the tests."""
+"""Compositions of several techniques: each runs the trial's one-epoch search in the tests."""
 
 
 def cpu_settings(variant: str) -> dict:
