@@ -10,8 +10,9 @@ from .operations import OPERATIONS
 from .space import Size, Space
 from .yaml_space import read_yaml_space
 
-SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / 'search_spaces'
-"""The YAML spaces shipped in the source tree (the package is installed with ``pip install -e``)."""
+SEARCH_SPACES_DIR = Path(__file__).resolve().parents[1] / 'search_spaces'
+"""The named YAML spaces, package data of ``nni_darts_ext`` (the repository's top-level
+``search_spaces`` is a link to this folder), so installed and editable copies both find them."""
 
 __all__ = ['OPERATIONS', 'SEARCH_SPACES_DIR', 'Size', 'Space', 'available_spaces', 'load_space']
 
