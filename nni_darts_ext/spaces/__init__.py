@@ -7,13 +7,13 @@ from pathlib import Path
 from ..errors import ConfigError
 from .hub import HUB_PREFIX, HUB_SPACES, hub_space
 from .operations import OPERATIONS
-from .space import Size, Space
+from .space import Regularization, Size, Space
 from .yaml_space import read_yaml_space
 
 SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / 'search_spaces'
 """The YAML spaces shipped in the source tree (the package is installed with ``pip install -e``)."""
 
-__all__ = ['OPERATIONS', 'SEARCH_SPACES_DIR', 'Size', 'Space', 'available_spaces', 'load_space']
+__all__ = ['OPERATIONS', 'SEARCH_SPACES_DIR', 'Regularization', 'Size', 'Space', 'available_spaces', 'load_space']
 
 
 def available_spaces() -> list[str]:
