@@ -89,9 +89,9 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     if not config.space.startswith('nni:'):
         check_resolution(search_size.cells, data.image_size, 'search_cells')
         check_resolution(evaluation_size.cells, data.image_size, 'retrain_cells')
+    check_retraining_protocol(config, space, data.image_size, evaluation_size.cells)
     if isinstance(strategy, LatencyAwareDARTS):  # the latency that counts is the retrained network's
         strategy.deploy(space.build(evaluation_size, True), (data.channels, data.image_size, data.image_size))
-    check_retraining_protocol(config, space, data.image_size, evaluation_size.cells)
     return strategy, data, space, search_size, evaluation_size
 
 
