@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from contextlib import suppress
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ class TrialConfig:
     retrain_batch_size: int | None = None
     retrain_learning_rate: float = 0.025
     retrain_gradient_clip: float = 5.0
+    retrain_cutout: int = 0
+    retrain_drop_path: float = 0.0
+    retrain_auxiliary_weight: float = 0.0
     accelerator: str = 'auto'
     devices: int = 1
     threads: int | None = None
@@ -85,6 +89,22 @@ class TrialConfig:
         if self.accelerator not in ACCELERATORS:
             raise choose('accelerator', self.accelerator, ACCELERATORS)
         check_early_stop(self.early_stop, self.eigenvalue_batches)
+        self._check_retraining_protocol()
+
+    def _check_retraining_protocol(self) -> None:
+        """Cutout's square, drop-path's rate and the auxiliary loss's weight (0 turns each off);
+        the cutout is checked against the images' size again once they are loaded."""
+        if self.retrain_cutout < 0:
+            raise ConfigError('retrain_cutout must be a non-negative number of pixels (0: off), '
+                              f'got {self.retrain_cutout}')
+        if self.image_size is not None and self.retrain_cutout >= self.image_size:
+            raise ConfigError(f'retrain_cutout must be below image_size ({self.image_size} pixels), '
+                              f'got {self.retrain_cutout}')
+        if not 0 <= self.retrain_drop_path < 1:  # NaN fails too
+            raise ConfigError(f'retrain_drop_path must be in [0, 1) (0: off), got {self.retrain_drop_path}')
+        if not (self.retrain_auxiliary_weight >= 0 and math.isfinite(self.retrain_auxiliary_weight)):
+            raise ConfigError('retrain_auxiliary_weight must be a finite non-negative number (0: off), '
+                              f'got {self.retrain_auxiliary_weight}')
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}

@@ -34,16 +34,34 @@ FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
 DEFAULT_DATA_DIR = Path.home() / '.cache' / 'nni-darts-ext'
 
 
+class Cutout:
+    """DARTS's cutout (DeVries & Taylor, 2017): a ``length`` x ``length`` square of the
+    normalized image, at a uniformly drawn centre, set to zero (the mean); clipped at the border."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        top = int(torch.randint(height, ())) - self.length // 2
+        left = int(torch.randint(width, ())) - self.length // 2
+        image = image.clone()
+        image[..., max(top, 0):max(top + self.length, 0), max(left, 0):max(left + self.length, 0)] = 0
+        return image
+
+
 class ImageTensorDataset(Dataset):
     """Normalised float images from a uint8 ``(N, C, H, W)`` tensor, optionally augmented
-    with the CIFAR recipe (padded random crop, horizontal flip). The per-channel mean and
-    standard deviation are the given ones (the training split's) or this split's own."""
+    with the CIFAR recipe (padded random crop, horizontal flip) and with :class:`Cutout` of
+    ``cutout`` pixels (0: none). The per-channel mean and standard deviation are the given ones
+    (the training split's) or this split's own."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: bool = False,
-                 statistics: tuple[list[float], list[float]] | None = None):
+                 statistics: tuple[list[float], list[float]] | None = None, cutout: int = 0):
         self.images = images
         self.labels = labels
         self.augment = augment
+        self.cutout = cutout
         floats = images.float() / 255
         self.mean, self.std = statistics or (floats.mean(dim=(0, 2, 3)).tolist(),
                                              floats.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
@@ -52,7 +70,13 @@ class ImageTensorDataset(Dataset):
             size = images.shape[-1]
             steps += [v2.RandomCrop(size, padding=size // 8), v2.RandomHorizontalFlip()]
         steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
+        if cutout:
+            steps.append(Cutout(cutout))
         self.transform = v2.Compose(steps)
+
+    def with_cutout(self, length: int) -> ImageTensorDataset:
+        """The same images and statistics with :class:`Cutout` of ``length`` pixels (0: none)."""
+        return ImageTensorDataset(self.images, self.labels, self.augment, (self.mean, self.std), length)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 from nni.nas.evaluator.pytorch import LightningModule, Trainer
+from nni.nas.hub.pytorch.utils.nn import DropPath
 
 from .checkpoints import AtomicCheckpointIO, epoch_checkpoints
 
@@ -26,25 +28,32 @@ class ClassifierModule(LightningModule):
         The cosine schedule runs from the first to the second over the trainer's epochs.
     momentum, weight_decay
         SGD settings (DARTS: 0.9 and 3e-4).
+    auxiliary_weight
+        The weight of the auxiliary head's cross-entropy in the training loss, for a network
+        whose training forward returns ``(logits, auxiliary logits)`` (DARTS: 0.4); the accuracy
+        and every evaluation use the logits alone.
     """
 
     def __init__(self, learning_rate: float = 0.025, min_learning_rate: float = 0.001,
-                 momentum: float = 0.9, weight_decay: float = 3e-4):
+                 momentum: float = 0.9, weight_decay: float = 3e-4, auxiliary_weight: float = 0.0):
         super().__init__()
         self.learning_rate = learning_rate
         self.min_learning_rate = min_learning_rate
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.auxiliary_weight = auxiliary_weight
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
     def _loss_and_accuracy(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
-        logits = self(images)
-        if isinstance(logits, tuple):  # a space with an auxiliary head returns (logits, auxiliary logits)
-            logits = logits[0]
+        outputs = self(images)
+        # a network with an auxiliary head returns (logits, auxiliary logits) while training
+        logits, auxiliary_logits = outputs if isinstance(outputs, tuple) else (outputs, None)
         loss = F.cross_entropy(logits, labels)
+        if auxiliary_logits is not None and self.auxiliary_weight:
+            loss = loss + self.auxiliary_weight * F.cross_entropy(auxiliary_logits, labels)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         return loss, accuracy
 
@@ -85,6 +94,23 @@ def make_trainer(max_epochs: int, accelerator: str = 'cpu', devices: int = 1,
     )
 
 
+class DropPathSchedule(pl.Callback):
+    """DARTS's drop-path schedule: at the start of epoch ``e`` of ``E``, every NNI ``DropPath``
+    of the trained network drops with probability ``rate * e / E`` (0 in the first epoch);
+    ``DropPath`` drops nothing in evaluation mode."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        probability = self.rate * trainer.current_epoch / trainer.max_epochs
+        for module in pl_module.modules():
+            if isinstance(module, DropPath):
+                module.drop_prob = probability
+
+
 def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters of a model."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Trainable parameters of a model, without an auxiliary head (used only in training; DARTS
+    does not count it either)."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if p.requires_grad and 'auxiliary_head' not in name.split('.'))

@@ -37,12 +37,14 @@ from .errors import ConfigError, check_directory
 from .files import write_whole
 from .latency.measurement import TimingSettings, measure
 from .reporting import EpochReporter, is_rank_zero, under_nni
-from .spaces import Size, Space, load_space
+from .spaces import Regularization, Size, Space, load_space
+from .spaces.cell_network import check_auxiliary_head
+from .spaces.hub import HUB_PREFIX, HUB_SPACES
 from .spaces.yaml_space import check_resolution
 from .strategies.darts import ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pdarts import PDARTS
-from .training import ClassifierModule, count_parameters, make_trainer
+from .training import ClassifierModule, DropPathSchedule, count_parameters, make_trainer
 from .variants import find_variant
 
 _logger = logging.getLogger('nni_darts_ext.trial')
@@ -87,9 +89,25 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     if not config.space.startswith('nni:'):
         check_resolution(search_size.cells, data.image_size, 'search_cells')
         check_resolution(evaluation_size.cells, data.image_size, 'retrain_cells')
+    check_retraining_protocol(config, space, data.image_size, evaluation_size.cells)
     if isinstance(strategy, LatencyAwareDARTS):  # the latency that counts is the retrained network's
         strategy.deploy(space.build(evaluation_size, True), (data.channels, data.image_size, data.image_size))
     return strategy, data, space, search_size, evaluation_size
+
+
+def check_retraining_protocol(config: TrialConfig, space: Space, image_size: int, cells: int) -> None:
+    """Refuse a cutout as large as the images, drop-path or an auxiliary head on a space that
+    cannot build them, and an auxiliary head that cannot read the network's feature map."""
+    if config.retrain_cutout >= image_size:
+        raise ConfigError(f'retrain_cutout must be below the image size ({image_size} pixels), '
+                          f'got {config.retrain_cutout}')
+    regularized = ', '.join(HUB_PREFIX + name for name, entry in HUB_SPACES.items() if entry.regularized)
+    for setting in ('retrain_drop_path', 'retrain_auxiliary_weight'):
+        if getattr(config, setting) and not space.regularized:
+            raise ConfigError(f'{setting} does not apply to {space.name}, which builds no drop-path or auxiliary '
+                              f'head (the YAML spaces and {regularized} do); set it to 0')
+    if config.retrain_auxiliary_weight:
+        check_auxiliary_head(cells, image_size)
 
 
 def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Callback],
@@ -135,18 +153,28 @@ def search(strategy: Any, space: Space, size: Size, data: ImageData, config: Tri
     return found
 
 
-def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
-    """Train ``model`` from scratch on the whole training split; return its test accuracy."""
+def retrain_loaders(data: ImageData, config: TrialConfig) -> tuple[DataLoader, DataLoader]:
+    """The retraining's loaders: the whole training split, with ``retrain_cutout`` (the search
+    never cuts out), and the test split as it is."""
     batch_size = config.retrain_batch_size or config.batch_size
+    train = data.train.with_cutout(config.retrain_cutout)
+    return (DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=config.num_workers,
+                       drop_last=len(train) > batch_size),
+            DataLoader(data.test, batch_size=batch_size, num_workers=config.num_workers))
+
+
+def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
+    """Train ``model`` from scratch on the whole training split; return its test accuracy. The
+    papers' protocol where set: cutout, drop-path rising linearly from 0 (:class:`DropPathSchedule`),
+    the auxiliary head's loss."""
     module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
-                              config.momentum, config.weight_decay)
+                              config.momentum, config.weight_decay, config.retrain_auxiliary_weight)
     module.set_model(model)
+    schedule = [DropPathSchedule(config.retrain_drop_path)] if config.retrain_drop_path else []
     trainer = make_trainer(config.retrain_epochs, config.accelerator, config.devices,
-                           [EpochReporter('retrain', records)], gradient_clip_val=config.retrain_gradient_clip or None)
-    test_loader = DataLoader(data.test, batch_size=batch_size, num_workers=config.num_workers)
-    trainer.fit(module, DataLoader(data.train, batch_size=batch_size, shuffle=True, num_workers=config.num_workers,
-                                   drop_last=len(data.train) > batch_size),
-                test_loader)
+                           [EpochReporter('retrain', records), *schedule],
+                           gradient_clip_val=config.retrain_gradient_clip or None)
+    trainer.fit(module, *retrain_loaders(data, config))
     return records[-1]['default']
 
 
@@ -165,7 +193,8 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
-    model = space.evaluation_model(found, evaluation_size)
+    model = space.evaluation_model(found, evaluation_size,
+                                   Regularization(config.retrain_drop_path, config.retrain_auxiliary_weight > 0))
     started = time.perf_counter()
     test_accuracy = retrain(model, data, config, records)
     retrain_seconds = time.perf_counter() - started

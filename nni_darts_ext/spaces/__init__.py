@@ -7,14 +7,14 @@ from pathlib import Path
 from ..errors import ConfigError
 from .hub import HUB_PREFIX, HUB_SPACES, hub_space
 from .operations import OPERATIONS
-from .space import Size, Space
+from .space import Regularization, Size, Space
 from .yaml_space import read_yaml_space
 
 SEARCH_SPACES_DIR = Path(__file__).resolve().parents[1] / 'search_spaces'
 """The named YAML spaces, package data of ``nni_darts_ext`` (the repository's top-level
 ``search_spaces`` is a link to this folder), so installed and editable copies both find them."""
 
-__all__ = ['OPERATIONS', 'SEARCH_SPACES_DIR', 'Size', 'Space', 'available_spaces', 'load_space']
+__all__ = ['OPERATIONS', 'SEARCH_SPACES_DIR', 'Regularization', 'Size', 'Space', 'available_spaces', 'load_space']
 
 
 def available_spaces() -> list[str]:

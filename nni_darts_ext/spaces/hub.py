@@ -12,6 +12,9 @@ Each takes 3-channel images (grey datasets are repeated to three channels for th
   1.25x, as AutoFormer-Ti's 192/216/240), ``cells`` the deepest depth (and the two below it);
   the patches are a quarter of the image side;
 - ``ShuffleNetSpace``: a fixed size.
+
+The cell spaces also build the retraining's drop-path and auxiliary head (NNI's
+``drop_path_prob`` and ``auxiliary_loss``); the others build neither.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from nni.nas import hub
 from nni.nas.nn.pytorch import ModelSpace
 
 from ..errors import ConfigError, choose
-from .space import Size, Space
+from .space import Regularization, Size, Space
 
 HUB_PREFIX = 'nni:'
 HUB_INPUT_CHANNELS = 3
 
-Builder = Callable[[Size, int, int], ModelSpace]
-"""``(size, num_classes, image_size) -> ModelSpace``."""
+Builder = Callable[..., ModelSpace]
+"""``(size, num_classes, image_size) -> ModelSpace``; a regularized space's also takes a
+:class:`~.space.Regularization`."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class HubSpace:
         Which of ``width`` and ``cells`` the space's constructor takes.
     ten_classes
         Whether the classifier is fixed at 10 classes.
+    regularized
+        Whether ``build`` takes a fourth argument, a :class:`~.space.Regularization`.
     """
     build: Builder
     search: Size
@@ -55,10 +61,17 @@ class HubSpace:
     smallest: Size
     sized: tuple[str, ...] = ('width', 'cells')
     ten_classes: bool = False
+    regularized: bool = False
 
 
 def _cells(space: type[ModelSpace]) -> Builder:
-    return lambda size, num_classes, image_size: space(width=size.width, num_cells=size.cells, dataset='cifar')
+    def build(size: Size, num_classes: int, image_size: int, regularization: Regularization) -> ModelSpace:
+        model = space(width=size.width, num_cells=size.cells, dataset='cifar', drop_path_prob=regularization.drop_path)
+        # NNI's NDS builds its auxiliary head only when frozen (it asserts so), and its freeze()
+        # rebuilds the network from this attribute: the frozen network gets the head
+        model.auxiliary_loss = regularization.auxiliary_head
+        return model
+    return build
 
 
 def _nasbench201(size: Size, num_classes: int, image_size: int) -> ModelSpace:
@@ -96,13 +109,17 @@ def _autoformer(size: Size, num_classes: int, image_size: int) -> ModelSpace:
 
 CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST = Size(16, 8), Size(36, 20), Size(4, 3)  # 3: one cell per stage
 
+
+def _cell_space(space: type[ModelSpace]) -> HubSpace:
+    return HubSpace(_cells(space), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True, regularized=True)
+
+
 HUB_SPACES: dict[str, HubSpace] = {
-    'DARTS': HubSpace(_cells(hub.pytorch.DARTS), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
-    'ENAS': HubSpace(_cells(hub.pytorch.ENAS), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
-    'NASNet': HubSpace(_cells(hub.pytorch.NASNet), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
-    'AmoebaNet': HubSpace(_cells(hub.pytorch.AmoebaNet), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST,
-                          ten_classes=True),
-    'PNAS': HubSpace(_cells(hub.pytorch.PNAS), CELL_SEARCH, CELL_EVALUATION, CELL_SMALLEST, ten_classes=True),
+    'DARTS': _cell_space(hub.pytorch.DARTS),
+    'ENAS': _cell_space(hub.pytorch.ENAS),
+    'NASNet': _cell_space(hub.pytorch.NASNet),
+    'AmoebaNet': _cell_space(hub.pytorch.AmoebaNet),
+    'PNAS': _cell_space(hub.pytorch.PNAS),
     'NasBench201': HubSpace(_nasbench201, Size(16, 5), Size(16, 5), Size(4, 1)),
     'NasBench101': HubSpace(_nasbench101, Size(128, 3), Size(128, 3), Size(4, 1)),
     'ProxylessNAS': HubSpace(_proxylessnas, Size(32, 0), Size(32, 0), Size(8, 0), sized=('width',)),
@@ -123,9 +140,11 @@ def hub_space(name: str, num_classes: int, image_size: int) -> Space:
         raise ConfigError(f'{name} has a 10-class classifier; the dataset has {num_classes} classes '
                           '(use a YAML space such as darts.yml instead)')
 
-    def build(size: Size, affine: bool) -> ModelSpace:
+    def build(size: Size, affine: bool, regularization: Regularization = Regularization()) -> ModelSpace:
         # hub spaces keep their own batch norms: ``affine`` cannot change them
+        if space.regularized:
+            return space.build(size, num_classes, image_size, regularization)
         return space.build(size, num_classes, image_size)
 
     return Space(name=name, build=build, search=space.search, evaluation=space.evaluation,
-                 input_channels=HUB_INPUT_CHANNELS, sized=space.sized)
+                 input_channels=HUB_INPUT_CHANNELS, sized=space.sized, regularized=space.regularized)

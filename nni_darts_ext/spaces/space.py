@@ -18,6 +18,23 @@ class Size:
 
 
 @dataclass(frozen=True)
+class Regularization:
+    """What a retrained network carries besides its architecture (DARTS's evaluation network).
+
+    Attributes
+    ----------
+    drop_path
+        The largest drop-path rate: NNI's ``DropPath`` after every operation but the identity,
+        built at this rate (a schedule changes it during training; evaluation never drops).
+    auxiliary_head
+        A second classifier on the cell at 2/3 depth: the network's training forward returns
+        ``(logits, auxiliary logits)``; its evaluation forward, the logits alone.
+    """
+    drop_path: float = 0.0
+    auxiliary_head: bool = False
+
+
+@dataclass(frozen=True)
 class Space:
     """A model space description that builds NNI ``ModelSpace`` s of a given size.
 
@@ -26,8 +43,9 @@ class Space:
     name
         How the user named it (``darts_small``, ``nni:DARTS``, a path).
     build
-        ``build(size, affine) -> ModelSpace``; ``affine`` turns on learnable batch-norm
-        scale and shift (off while searching, as in DARTS; on when retraining).
+        ``build(size, affine, regularization=Regularization()) -> ModelSpace``; ``affine``
+        turns on learnable batch-norm scale and shift (off while searching, as in DARTS; on
+        when retraining).
     search, evaluation
         The sizes used for the search and for retraining the found architecture.
     input_channels
@@ -35,18 +53,24 @@ class Space:
     sized
         Which of a size's ``width`` and ``cells`` the space's constructor takes (some of NNI's hub
         spaces search their depth, or have a fixed size).
+    regularized
+        Whether ``build`` honours a :class:`Regularization` (the cell spaces do; the others
+        only build the default one).
     """
     name: str
-    build: Callable[[Size, bool], ModelSpace]
+    build: Callable[[Size, bool, Regularization], ModelSpace]
     search: Size
     evaluation: Size
     input_channels: int
     sized: tuple[str, ...] = ('width', 'cells')
+    regularized: bool = False
 
     def search_space(self, size: Size | None = None) -> ModelSpace:
         """The space to search, at the search size unless ``size`` says otherwise."""
         return self.build(size or self.search, False)
 
-    def evaluation_model(self, architecture: dict[str, Any], size: Size | None = None) -> nn.Module:
-        """A trainable model of ``architecture``, at the evaluation size unless ``size`` says otherwise."""
-        return self.build(size or self.evaluation, True).freeze(architecture)
+    def evaluation_model(self, architecture: dict[str, Any], size: Size | None = None,
+                         regularization: Regularization = Regularization()) -> nn.Module:
+        """A trainable model of ``architecture``, at the evaluation size unless ``size`` says
+        otherwise, with the drop-path and auxiliary head of ``regularization``."""
+        return self.build(size or self.evaluation, True, regularization).freeze(architecture)

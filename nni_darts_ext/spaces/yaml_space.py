@@ -32,7 +32,7 @@ from ..yaml_reading import load_yaml
 from .cell_network import CellNetwork, reduction_positions
 from .factors import ACTIVATION, CONV, FACTORS, check_factor, combinations
 from .operations import OPERATIONS, ZERO_OPERATION
-from .space import Size, Space
+from .space import Regularization, Size, Space
 
 REQUIRED_KEYS = {'operations', 'nodes', 'cells', 'width'}
 OPTIONAL_KEYS = {'description', 'stem_multiplier', 'evaluation', 'factors'}
@@ -77,7 +77,8 @@ def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: 
 
     build = partial(_build, operations=list(operations), nodes=nodes, stem_multiplier=stem_multiplier,
                     in_channels=in_channels, num_classes=num_classes)
-    return Space(name=str(path), build=build, search=search, evaluation=evaluation, input_channels=in_channels)
+    return Space(name=str(path), build=build, search=search, evaluation=evaluation, input_channels=in_channels,
+                 regularized=True)
 
 
 def _factored_candidates(path: Path, factors: Any, operations: list[str]) -> list[str]:
@@ -112,8 +113,9 @@ def check_resolution(cells: int, image_size: int, where: str) -> None:
         raise ConfigError(f'{where}: {cells} cells reduce a {image_size}x{image_size} image below one pixel')
 
 
-def _build(size: Size, affine: bool, **kwargs: Any) -> CellNetwork:
-    return CellNetwork(cells=size.cells, width=size.width, affine=affine, **kwargs)
+def _build(size: Size, affine: bool, regularization: Regularization = Regularization(), **kwargs: Any) -> CellNetwork:
+    return CellNetwork(cells=size.cells, width=size.width, affine=affine, drop_path=regularization.drop_path,
+                       auxiliary_head=regularization.auxiliary_head, **kwargs)
 
 
 def _check_keys(path: Path, spec: dict, required: set[str], optional: set[str], where: str = '') -> None:
