@@ -13,6 +13,7 @@ from torch import nn
 from nni.nas.evaluator.pytorch import LightningModule, Trainer
 
 from .checkpoints import AtomicCheckpointIO, epoch_checkpoints
+from .errors import ConfigError
 
 
 class ClassifierModule(LightningModule):
@@ -26,12 +27,16 @@ class ClassifierModule(LightningModule):
         The cosine schedule runs from the first to the second over the trainer's epochs.
     momentum, weight_decay
         SGD settings (DARTS: 0.9 and 3e-4).
+    learning_rate_setting
+        The name of the setting that gave ``learning_rate`` (the search's or the retraining's):
+        a diverging loss says to lower it.
     """
 
     def __init__(self, learning_rate: float = 0.025, min_learning_rate: float = 0.001,
-                 momentum: float = 0.9, weight_decay: float = 3e-4):
+                 momentum: float = 0.9, weight_decay: float = 3e-4, learning_rate_setting: str = 'learning_rate'):
         super().__init__()
         self.learning_rate = learning_rate
+        self.learning_rate_setting = learning_rate_setting
         self.min_learning_rate = min_learning_rate
         self.momentum = momentum
         self.weight_decay = weight_decay
@@ -51,7 +56,7 @@ class ClassifierModule(LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, accuracy = self._loss_and_accuracy(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f'training loss became {loss.item()}; lower learning_rate')
+            raise FloatingPointError(f'training loss became {loss.item()}; lower {self.learning_rate_setting}')
         self.log('train_loss', loss, prog_bar=True)
         self.log('train_acc', accuracy, prog_bar=True)
         return loss
@@ -83,6 +88,17 @@ def make_trainer(max_epochs: int, accelerator: str = 'cpu', devices: int = 1,
         enable_progress_bar=sys.stderr.isatty(), num_sanity_val_steps=0,
         gradient_clip_val=gradient_clip_val,
     )
+
+
+def check_accelerator(accelerator: str, devices: int) -> None:
+    """Refuse, before any work, a GPU ``accelerator`` where no GPU is available, and more GPU
+    ``devices`` than there are (Lightning would stop with a traceback once the trainer is made)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if accelerator in ('gpu', 'cuda') and not gpus:
+        raise ConfigError(f'accelerator {accelerator!r}: no CUDA GPU is available here; accepted here: auto, cpu')
+    if (accelerator in ('gpu', 'cuda') or accelerator == 'auto' and gpus) and devices > gpus:
+        raise ConfigError(f'devices ({devices}) exceeds the {gpus} CUDA GPU{"s" if gpus > 1 else ""} available here; '
+                          f'accepted: 1 to {gpus}, or accelerator cpu')
 
 
 def count_parameters(model: nn.Module) -> int:
