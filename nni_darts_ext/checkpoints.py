@@ -4,12 +4,18 @@ Lightning's ``ModelCheckpoint`` keeps the weights, the architecture parameters, 
 the learning-rate schedule and the epoch. :class:`RandomStates` adds the random generators, so
 a resumed search draws the same batches as one never interrupted and ends with the same
 architecture. Callbacks with state (the per-epoch records) and P-DARTS's stage ride along in
-the same file.
+the same file, and so do the settings the search ran with (:class:`SearchSettings`): a search
+resumes only with the same ones.
+
+The checkpoint of the epoch before is kept beside it (``last.previous.ckpt``): should
+``last.ckpt`` be unreadable (a full disk, a damaged copy), the search resumes from there.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from .errors import ConfigError
 from .files import write_whole
 
 _logger = logging.getLogger(__name__)
@@ -56,13 +63,44 @@ class RandomStates(pl.Callback):
             torch.cuda.set_rng_state_all(states['cuda'])
 
 
+SETTINGS_KEY = 'search_settings'
+"""Where a checkpoint keeps the settings of the search that saved it."""
+
+
+class SearchSettings(pl.Callback):
+    """Saves the search's settings (a mapping of plain values) with each checkpoint, for
+    :func:`checkpoint_to_resume` to compare with a resumed search's."""
+
+    def __init__(self, settings: dict[str, Any]):
+        self.settings = plain(settings)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        checkpoint[SETTINGS_KEY] = self.settings
+
+
+def plain(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` as JSON reads them back (tuples as lists): what a checkpoint can hold and compare."""
+    return json.loads(json.dumps(settings, default=str))
+
+
+def previous_of(path: Path) -> Path:
+    """Where the checkpoint ``path`` replaced is kept: ``last.ckpt`` -> ``last.previous.ckpt``."""
+    return path.with_name(f'{path.stem}.previous{path.suffix}')
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint beside its place and moves it there: a process killed while saving
-    leaves the previous checkpoint whole."""
+    """Writes each checkpoint beside its place and moves it there, keeping the one it replaces
+    (:func:`previous_of`): a process killed while saving leaves the previous checkpoint whole."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        write_whole(Path(path), lambda partial: TorchCheckpointIO.save_checkpoint(self, checkpoint, partial,
-                                                                                   storage_options))
+        path = Path(path)
+
+        def write(partial: Path) -> None:
+            TorchCheckpointIO.save_checkpoint(self, checkpoint, partial, storage_options)
+            if path.is_file():
+                os.replace(path, previous_of(path))
+        write_whole(path, write)
 
 
 def epoch_checkpoints(directory: Path) -> list[pl.Callback]:
@@ -73,11 +111,67 @@ def epoch_checkpoints(directory: Path) -> list[pl.Callback]:
             RandomStates()]
 
 
-def checkpoint_to_resume(directory: Path) -> Path | None:
-    """``directory/last.ckpt`` if a search left one there, else ``None`` (logged: the search starts afresh)."""
+def checkpoint_to_resume(directory: Path, settings: dict[str, Any]) -> Path | None:
+    """``directory/last.ckpt`` if a search left one there, else ``None`` (logged: the search starts afresh).
+
+    An unreadable ``last.ckpt`` is replaced by the epoch before's (logged), if that one is readable.
+
+    Raises
+    ------
+    ConfigError
+        For checkpoints that are all unreadable (naming them, and that deleting them restarts
+        the search), or saved by a search whose ``settings`` differ (naming the first that does).
+    """
     path = directory / f'{LAST}.ckpt'
-    if path.is_file():
+    candidates = [candidate for candidate in (path, previous_of(path)) if candidate.is_file()]
+    if not candidates:
+        _logger.info('no checkpoint at %s: the search starts afresh', path)
+        return None
+    unreadable = []
+    for candidate in candidates:
+        try:
+            checkpoint = _read(candidate)
+        except ValueError as err:
+            unreadable.append(f'{candidate} ({err})')
+            continue
+        _check_settings(checkpoint.get(SETTINGS_KEY), plain(settings), candidate)
+        if candidate != path:
+            _logger.warning('%s is unreadable: resuming from %s, the epoch before, which replaces it',
+                            unreadable[0], candidate)
+            os.replace(candidate, path)
         _logger.info('resuming the search from %s', path)
         return path
-    _logger.info('no checkpoint at %s: the search starts afresh', path)
-    return None
+    one = len(unreadable) == 1
+    raise ConfigError(f'resume: {" and ".join(unreadable)} {"is not a checkpoint" if one else "are not checkpoints"}; '
+                      f'delete {"it" if one else "them"} to restart the search from scratch')
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, loaded as Lightning loads it.
+
+    Raises
+    ------
+    ValueError
+        Saying what is wrong, for a file that is not a checkpoint (empty, cut short, other data).
+    """
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001 (a damaged file fails in torch.load's unpickler in any way)
+        raise ValueError(f'{type(err).__name__}: {" ".join(str(err).split()) or "no data"}') from None
+    if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
+        raise ValueError('no state_dict in it')
+    return checkpoint
+
+
+def _check_settings(saved: dict[str, Any] | None, settings: dict[str, Any], path: Path) -> None:
+    """Refuse to resume from ``path`` if the search that saved it had other ``settings`` (checkpoints
+    without any are taken as they are)."""
+    if saved is None:
+        _logger.warning('%s keeps no settings to compare: resuming from it as it is', path)
+        return
+    for name in dict.fromkeys([*settings, *saved]):  # trial parameters first, as the run lists them
+        if name not in saved or name not in settings or saved[name] != settings[name]:
+            now = f'is {settings[name]!r}' if name in settings else 'is not set'
+            then = f'{name} {saved[name]!r}' if name in saved else f'no {name}'
+            raise ConfigError(f'resume: {name} {now}, but the search that saved {path} ran with {then}; '
+                              'resume with that, or start afresh without resume or in another output_dir')

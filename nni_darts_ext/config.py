@@ -20,7 +20,7 @@ import yaml
 
 from .collapse import check_early_stop
 from .errors import ConfigError, choose
-from .variants import find_variant
+from .variants import find_variant, variant_name
 from .yaml_reading import load_yaml
 
 ACCELERATORS = ('auto', 'cpu', 'gpu', 'cuda')
@@ -67,6 +67,7 @@ class TrialConfig:
     def __post_init__(self) -> None:
         for name in FIELDS:
             _check_type(name, getattr(self, name))
+        object.__setattr__(self, 'variant', variant_name(self.variant))  # one variant, one name in every report
         positive = ('batch_size', 'search_epochs', 'retrain_epochs', 'devices', 'train_subset', 'test_subset',
                     'image_size', 'search_subset', 'search_width', 'search_cells', 'retrain_width', 'retrain_cells',
                     'retrain_batch_size', 'threads')
@@ -127,6 +128,8 @@ def _check_type(name: str, value: Any) -> None:
     numbers = (int, float) if expected is float else (expected,)
     if isinstance(value, bool) != (expected is bool) or not isinstance(value, numbers):
         raise ConfigError(f'{name} must be of type {expected.__name__}, got {value!r} ({type(value).__name__})')
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(f'{name} must be a finite number, got {value!r}')
 
 
 def split_parameters(parameters: Mapping[str, Any]) -> tuple[TrialConfig, dict[str, Any]]:
@@ -158,19 +161,35 @@ def command_line() -> argparse.ArgumentParser:
 def merge_parameters(flags: Mapping[str, Any], options: Mapping[str, Any], variant_settings: str,
                      tuned: Mapping[str, Any]) -> dict[str, Any]:
     """Flags, then ``--option`` s, then the chosen variant's settings, then the tuner's parameters."""
+    settings = check_variant_settings(variant_settings, flags)
+    variant = variant_name(tuned.get('variant', flags.get('variant', FIELDS['variant'].default)))
+    return {**flags, **options, **settings.get(variant, {}), **tuned}
+
+
+def check_variant_settings(variant_settings: str, flags: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``--variant-settings`` read and checked entry by entry, whichever variant this trial runs
+    (a typo for another variant would otherwise fail only in a later trial of a grid): each name
+    a variant, each parameter a trial parameter or one of that variant's options, each value
+    valid with the flags. Keyed by :func:`~nni_darts_ext.variants.variant_name`."""
     try:
         settings = load_yaml(variant_settings)
     except yaml.YAMLError:
         settings = None
     if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
         raise ConfigError(f'--variant-settings must map variant names to mappings of parameters, got {variant_settings!r}')
-    for name in settings:
+    checked = {}
+    for name, parameters in settings.items():
         try:
-            find_variant(name)
+            variant = find_variant(name)
         except ConfigError as err:
             raise ConfigError(f'--variant-settings: {err}') from None
-    variant = tuned.get('variant', flags.get('variant', FIELDS['variant'].default))
-    return {**flags, **options, **settings.get(variant, {}), **tuned}
+        try:
+            _, options = split_parameters({**flags, **parameters, 'variant': variant.name})
+            variant.build(**options)
+        except ConfigError as err:
+            raise ConfigError(f'--variant-settings: {name}: {err}') from None
+        checked[variant.name] = parameters
+    return checked
 
 
 def _parse_flag(name: str):

@@ -14,7 +14,9 @@ experiment sees the same images whatever its own seed.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -125,15 +127,31 @@ def _digits(data_dir: Path | None) -> tuple[torch.Tensor, ...]:
 
 
 def read_idx(path: Path) -> torch.Tensor:
-    """A uint8 array from an idx file (the MNIST format), plain or gzipped."""
+    """A uint8 array from an idx file (the MNIST format), plain or gzipped.
+
+    Raises
+    ------
+    ConfigError
+        For a file that is not one, or a truncated one (its header promises more bytes than it holds).
+    """
     raw = path.read_bytes()
     if path.suffix == '.gz':
-        raw = gzip.decompress(raw)
-    if raw[:3] != b'\x00\x00\x08':
-        raise ConfigError(f'{path}: not an idx file of unsigned bytes')
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as err:
+            raise ConfigError(f'{path}: truncated or damaged gzip file ({err}); download it again') from None
+    if len(raw) < 4 or raw[:3] != b'\x00\x00\x08':
+        raise ConfigError(f'{path}: not an idx file of unsigned bytes (the MNIST format)')
     ndim = raw[3]
-    shape = struct.unpack(f'>{ndim}I', raw[4:4 + 4 * ndim])
-    return torch.frombuffer(bytearray(raw[4 + 4 * ndim:]), dtype=torch.uint8).view(*shape)
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ConfigError(f'{path}: truncated idx file: {len(raw)} bytes, shorter than its header; download it again')
+    shape = struct.unpack(f'>{ndim}I', raw[4:header])
+    expected = header + math.prod(shape)
+    if len(raw) != expected:
+        raise ConfigError(f'{path}: truncated or damaged idx file: {len(raw)} bytes where its shape '
+                          f'{"x".join(map(str, shape))} needs {expected}; download it again')
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).view(*shape)
 
 
 def _fashion_mnist(data_dir: Path | None) -> tuple[torch.Tensor, ...]:
@@ -149,6 +167,10 @@ def _fashion_mnist(data_dir: Path | None) -> tuple[torch.Tensor, ...]:
                               f'(puts the files in {FASHION_MNIST_DIR}) or set data_dir to a directory holding them')
         arrays.append(read_idx(found[0]))
     train_x, train_y, test_x, test_y = arrays
+    for split, images, labels in (('train', train_x, train_y), ('t10k', test_x, test_y)):
+        if len(images) != len(labels):
+            raise ConfigError(f'fashion_mnist: {root} holds {len(images)} {split} images but {len(labels)} labels; '
+                              'download the files again')
     return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Iterable
@@ -19,14 +20,15 @@ def choose(kind: str, value: object, accepted: Iterable[object]) -> ConfigError:
 
 def check_number(name: str, value: object, *, integer: bool = False, minimum: float = 0, strict: bool = False,
                  optional: bool = False) -> None:
-    """Refuse ``value`` unless it is a number (an integer with ``integer``; also ``None`` with
+    """Refuse ``value`` unless it is a finite number (an integer with ``integer``; also ``None`` with
     ``optional``) of at least ``minimum`` (above it with ``strict``)."""
     if optional and value is None:
         return
     kinds = (int,) if integer else (int, float)
-    if not isinstance(value, bool) and isinstance(value, kinds) and (value > minimum if strict else value >= minimum):
+    number = not isinstance(value, bool) and isinstance(value, kinds)
+    if number and math.isfinite(value) and (value > minimum if strict else value >= minimum):
         return
-    kind = 'integer' if integer else 'number'
+    kind = 'integer' if integer else ('finite number' if number and not math.isfinite(value) else 'number')
     if minimum == 0:
         wanted = f'a {"positive" if strict else "non-negative"} {kind}'
     else:

@@ -15,6 +15,7 @@ from nni.nas.evaluator.pytorch import LightningModule, Trainer
 from nni.nas.hub.pytorch.utils.nn import DropPath
 
 from .checkpoints import AtomicCheckpointIO, epoch_checkpoints
+from .errors import ConfigError
 
 
 class ClassifierModule(LightningModule):
@@ -32,12 +33,17 @@ class ClassifierModule(LightningModule):
         The weight of the auxiliary head's cross-entropy in the training loss, for a network
         whose training forward returns ``(logits, auxiliary logits)`` (DARTS: 0.4); the accuracy
         and every evaluation use the logits alone.
+    learning_rate_setting
+        The name of the setting that gave ``learning_rate`` (the search's or the retraining's):
+        a diverging loss says to lower it.
     """
 
     def __init__(self, learning_rate: float = 0.025, min_learning_rate: float = 0.001,
-                 momentum: float = 0.9, weight_decay: float = 3e-4, auxiliary_weight: float = 0.0):
+                 momentum: float = 0.9, weight_decay: float = 3e-4, auxiliary_weight: float = 0.0,
+                 learning_rate_setting: str = 'learning_rate'):
         super().__init__()
         self.learning_rate = learning_rate
+        self.learning_rate_setting = learning_rate_setting
         self.min_learning_rate = min_learning_rate
         self.momentum = momentum
         self.weight_decay = weight_decay
@@ -60,7 +66,7 @@ class ClassifierModule(LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, accuracy = self._loss_and_accuracy(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f'training loss became {loss.item()}; lower learning_rate')
+            raise FloatingPointError(f'training loss became {loss.item()}; lower {self.learning_rate_setting}')
         self.log('train_loss', loss, prog_bar=True)
         self.log('train_acc', accuracy, prog_bar=True)
         return loss
@@ -107,6 +113,17 @@ class DropPathSchedule(pl.Callback):
         for module in pl_module.modules():
             if isinstance(module, DropPath):
                 module.drop_prob = probability
+
+
+def check_accelerator(accelerator: str, devices: int) -> None:
+    """Refuse, before any work, a GPU ``accelerator`` where no GPU is available, and more GPU
+    ``devices`` than there are (Lightning would stop with a traceback once the trainer is made)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if accelerator in ('gpu', 'cuda') and not gpus:
+        raise ConfigError(f'accelerator {accelerator!r}: no CUDA GPU is available here; accepted here: auto, cpu')
+    if (accelerator in ('gpu', 'cuda') or accelerator == 'auto' and gpus) and devices > gpus:
+        raise ConfigError(f'devices ({devices}) exceeds the {gpus} CUDA GPU{"s" if gpus > 1 else ""} available here; '
+                          f'accepted: 1 to {gpus}, or accelerator cpu')
 
 
 def count_parameters(model: nn.Module) -> int:

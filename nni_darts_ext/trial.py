@@ -28,13 +28,13 @@ from nni.nas.evaluator.pytorch import DataLoader, Lightning
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from . import architecture
-from .checkpoints import CHECKPOINT_DIR, checkpoint_to_resume
+from .checkpoints import CHECKPOINT_DIR, SearchSettings, checkpoint_to_resume
 from .collapse import CollapseMonitor
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
 from .errors import ConfigError, check_directory
-from .files import write_whole
+from .files import remove_partial_files, write_whole
 from .latency.measurement import TimingSettings, measure
 from .reporting import EpochReporter, is_rank_zero, under_nni
 from .spaces import Regularization, Size, Space, load_space
@@ -44,7 +44,7 @@ from .spaces.yaml_space import check_resolution
 from .strategies.darts import ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pdarts import PDARTS
-from .training import ClassifierModule, DropPathSchedule, count_parameters, make_trainer
+from .training import ClassifierModule, DropPathSchedule, check_accelerator, count_parameters, make_trainer
 from .variants import find_variant
 
 _logger = logging.getLogger('nni_darts_ext.trial')
@@ -56,8 +56,9 @@ warnings.filterwarnings('ignore', message='Checkpoint directory .* exists and is
 
 
 def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageData, Space, Size, Size]:
-    """Check everything the user named before any training: variant, data, space, sizes."""
+    """Check everything the user named before any training: variant, accelerator, data, space, sizes."""
     variant = find_variant(config.variant)
+    check_accelerator(config.accelerator, config.devices)
     strategy_options = dict(options)
     if 'seed' in variant.options:
         strategy_options.setdefault('seed', config.seed)
@@ -131,16 +132,18 @@ def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Ca
 
 
 def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
-           records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path) -> dict[str, Any]:
+           records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path,
+           settings: dict[str, Any]) -> dict[str, Any]:
     """Run the strategy on the space and return the architecture it exports (or the one the
-    monitor's early stop rolled back to); checkpoints go to ``output_dir``, and with ``resume``
-    the search goes on from the last one there."""
+    monitor's early stop rolled back to); checkpoints go to ``output_dir``, with the search's
+    ``settings``, and with ``resume`` the search goes on from the last one there."""
     model_space = space.search_space(size)
     if not isinstance(strategy, OneShotStrategy):
         return strategy.sample(model_space)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
-    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor)], checkpoint_dir,
-                                 checkpoint_to_resume(checkpoint_dir) if config.resume else None)
+    resume_from = checkpoint_to_resume(checkpoint_dir, settings) if config.resume else None
+    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor), SearchSettings(settings)],
+                                 checkpoint_dir, resume_from)
     supernet = strategy.mutate_model(model_space)
     search_module = strategy.mutate_evaluator(evaluator)
     search_module.evaluate(supernet)
@@ -151,6 +154,19 @@ def search(strategy: Any, space: Space, size: Size, data: ImageData, config: Tri
         _logger.info('rank %d: architecture parameters sha1 %s; found %s', torch.distributed.get_rank(),
                      hashlib.sha1(alphas.numpy().tobytes()).hexdigest(), architecture.describe(found))
     return found
+
+
+RUN_SETTINGS = ('accelerator', 'threads', 'num_workers', 'output_dir', 'resume', 'test_subset', 'retrain_epochs',
+                'retrain_batch_size', 'retrain_learning_rate', 'retrain_gradient_clip', 'retrain_cutout',
+                'retrain_drop_path', 'retrain_auxiliary_weight')
+"""Trial parameters a resumed search may change: where it runs and writes, and what comes after the search."""
+
+
+def search_settings(config: TrialConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed search must share with the one that saved its checkpoints: the trial
+    parameters but :data:`RUN_SETTINGS`, and the variant's options with their defaults."""
+    return {**{name: value for name, value in vars(config).items() if name not in RUN_SETTINGS},
+            **find_variant(config.variant).defaults, **options}
 
 
 def retrain_loaders(data: ImageData, config: TrialConfig) -> tuple[DataLoader, DataLoader]:
@@ -168,7 +184,8 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
     papers' protocol where set: cutout, drop-path rising linearly from 0 (:class:`DropPathSchedule`),
     the auxiliary head's loss."""
     module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
-                              config.momentum, config.weight_decay, config.retrain_auxiliary_weight)
+                              config.momentum, config.weight_decay, config.retrain_auxiliary_weight,
+                              'retrain_learning_rate')
     module.set_model(model)
     schedule = [DropPathSchedule(config.retrain_drop_path)] if config.retrain_drop_path else []
     trainer = make_trainer(config.retrain_epochs, config.accelerator, config.devices,
@@ -181,6 +198,9 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
 def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     """One whole trial; returns the final result (also reported to NNI and written to ``metrics.json``)."""
     check_directory('output_dir', output_dir)
+    if is_rank_zero():
+        for directory in (output_dir, output_dir / CHECKPOINT_DIR):
+            remove_partial_files(directory)
     if config.threads:
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -189,7 +209,8 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
 
     monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
     started = time.perf_counter()
-    found = search(strategy, space, search_size, data, config, records, monitor, output_dir)
+    found = search(strategy, space, search_size, data, config, records, monitor, output_dir,
+                   search_settings(config, options))
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 

@@ -119,8 +119,24 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+def variant_name(name: str) -> str:
+    """The one spelling of a variant name: each ``+``-joined member stripped and lower-cased, as
+    the registry writes it (`` PCDARTS + stabilized`` is ``pcdarts+stabilized``), so that one
+    variant is reported under one name.
+
+    Raises
+    ------
+    ConfigError
+        For a name that is not a string.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f'a variant name must be a string, got {name!r}; accepted: {", ".join(VARIANTS)}')
+    return '+'.join(part.strip().lower() for part in name.split('+'))
+
+
 def find_variant(name: str) -> Variant:
-    """The registered variant ``name``, or the composition of the ``+``-joined ones.
+    """The registered variant ``name``, or the composition of the ``+``-joined ones (the name
+    spelled as :func:`variant_name` writes it).
 
     A composition takes every option of its members but those one of them sets itself; where
     two members' defaults differ, the first in :data:`~nni_darts_ext.composition.TECHNIQUE_ORDER`
@@ -131,9 +147,10 @@ def find_variant(name: str) -> Variant:
     ConfigError
         For an unknown name, or members that cannot be composed (naming the conflict).
     """
+    name = variant_name(name)
     if name in VARIANTS:
         return VARIANTS[name]
-    parts = [part.strip() for part in name.split('+')]
+    parts = name.split('+')
     for part in parts:
         if part not in VARIANTS:
             error = choose('variant', part, VARIANTS)

@@ -7,12 +7,24 @@ Each must stop the trial before any work with one line that names the parameter,
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 from nni_darts_ext import trial
-from nni_darts_ext.config import FIELDS, merge_parameters, parse_options
-from nni_darts_ext.variants import VARIANTS
+from nni_darts_ext.checkpoints import checkpoint_to_resume
+from nni_darts_ext.config import FIELDS, command_line, merge_parameters, parse_options, split_parameters
+from nni_darts_ext.errors import ConfigError
+from nni_darts_ext.files import write_whole
+from nni_darts_ext.trial import RUN_SETTINGS, search_settings
+from nni_darts_ext.variants import VARIANTS, find_variant, variant_name
+
+from .test_data import fake_fashion_mnist, write_idx
 
 NOT_A_NUMBER = 'many'
 
@@ -177,3 +189,255 @@ def test_a_space_file_naming_a_key_twice_is_refused(tmp_path, capsys):
     space.write_text('operations: [conv_3x3, skip_connect]\nnodes: 2\ncells: 3\nwidth: 4\ncells: 5\n')
     assert trial.main(['--space', str(space), '--output-dir', str(tmp_path / 'out')]) == 2
     assert capsys.readouterr().err.strip().startswith(f"error: {space}: not valid YAML: duplicate key 'cells'")
+
+
+FLOAT_FIELDS = [name for name in FIELDS if 'float' in str(FIELDS[name].type)]
+FLOAT_OPTIONS = [option for option, (_, impossible) in BAD_OPTIONS.items() if isinstance(impossible, float)]
+NOT_FINITE = [float('nan'), float('inf'), float('-inf')]
+
+
+@pytest.mark.parametrize('value', NOT_FINITE, ids=str)
+@pytest.mark.parametrize('name, context', [(name, {}) for name in FLOAT_FIELDS] +
+                         [(option, {'variant': variant_with(option)}) for option in FLOAT_OPTIONS])
+def test_a_number_that_is_not_finite_is_refused(name, context, value, tmp_path, monkeypatch, capsys):
+    assert tuned_trial({**context, name: value}, tmp_path / 'out', monkeypatch) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f'error: {name} must be a ') and 'finite' in errors[0], errors
+    assert not (tmp_path / 'out').exists()
+
+
+def test_float_settings_are_all_tried():
+    assert FLOAT_FIELDS == ['learning_rate', 'min_learning_rate', 'momentum', 'weight_decay', 'retrain_learning_rate',
+                            'retrain_gradient_clip']
+    assert set(FLOAT_OPTIONS) == {'arc_learning_rate', 'gradient_clip_val', 'eta', 'skip_dropout_decay',
+                                  'latency_weight', 'latency_target_ms'}
+
+
+SPACE_FILES = {
+    'garbage.yml': (bytes(range(128, 256)) * 4, 'not a text file; a model space is a YAML file'),
+    'nested.yml': (b'operations: [[skip_connect]]\nnodes: 2\ncells: 2\nwidth: 4\n',
+                   "operations must be a list of names, got ['skip_connect'] in it; accepted names: "),
+}
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--learning-rate', 'nan'], 'error: learning_rate must be a finite number, got nan'),
+    (['--option', 'arc_learning_rate=.inf'], 'error: arc_learning_rate must be a positive finite number, got inf'),
+    (['--variant-settings', '{stabilized: {eta: .nan}}'],
+     'error: --variant-settings: stabilized: eta must be a non-negative finite number, got nan'),
+    # every entry is checked, not only the one of the variant this trial runs
+    (['--variant-settings', '{pcdarts: {k: 0}}'], 'error: --variant-settings: pcdarts: k must be a positive integer'),
+    (['--variant-settings', '{pcdarts: {eta: 0.1}}'],
+     "error: --variant-settings: pcdarts: variant 'pcdarts' has no option 'eta'; its options: k, "),
+    (['--variant-settings', '{darts: {}, PDARTS: {batch_size: 0}}'],
+     'error: --variant-settings: PDARTS: batch_size must be at least 1, got 0'),
+    (['--variant-settings', '{pcdarts+pdarts: {learning_rate: 0.01, min_learning_rate: 0.1}}'],
+     'error: --variant-settings: pcdarts+pdarts: min_learning_rate (0.1) exceeds learning_rate (0.01)'),
+    *[(['--space', name], f'error: {{tmp}}/{name}: {message}') for name, (_, message) in SPACE_FILES.items()],
+])
+def test_bad_input_on_the_command_line_is_one_line(arguments, message, tmp_path, capsys):
+    for name, (content, _) in SPACE_FILES.items():
+        (tmp_path / name).write_bytes(content)
+    arguments = [str(tmp_path / argument) if argument in SPACE_FILES else argument for argument in arguments]
+    assert trial.main([*arguments, '--output-dir', str(tmp_path / 'out')]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(message.replace('{tmp}', str(tmp_path))), errors
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('parameters, gpus, message', [
+    ({'accelerator': 'gpu'}, 0, "error: accelerator 'gpu': no CUDA GPU is available here; accepted here: auto, cpu"),
+    ({'accelerator': 'cuda'}, 0, "error: accelerator 'cuda': no CUDA GPU is available here; accepted here: auto, cpu"),
+    ({'accelerator': 'gpu', 'devices': 2}, 1,
+     'error: devices (2) exceeds the 1 CUDA GPU available here; accepted: 1 to 1, or accelerator cpu'),
+    ({'devices': 3}, 2,
+     'error: devices (3) exceeds the 2 CUDA GPUs available here; accepted: 1 to 2, or accelerator cpu'),
+])
+def test_gpus_that_are_not_there_are_refused_before_any_work(parameters, gpus, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: gpus)
+    assert tuned_trial(parameters, tmp_path / 'out', monkeypatch) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'gzip truncated', 'labels short'])
+def test_damaged_fashion_mnist_files_are_named(damage, tmp_path, monkeypatch, capsys):
+    compress = damage == 'gzip truncated'
+    fake_fashion_mnist(tmp_path, compress)
+    stem = 'train-labels-idx1-ubyte' if damage == 'labels short' else 'train-images-idx3-ubyte'
+    damaged = tmp_path / (stem + ('.gz' if compress else ''))
+    if damage == 'labels short':  # a whole file, of fewer labels than there are images
+        write_idx(damaged, np.zeros(39, dtype=np.uint8), compress=False)
+    else:
+        damaged.write_bytes(damaged.read_bytes()[:-100])
+    assert tuned_trial({'dataset': 'fashion_mnist', 'data_dir': str(tmp_path)}, tmp_path / 'out', monkeypatch) == 2
+    expected = {'truncated': f'error: {damaged}: truncated or damaged idx file: 31276 bytes where its shape 40x28x28 '
+                             'needs 31376; download it again',
+                'gzip truncated': f'error: {damaged}: truncated or damaged gzip file (',
+                'labels short': f'error: fashion_mnist: {tmp_path} holds 40 train images but 39 labels; '}[damage]
+    assert capsys.readouterr().err.strip().startswith(expected)
+
+
+SMALL_RETRAINING = ['--train-subset', '64', '--test-subset', '32', '--batch-size', '32', '--retrain-epochs', '1',
+                    '--retrain-width', '4', '--retrain-cells', '2']
+
+
+def test_a_variant_name_is_reported_as_the_registry_spells_it(tmp_path, monkeypatch, capsys):
+    assert variant_name(' PCDARTS + stabilized ') == 'pcdarts+stabilized'
+    assert find_variant(' PCDARTS + stabilized ').name == 'pcdarts+stabilized'
+    settings = "{' Random ': {retrain_epochs: 1}}"  # applies to ' random', spelled another way
+    monkeypatch.setattr(trial.nni, 'get_next_parameter', lambda: {'variant': ' random'})
+    assert trial.main([*SMALL_RETRAINING, '--retrain-epochs', '3', '--variant-settings', settings,
+                       '--output-dir', str(tmp_path / 'out')]) == 0
+    final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert final['variant'] == 'random'
+    assert json.loads((tmp_path / 'out' / 'arch.json').read_text())['variant'] == 'random'
+    epochs = json.loads((tmp_path / 'out' / 'metrics.json').read_text())['epochs']
+    assert [e['phase'] for e in epochs] == ['retrain']
+
+
+def test_a_diverging_retraining_names_the_retraining_learning_rate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(trial.nni, 'get_next_parameter', lambda: {'retrain_learning_rate': 1e30,
+                                                                  'retrain_gradient_clip': 0.0})
+    assert trial.main([*SMALL_RETRAINING, '--variant', 'random', '--output-dir', str(tmp_path / 'out')]) == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith('error: training diverged: training loss became ') and \
+        message.endswith('; lower retrain_learning_rate'), message
+
+
+def test_files_left_half_written_are_removed_on_the_next_start(tmp_path, monkeypatch, capsys):
+    output_dir = tmp_path / 'out'
+    (output_dir / 'checkpoints').mkdir(parents=True)
+    # above any process id Linux hands out (at most 2**22): no process is writing these
+    killed = [output_dir / '.partial-999999999-metrics.json',
+              output_dir / 'checkpoints' / '.partial-999999999-last.ckpt']
+    running = output_dir / f'.partial-{os.getpid()}-arch.json'  # a writer still at work keeps its file
+    for path in (*killed, running):
+        path.write_text('half')
+    assert tuned_trial({'space': 'nope'}, output_dir, monkeypatch) == 2
+    assert not any(path.exists() for path in killed) and running.exists()
+    errors = capsys.readouterr().err
+    assert all(f'removed {path}, left by a write that was interrupted' in errors for path in killed)
+
+
+def test_a_failed_write_leaves_no_half_written_file(tmp_path):
+    def failing(path):
+        path.write_text('half')
+        raise OSError('No space left on device')
+
+    with pytest.raises(OSError, match='No space'):
+        write_whole(tmp_path / 'metrics.json', failing)
+    assert list(tmp_path.iterdir()) == []
+
+
+TINY = ['--train-subset', '64', '--test-subset', '32', '--batch-size', '16', '--search-epochs', '2',
+        '--retrain-epochs', '1', '--search-width', '4', '--search-cells', '2', '--retrain-width', '4',
+        '--retrain-cells', '2', '--accelerator', 'cpu']
+
+
+@pytest.fixture(scope='module')
+def searched(tmp_path_factory) -> Path:
+    """The output directory of a whole tiny search of 2 epochs: ``checkpoints/last.ckpt`` and the epoch before's."""
+    output_dir = tmp_path_factory.mktemp('searched') / 'out'
+    assert trial.main([*TINY, '--output-dir', str(output_dir)]) == 0
+    return output_dir
+
+
+def resumed_copy(searched: Path, tmp_path: Path, damage: dict[str, bytes | None]) -> Path:
+    """A copy of ``searched`` with each named checkpoint replaced by the given bytes (removed for ``None``)."""
+    output_dir = tmp_path / 'out'
+    shutil.copytree(searched, output_dir)
+    for name, content in damage.items():
+        path = output_dir / 'checkpoints' / name
+        if content is None:
+            path.unlink()
+        else:
+            path.write_bytes(content(path.read_bytes()))
+    return output_dir
+
+
+def truncated(data: bytes) -> bytes:
+    return data[:len(data) // 2]
+
+
+def empty(data: bytes) -> bytes:
+    return b''
+
+
+def garbage(data: bytes) -> bytes:
+    return bytes(range(256)) * 8
+
+
+@pytest.mark.parametrize('damage', [truncated, empty, garbage])
+def test_resuming_from_a_damaged_checkpoint_names_it(damage, searched, tmp_path, capsys):
+    output_dir = resumed_copy(searched, tmp_path, {'last.ckpt': damage, 'last.previous.ckpt': None})
+    capsys.readouterr()
+    assert trial.main([*TINY, '--output-dir', str(output_dir), '--resume', 'true']) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    last = output_dir / 'checkpoints' / 'last.ckpt'
+    assert errors[-1].startswith(f'error: resume: {last} (') and errors[-1].endswith(
+        ') is not a checkpoint; delete it to restart the search from scratch'), errors
+    assert not any('Traceback' in line for line in errors) and sum(e.startswith('error:') for e in errors) == 1
+
+
+def test_resuming_from_two_damaged_checkpoints_names_both(searched, tmp_path, capsys):
+    output_dir = resumed_copy(searched, tmp_path, {'last.ckpt': empty, 'last.previous.ckpt': truncated})
+    capsys.readouterr()
+    assert trial.main([*TINY, '--output-dir', str(output_dir), '--resume', 'true']) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith(f'error: resume: {output_dir / "checkpoints" / "last.ckpt"} (EOFError') and \
+        f' and {output_dir / "checkpoints" / "last.previous.ckpt"} (' in message and \
+        message.endswith(') are not checkpoints; delete them to restart the search from scratch'), message
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_epoch_before(searched, tmp_path, capsys):
+    output_dir = resumed_copy(searched, tmp_path, {'last.ckpt': truncated})
+    capsys.readouterr()
+    assert trial.main([*TINY, '--output-dir', str(output_dir), '--resume', 'true']) == 0
+    errors = capsys.readouterr().err
+    assert f'{output_dir / "checkpoints" / "last.ckpt"} (' in errors and \
+        f'is unreadable: resuming from {output_dir / "checkpoints" / "last.previous.ckpt"}, the epoch before' in errors
+    metrics = json.loads((output_dir / 'metrics.json').read_text())
+    # the epoch before's records, then the last epoch again: the same architecture as the search never resumed
+    assert [e['epoch'] for e in metrics['epochs'] if e['phase'] == 'search'] == [1, 2]
+    assert json.loads((output_dir / 'arch.json').read_text()) == json.loads((searched / 'arch.json').read_text())
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--learning-rate', '0.05'],
+     'learning_rate is 0.05, but the search that saved {last} ran with learning_rate 0.025'),
+    (['--option', 'arc_learning_rate=0.001'],
+     'arc_learning_rate is 0.001, but the search that saved {last} ran with arc_learning_rate 0.0003'),
+    (['--variant', 'stabilized'], "variant is 'stabilized', but the search that saved {last} ran with variant 'darts'"),
+    (['--variant', 'pcdarts', '--option', 'warmup_epochs=0'],
+     "variant is 'pcdarts', but the search that saved {last} ran with variant 'darts'"),
+])
+def test_resuming_with_other_settings_names_the_one_that_differs(arguments, message, searched, tmp_path, capsys):
+    output_dir = resumed_copy(searched, tmp_path, {})
+    capsys.readouterr()
+    assert trial.main([*TINY, *arguments, '--output-dir', str(output_dir), '--resume', 'true']) == 2
+    last = output_dir / 'checkpoints' / 'last.ckpt'
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f'error: resume: {message.format(last=last)}; resume with that, or start afresh without resume or in '
+        'another output_dir')
+
+
+def search_settings_of(arguments: list[str]) -> dict:
+    flags = vars(command_line().parse_args(arguments))
+    options = parse_options(flags.pop('option'))
+    flags.pop('variant_settings')
+    return search_settings(*split_parameters({**flags, **options}))
+
+
+def test_resuming_may_change_where_it_runs_and_the_retraining(searched):
+    assert set(RUN_SETTINGS) < set(FIELDS)
+    last = searched / 'checkpoints' / 'last.ckpt'
+    changed = ['--retrain-epochs', '2', '--retrain-learning-rate', '0.1', '--test-subset', '16', '--num-workers', '1',
+               '--accelerator', 'auto', '--threads', '1']
+    assert checkpoint_to_resume(last.parent, search_settings_of([*TINY, *changed])) == last
+    with pytest.raises(ConfigError, match='^resume: search_width is 8, but the search that saved .* ran with '
+                                          'search_width 4;'):
+        checkpoint_to_resume(last.parent, search_settings_of([*TINY, '--search-width', '8']))
+    with pytest.raises(ConfigError, match='^resume: k is 2, but the search that saved .* ran with no k;'):
+        checkpoint_to_resume(last.parent, {**search_settings_of(TINY), 'k': 2})

@@ -43,6 +43,8 @@ def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: 
     """Load and validate ``path``; the dataset supplies channels, classes and image size."""
     try:
         spec = load_yaml(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f'{path}: not a text file; a model space is a YAML file (UTF-8)') from None
     except yaml.YAMLError as err:
         raise ConfigError(f'{path}: not valid YAML: {" ".join(str(err).split())}') from None
     if not isinstance(spec, dict):
@@ -53,6 +55,9 @@ def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: 
     if not isinstance(operations, list) or not operations:
         raise ConfigError(f'{path}: operations must be a non-empty list of names')
     for name in operations:
+        if not isinstance(name, str):
+            raise ConfigError(f'{path}: operations must be a list of names, got {name!r} in it; '
+                              f'accepted names: {", ".join(OPERATIONS)}')
         if name == ZERO_OPERATION:
             raise ConfigError(f"{path}: do not list '{ZERO_OPERATION}': the differentiable cell adds the zero "
                               'operation to every edge by itself')
