@@ -101,11 +101,10 @@ class TrialConfig:
         if self.image_size is not None and self.retrain_cutout >= self.image_size:
             raise ConfigError(f'retrain_cutout must be below image_size ({self.image_size} pixels), '
                               f'got {self.retrain_cutout}')
-        if not 0 <= self.retrain_drop_path < 1:  # NaN fails too
+        if not 0 <= self.retrain_drop_path < 1:
             raise ConfigError(f'retrain_drop_path must be in [0, 1) (0: off), got {self.retrain_drop_path}')
-        if not (self.retrain_auxiliary_weight >= 0 and math.isfinite(self.retrain_auxiliary_weight)):
-            raise ConfigError('retrain_auxiliary_weight must be a finite non-negative number (0: off), '
-                              f'got {self.retrain_auxiliary_weight}')
+        if self.retrain_auxiliary_weight < 0:
+            raise ConfigError(f'retrain_auxiliary_weight must be non-negative (0: off), got {self.retrain_auxiliary_weight}')
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}

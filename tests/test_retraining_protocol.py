@@ -6,7 +6,6 @@ then the trial is run once with all three to see that they reach the retraining 
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import pytorch_lightning as pl
@@ -191,13 +190,7 @@ def tuned_trial(parameters: dict, output_dir, monkeypatch) -> int:
     ({'retrain_cutout': 2.5}, "retrain_cutout must be of type int, got 2.5 (float)"),
     ({'retrain_drop_path': 1.0}, 'retrain_drop_path must be in [0, 1) (0: off), got 1.0'),
     ({'retrain_drop_path': -0.1}, 'retrain_drop_path must be in [0, 1) (0: off), got -0.1'),
-    ({'retrain_drop_path': math.nan}, 'retrain_drop_path must be in [0, 1) (0: off), got nan'),
-    ({'retrain_auxiliary_weight': -0.4},
-     'retrain_auxiliary_weight must be a finite non-negative number (0: off), got -0.4'),
-    ({'retrain_auxiliary_weight': math.inf},
-     'retrain_auxiliary_weight must be a finite non-negative number (0: off), got inf'),
-    ({'retrain_auxiliary_weight': math.nan},
-     'retrain_auxiliary_weight must be a finite non-negative number (0: off), got nan'),
+    ({'retrain_auxiliary_weight': -0.4}, 'retrain_auxiliary_weight must be non-negative (0: off), got -0.4'),
     ({'space': 'nni:NasBench201', 'retrain_drop_path': 0.2},
      'retrain_drop_path does not apply to nni:NasBench201, which builds no drop-path or auxiliary head (the YAML '
      'spaces and nni:DARTS, nni:ENAS, nni:NASNet, nni:AmoebaNet, nni:PNAS do); set it to 0'),
