@@ -6,7 +6,9 @@ outputs in ``--output-dir``. It drives the strategy directly (``mutate_model``,
 over NNI's trial channel, and per-epoch results would never reach the web UI.
 
 Files written: ``arch.json`` (the architecture and what produced it), ``<cell>.png`` (a
-drawing of each found cell), ``metrics.json`` (every per-epoch record and the final result).
+drawing of each found cell), ``metrics.json`` (every per-epoch record and the final result),
+``tensorboard/`` (the same records, the architecture's probabilities and the drawings as
+TensorBoard event files: :mod:`nni_darts_ext.board`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nni.nas.evaluator.pytorch import DataLoader, Lightning
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from . import architecture
+from .board import TENSORBOARD_DIR, TrialBoard
 from .checkpoints import CHECKPOINT_DIR, checkpoint_to_resume
 from .collapse import CollapseMonitor
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
@@ -113,15 +116,16 @@ def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Ca
 
 
 def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
-           records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path) -> dict[str, Any]:
+           records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path,
+           board: TrialBoard) -> dict[str, Any]:
     """Run the strategy on the space and return the architecture it exports (or the one the
-    monitor's early stop rolled back to); checkpoints go to ``output_dir``, and with ``resume``
-    the search goes on from the last one there."""
+    monitor's early stop rolled back to); checkpoints go to ``output_dir``, each epoch to
+    ``board``, and with ``resume`` the search goes on from the last checkpoint."""
     model_space = space.search_space(size)
     if not isinstance(strategy, OneShotStrategy):
         return strategy.sample(model_space)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
-    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor)], checkpoint_dir,
+    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor, board)], checkpoint_dir,
                                  checkpoint_to_resume(checkpoint_dir) if config.resume else None)
     supernet = strategy.mutate_model(model_space)
     search_module = strategy.mutate_evaluator(evaluator)
@@ -135,14 +139,16 @@ def search(strategy: Any, space: Space, size: Size, data: ImageData, config: Tri
     return found
 
 
-def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
-    """Train ``model`` from scratch on the whole training split; return its test accuracy."""
+def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]],
+            board: TrialBoard) -> float:
+    """Train ``model`` from scratch on the whole training split, each epoch to ``board``; return its
+    test accuracy."""
     batch_size = config.retrain_batch_size or config.batch_size
     module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
                               config.momentum, config.weight_decay)
     module.set_model(model)
     trainer = make_trainer(config.retrain_epochs, config.accelerator, config.devices,
-                           [EpochReporter('retrain', records)], gradient_clip_val=config.retrain_gradient_clip or None)
+                           [EpochReporter('retrain', records, board=board)], gradient_clip_val=config.retrain_gradient_clip or None)
     test_loader = DataLoader(data.test, batch_size=batch_size, num_workers=config.num_workers)
     trainer.fit(module, DataLoader(data.train, batch_size=batch_size, shuffle=True, num_workers=config.num_workers,
                                    drop_last=len(data.train) > batch_size),
@@ -158,16 +164,17 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     pl.seed_everything(config.seed, workers=True, verbose=False)
     strategy, data, space, search_size, evaluation_size = prepare(config, options)
     records: list[dict[str, Any]] = []
+    board = TrialBoard(output_dir / TENSORBOARD_DIR)
 
     monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
     started = time.perf_counter()
-    found = search(strategy, space, search_size, data, config, records, monitor, output_dir)
+    found = search(strategy, space, search_size, data, config, records, monitor, output_dir, board)
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
     model = space.evaluation_model(found, evaluation_size)
     started = time.perf_counter()
-    test_accuracy = retrain(model, data, config, records)
+    test_accuracy = retrain(model, data, config, records, board)
     retrain_seconds = time.perf_counter() - started
     # the retrained network's latency, one image at a time on one CPU thread: the same yardstick for every variant
     latency = measure([model], (data.channels, data.image_size, data.image_size), TimingSettings())[0]
@@ -186,19 +193,22 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         **(strategy.search_summary(found) if isinstance(strategy, ValidatedDARTS) else {}),
     }
     if is_rank_zero():
-        _write_outputs(output_dir, config, options, found, records, final)
+        _write_outputs(output_dir, config, options, found, records, final, board)
         if under_nni():
             nni.report_final_result(final)
     return final
 
 
 def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],
-                   records: list[dict[str, Any]], final: dict[str, Any]) -> None:
+                   records: list[dict[str, Any]], final: dict[str, Any], board: TrialBoard) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     write_whole(output_dir / 'arch.json', lambda path: path.write_text(json.dumps(
         {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2)))
-    for cell, edges in architecture.cell_edges(found).items():
+    cells = architecture.cell_edges(found)
+    for cell, edges in cells.items():
         write_whole(output_dir / f'{cell}.png', lambda path: draw_cell(cell, edges, path))
+    board.images({cell: output_dir / f'{cell}.png' for cell in cells}, len(records))
+    board.close()
     write_whole(output_dir / 'metrics.json', lambda path: path.write_text(json.dumps(
         {'config': vars(config), 'options': options, 'epochs': records, 'final': final}, indent=2)))
 
