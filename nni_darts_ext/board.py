@@ -1,7 +1,7 @@
-"""TensorBoard event files of a trial, in ``<output_dir>/tensorboard``, where NNI's web UI looks.
+"""TensorBoard event files of a trial, in ``<output_dir>/tensorboard``, for NNI's web UI.
 
-The web UI's TensorBoard button starts TensorBoard on ``$NNI_OUTPUT_DIR/tensorboard`` of the
-selected trials. :class:`TrialBoard` writes there:
+:class:`TrialBoard` writes, to ``<output_dir>/tensorboard`` (``$NNI_OUTPUT_DIR/tensorboard``
+under NNI):
 
 - per epoch, every number of the epoch's record (:class:`~nni_darts_ext.reporting.EpochReporter`)
   as ``PHASE/NAME``: ``search/train_loss``, ``search/val_acc`` (the record's ``default``),
@@ -13,10 +13,17 @@ selected trials. :class:`TrialBoard` writes there:
   converging, or collapsing into skip-connects); past :data:`PROBABILITY_SCALARS` candidates in
   all, one scalar per choice instead, ``top_prob/CHOICE``, its likeliest candidate's probability;
 - at the end, the drawing of each found cell, ``cells/CELL``.
+
+The web UI's TensorBoard button starts TensorBoard on ``tensorboard`` of the selected trials'
+output directories, which NNI 3.0 takes to be ``EXPERIMENT/trials/TRIAL/output``, while its
+local training service runs the trials in ``EXPERIMENT/environments/ENV/trials/TRIAL`` (their
+``$NNI_OUTPUT_DIR``; microsoft/nni#5609): :func:`link_for_web_ui` links the first to the events.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,15 +34,46 @@ from torch.utils.tensorboard import SummaryWriter
 
 from .architecture import normalized
 
+_logger = logging.getLogger(__name__)
+
 TENSORBOARD_DIR = 'tensorboard'
 """The folder of the trial's output directory that NNI's TensorBoard button opens."""
 PROBABILITY_SCALARS = 512
 """At most this many candidate probabilities get a scalar each (every one in DARTS's space, 196)."""
 
 
+def web_ui_directory() -> Path | None:
+    """Where NNI 3.0's TensorBoard button reads this trial's events:
+    ``EXPERIMENT/trials/TRIAL/output/tensorboard``, when ``$NNI_OUTPUT_DIR`` is
+    ``EXPERIMENT/environments/ENV/trials/TRIAL``; ``None`` elsewhere (standalone, other layouts)."""
+    output_dir, trial = os.environ.get('NNI_OUTPUT_DIR'), os.environ.get('NNI_TRIAL_JOB_ID')
+    if not output_dir or not trial:
+        return None
+    trials = Path(output_dir).parent
+    if trials.name != 'trials' or trials.parent.parent.name != 'environments':
+        return None
+    return trials.parent.parent.parent / 'trials' / trial / 'output' / TENSORBOARD_DIR
+
+
+def link_for_web_ui(directory: Path) -> None:
+    """Make :func:`web_ui_directory` a symbolic link to ``directory`` (TensorBoard follows it),
+    unless it is ``directory`` already or holds something; an empty folder there (the button,
+    pressed before this trial's first epoch, makes one) gives way to the link."""
+    link = web_ui_directory()
+    if link is None or link.resolve() == directory.resolve():
+        return
+    if link.is_dir() and not link.is_symlink() and not any(link.iterdir()):
+        link.rmdir()
+    if link.exists() or link.is_symlink():
+        _logger.info("%s exists: the web UI's TensorBoard button shows what it holds", link)
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(directory.resolve(), target_is_directory=True)
+
+
 class TrialBoard:
-    """A trial's TensorBoard writer; the event file is created on the first write, so processes
-    that never write (ranks other than zero) leave none.
+    """A trial's TensorBoard writer; the event file (and the web UI's link to it) is created on
+    the first write, so processes that never write (ranks other than zero) leave none.
 
     Parameters
     ----------
@@ -52,6 +90,7 @@ class TrialBoard:
     def writer(self) -> SummaryWriter:
         if self._writer is None:
             self._writer = SummaryWriter(str(self.directory))
+            link_for_web_ui(self.directory)
         return self._writer
 
     def epoch(self, record: Mapping[str, Any], probabilities: Mapping[str, Mapping[Any, float]] | None = None) -> None:

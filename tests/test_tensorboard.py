@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import time
+import urllib.request
 from collections import defaultdict
 
 import pytest
@@ -18,6 +21,7 @@ from nni_darts_ext.reporting import EpochReporter
 from nni_darts_ext.training import ClassifierModule, make_trainer
 
 from .conftest import QUICK
+from .nnictl_helpers import rest
 
 
 def read_events(directory) -> EventAccumulator:
@@ -68,10 +72,9 @@ def test_each_choice_s_probabilities_sum_to_one_every_search_epoch(tiny_trial):
             label, candidate = tag.removeprefix('prob/').rsplit('/', 1)
             choices[label][candidate] = values(events, tag)
     assert choices and all(len(candidates) == 7 for candidates in choices.values())  # darts_small's operations
-    by_step = {step: {label: {c: v[step] for c, v in candidates.items()} for label, candidates in choices.items()}
-               for step in (1, 2)}
-    for step, probabilities in by_step.items():
-        assert all(list(steps) == [1, 2] for candidates in choices.values() for steps in candidates.values())
+    assert all(list(steps) == [1, 2] for candidates in choices.values() for steps in candidates.values())
+    for step in (1, 2):
+        probabilities = {label: {c: steps[step] for c, steps in candidates.items()} for label, candidates in choices.items()}
         for distribution in probabilities.values():
             assert sum(distribution.values()) == pytest.approx(1, abs=1e-5)
         record = metrics['epochs'][step - 1]
@@ -126,3 +129,70 @@ def test_the_records_training_numbers_are_means_over_the_epoch():
     assert record['train_loss'] == pytest.approx(sum(float(F.cross_entropy(z, y)) for z, y in batches) / 3, rel=1e-6)
     assert record['train_acc'] == pytest.approx(sum(float((z.argmax(1) == y).float().mean()) for z, y in batches) / 3)
     assert record['val_loss'] == pytest.approx(whole_loss, rel=1e-6)
+
+
+def test_the_web_ui_s_button_path_links_to_the_events(tmp_path, monkeypatch):
+    # NNI 3.0's local training service runs the trial here, and its TensorBoard button reads trials/TRIAL/output
+    output_dir = tmp_path / 'experiment' / 'environments' / 'local-env' / 'trials' / 'Ab3dE'
+    monkeypatch.setenv('NNI_OUTPUT_DIR', str(output_dir))
+    monkeypatch.setenv('NNI_TRIAL_JOB_ID', 'Ab3dE')
+    button = tmp_path / 'experiment' / 'trials' / 'Ab3dE' / 'output' / TENSORBOARD_DIR
+    button.mkdir(parents=True)  # a press before the trial's first epoch leaves an empty folder
+    board = TrialBoard(output_dir / TENSORBOARD_DIR)
+    board.epoch({'phase': 'search', 'epoch': 1, 'default': 0.25})
+    board.close()
+    assert button.is_symlink() and button.resolve() == (output_dir / TENSORBOARD_DIR).resolve()
+    assert values(read_events(button), 'search/val_acc') == {1: 0.25}
+
+
+def test_the_web_ui_s_tensorboard_serves_each_trial_s_events(quickstart_run):
+    """What the TensorBoard button does: NNI's REST API starts TensorBoard on the selected trials."""
+    _, port = quickstart_run
+    trials = {t['trialJobId']: json.loads(t['hyperParameters'][0])['parameters']['variant']
+              for t in rest(port, 'trial-jobs')}
+    task = post(port, 'tensorboard', {'trials': ','.join(trials)})
+    try:
+        tags = served_tags(port, task['id'], 90)
+        for trial_id, variant in trials.items():
+            [run] = [name for name in tags if trial_id in name]
+            assert {'retrain/val_acc', 'retrain/train_loss'} <= set(tags[run])
+            if variant == 'darts':
+                assert {'search/val_loss', 'search/normalized_entropy', 'search/skip_connects'} <= set(tags[run])
+                assert any(tag.startswith('prob/') for tag in tags[run])
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f'http://127.0.0.1:{port}/api/v1/nni/tensorboard/{task["id"]}',
+                                                      method='DELETE'), timeout=10).close()
+
+
+def post(port: int, path: str, body: dict) -> dict:
+    request = urllib.request.Request(f'http://127.0.0.1:{port}/api/v1/nni/{path}', data=json.dumps(body).encode(),
+                                     headers={'Content-Type': 'application/json'}, method='POST')
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def served_tags(port: int, task_id: str, timeout_s: float) -> dict[str, dict]:
+    """``{run: {tag: ...}}`` of the scalars that the TensorBoard NNI started serves, once every run has some."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        task = rest(port, f'tensorboard/{task_id}')
+        assert task['status'] not in ('ERROR', 'STOPPED'), task
+        try:
+            with urllib.request.urlopen(f'http://127.0.0.1:{task["port"]}/data/plugin/scalars/tags', timeout=10) as r:
+                tags = json.load(r)
+            if len(tags) == len(task['trialJobIdList']) and all(tags.values()):
+                return tags
+        except OSError:
+            pass  # not listening yet
+        assert time.monotonic() < deadline, f'TensorBoard of {task} served nothing in {timeout_s} s'
+        time.sleep(2)
+
+
+def test_normalized_entropy_is_the_mean_share_of_each_choice_s_largest_entropy():
+    assert architecture.normalized_entropy({
+        'uniform': {'a': 0.25, 'b': 0.25},  # renormalised (NNI's cells leave the zero operation out): 1
+        'decided': {'a': 1.0, 'b': 0.0, 'c': 0.0},  # 0
+        'three': {'a': 0.5, 'b': 0.25, 'c': 0.25},  # 1.5 ln 2 / ln 3
+        'single': {'a': 1.0},  # nothing to decide: 0
+    }) == pytest.approx((1 + 0 + 1.5 * math.log(2) / math.log(3) + 0) / 4)
+    assert architecture.normalized_entropy({}) == 0.0
