@@ -52,18 +52,30 @@ def parameter_free(architecture: Mapping[str, Any]) -> int:
     return sum(op in PARAMETER_FREE for op in normal_operations(architecture))
 
 
-def mean_entropy(probabilities: Mapping[str, Mapping[Any, float]]) -> float:
-    """Mean entropy (nats) of the architecture distributions, one per choice; 0 when there are none.
+def normalized(distribution: Mapping[Any, float]) -> dict[Any, float]:
+    """A choice's distribution renormalised over the values listed: NNI's cells leave the zero
+    operation out of ``export_probs``, so theirs becomes the distribution among the real operations."""
+    total = sum(distribution.values())
+    return {value: p / total for value, p in distribution.items()}
 
-    Each distribution is renormalised over the values listed: NNI's cells leave the zero
-    operation out of ``export_probs``, so theirs is the entropy among the real operations
-    (``ln 7`` when uniform over DARTS's seven).
-    """
-    entropies = []
-    for distribution in probabilities.values():
-        total = sum(distribution.values())
-        entropies.append(-sum(p / total * math.log(p / total) for p in distribution.values() if p > 0))
+
+def entropy(distribution: Mapping[Any, float]) -> float:
+    """Entropy (nats) of one choice's distribution, renormalised over the values listed."""
+    return -sum(p * math.log(p) for p in normalized(distribution).values() if p > 0)
+
+
+def mean_entropy(probabilities: Mapping[str, Mapping[Any, float]]) -> float:
+    """Mean entropy (nats) of the architecture distributions, one per choice; 0 when there are none
+    (``ln 7`` when uniform over DARTS's seven operations)."""
+    entropies = [entropy(distribution) for distribution in probabilities.values()]
     return sum(entropies) / len(entropies) if entropies else 0.0
+
+
+def normalized_entropy(probabilities: Mapping[str, Mapping[Any, float]]) -> float:
+    """Mean over choices of ``H(p) / ln(candidates)``: 1 when every choice is uniform, 0 when every
+    one is decided, whatever the candidate counts; a choice of one candidate counts as decided."""
+    fractions = [entropy(d) / math.log(len(d)) if len(d) > 1 else 0.0 for d in probabilities.values()]
+    return sum(fractions) / len(fractions) if fractions else 0.0
 
 
 def describe(architecture: Mapping[str, Any]) -> str:

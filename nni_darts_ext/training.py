@@ -21,7 +21,8 @@ from .errors import ConfigError
 class ClassifierModule(LightningModule):
     """Cross-entropy classification with SGD and a cosine learning rate, as in DARTS.
 
-    Logs ``train_loss``, ``train_acc`` per step and ``val_loss``, ``val_acc`` per epoch.
+    Logs ``train_loss``, ``train_acc`` per step and ``val_loss``, ``val_acc`` per epoch; each
+    training step also returns its ``loss`` and ``accuracy``, which callbacks average over the epoch.
 
     Parameters
     ----------
@@ -63,13 +64,13 @@ class ClassifierModule(LightningModule):
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         return loss, accuracy
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         loss, accuracy = self._loss_and_accuracy(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f'training loss became {loss.item()}; lower {self.learning_rate_setting}')
         self.log('train_loss', loss, prog_bar=True)
         self.log('train_acc', accuracy, prog_bar=True)
-        return loss
+        return {'loss': loss, 'accuracy': accuracy.detach()}
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss, accuracy = self._loss_and_accuracy(batch)

@@ -6,7 +6,9 @@ outputs in ``--output-dir``. It drives the strategy directly (``mutate_model``,
 over NNI's trial channel, and per-epoch results would never reach the web UI.
 
 Files written: ``arch.json`` (the architecture and what produced it), ``<cell>.png`` (a
-drawing of each found cell), ``metrics.json`` (every per-epoch record and the final result).
+drawing of each found cell), ``metrics.json`` (every per-epoch record and the final result),
+``tensorboard/`` (the same records, the architecture's probabilities and the drawings as
+TensorBoard event files: :mod:`nni_darts_ext.board`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nni.nas.evaluator.pytorch import DataLoader, Lightning
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from . import architecture
+from .board import TENSORBOARD_DIR, TrialBoard
 from .checkpoints import CHECKPOINT_DIR, SearchSettings, checkpoint_to_resume
 from .collapse import CollapseMonitor
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
@@ -133,17 +136,18 @@ def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Ca
 
 def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
            records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path,
-           settings: dict[str, Any]) -> dict[str, Any]:
+           settings: dict[str, Any], board: TrialBoard) -> dict[str, Any]:
     """Run the strategy on the space and return the architecture it exports (or the one the
     monitor's early stop rolled back to); checkpoints go to ``output_dir``, with the search's
-    ``settings``, and with ``resume`` the search goes on from the last one there."""
+    ``settings``, each epoch to ``board``, and with ``resume`` the search goes on from the last
+    checkpoint there."""
     model_space = space.search_space(size)
     if not isinstance(strategy, OneShotStrategy):
         return strategy.sample(model_space)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     resume_from = checkpoint_to_resume(checkpoint_dir, settings) if config.resume else None
-    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor), SearchSettings(settings)],
-                                 checkpoint_dir, resume_from)
+    evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor, board),
+                                                SearchSettings(settings)], checkpoint_dir, resume_from)
     supernet = strategy.mutate_model(model_space)
     search_module = strategy.mutate_evaluator(evaluator)
     search_module.evaluate(supernet)
@@ -179,9 +183,10 @@ def retrain_loaders(data: ImageData, config: TrialConfig) -> tuple[DataLoader, D
             DataLoader(data.test, batch_size=batch_size, num_workers=config.num_workers))
 
 
-def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
-    """Train ``model`` from scratch on the whole training split; return its test accuracy. The
-    papers' protocol where set: cutout, drop-path rising linearly from 0 (:class:`DropPathSchedule`),
+def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]],
+            board: TrialBoard) -> float:
+    """Train ``model`` from scratch on the whole training split, each epoch to ``board``; return its
+    test accuracy. The papers' protocol where set: cutout, drop-path rising linearly from 0 (:class:`DropPathSchedule`),
     the auxiliary head's loss."""
     module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
                               config.momentum, config.weight_decay, config.retrain_auxiliary_weight,
@@ -189,7 +194,7 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
     module.set_model(model)
     schedule = [DropPathSchedule(config.retrain_drop_path)] if config.retrain_drop_path else []
     trainer = make_trainer(config.retrain_epochs, config.accelerator, config.devices,
-                           [EpochReporter('retrain', records), *schedule],
+                           [EpochReporter('retrain', records, board=board), *schedule],
                            gradient_clip_val=config.retrain_gradient_clip or None)
     trainer.fit(module, *retrain_loaders(data, config))
     return records[-1]['default']
@@ -206,18 +211,19 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     pl.seed_everything(config.seed, workers=True, verbose=False)
     strategy, data, space, search_size, evaluation_size = prepare(config, options)
     records: list[dict[str, Any]] = []
+    board = TrialBoard(output_dir / TENSORBOARD_DIR)
 
     monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
     started = time.perf_counter()
     found = search(strategy, space, search_size, data, config, records, monitor, output_dir,
-                   search_settings(config, options))
+                   search_settings(config, options), board)
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
     model = space.evaluation_model(found, evaluation_size,
                                    Regularization(config.retrain_drop_path, config.retrain_auxiliary_weight > 0))
     started = time.perf_counter()
-    test_accuracy = retrain(model, data, config, records)
+    test_accuracy = retrain(model, data, config, records, board)
     retrain_seconds = time.perf_counter() - started
     # the retrained network's latency, one image at a time on one CPU thread: the same yardstick for every variant
     latency = measure([model], (data.channels, data.image_size, data.image_size), TimingSettings())[0]
@@ -236,19 +242,22 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         **(strategy.search_summary(found) if isinstance(strategy, ValidatedDARTS) else {}),
     }
     if is_rank_zero():
-        _write_outputs(output_dir, config, options, found, records, final)
+        _write_outputs(output_dir, config, options, found, records, final, board)
         if under_nni():
             nni.report_final_result(final)
     return final
 
 
 def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],
-                   records: list[dict[str, Any]], final: dict[str, Any]) -> None:
+                   records: list[dict[str, Any]], final: dict[str, Any], board: TrialBoard) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     write_whole(output_dir / 'arch.json', lambda path: path.write_text(json.dumps(
         {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2)))
-    for cell, edges in architecture.cell_edges(found).items():
+    cells = architecture.cell_edges(found)
+    for cell, edges in cells.items():
         write_whole(output_dir / f'{cell}.png', lambda path: draw_cell(cell, edges, path))
+    board.images({cell: output_dir / f'{cell}.png' for cell in cells}, len(records))
+    board.close()
     write_whole(output_dir / 'metrics.json', lambda path: path.write_text(json.dumps(
         {'config': vars(config), 'options': options, 'epochs': records, 'final': final}, indent=2)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -79,8 +80,10 @@ def running_experiment(config: dict[str, Any], directory: Path) -> Iterator[tupl
     port = free_port()
     path = directory / 'config.yml'
     path.write_text(yaml.safe_dump(config))
+    # the manager runs the web UI's TensorBoard as `tensorboard`, found on its PATH: this environment's
+    environment = {**os.environ, 'PATH': os.pathsep.join([str(Path(sys.executable).parent), os.environ.get('PATH', '')])}
     created = subprocess.run([NNICTL, 'create', '--config', str(path), '--port', str(port)],
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=120, env=environment)
     output = re.sub(r'\x1b\[[0-9;]*m', '', created.stdout + created.stderr)
     match = re.search(r'Experiment ID: (\w+)', output)
     assert created.returncode == 0 and match, output
