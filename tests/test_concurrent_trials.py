@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nni_darts_ext import report
+from nni_darts_ext.trial_parameters import OwnParameterChannel
 
 from .conftest import QUICK
 from .nnictl_helpers import rest, running_experiment, small_experiment, trial_command, wait_until_done
@@ -39,3 +42,17 @@ def test_concurrent_trials_run_the_parameters_the_web_ui_shows(tmp_path):
             f'*/trials/{trial["trialJobId"]}/metrics.json')
         ran = json.loads(written.read_text())['config']
         assert {'variant': ran['variant'], 'seed': ran['seed']} == record['parameters']
+
+
+@pytest.mark.parametrize('channel, parameters', [
+    ('http://localhost:8080/env/local-env/AbCdE', 'http://localhost:8080/api/v1/nni/trial-jobs/AbCdE'),
+    ('http://localhost:8080/nni/env/local-env/AbCdE', 'http://localhost:8080/nni/api/v1/nni/trial-jobs/AbCdE'),
+])
+def test_a_local_trial_reads_its_parameters_from_the_server_of_its_channel(channel, parameters):
+    """Where the manager serves the channel (``nnictl create --url_prefix`` included), it serves the REST API."""
+    assert OwnParameterChannel(channel, 'AbCdE').trial_job_url == parameters
+
+
+def test_a_channel_of_another_trial_is_refused():
+    with pytest.raises(RuntimeError, match='not the local channel of trial AbCdE'):
+        OwnParameterChannel('http://localhost:8080/env/local-env/XyZ12', 'AbCdE')
