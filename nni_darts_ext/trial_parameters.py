@@ -80,9 +80,9 @@ class OwnParameterChannel(TrialCommandChannelV3):
         """The trial job's parameter record, or ``None`` while the manager has none for it."""
         try:
             response = requests.get(self.trial_job_url, timeout=10)
-        except requests.ConnectionError:
+            job: dict[str, Any] = response.json() if response.ok and response.text.strip() else {}
+        except (requests.ConnectionError, ValueError):  # the manager not serving its REST API (yet)
             return None
-        job: dict[str, Any] = response.json() if response.ok and response.text.strip() else {}
         recorded = job.get('hyperParameters') or []
         # one record per parameter index; a trial of NNI 3.0's training services asks for one
         return nni.load(recorded[-1]) if recorded else None
