@@ -48,6 +48,7 @@ from .strategies.darts import ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pdarts import PDARTS
 from .training import ClassifierModule, DropPathSchedule, check_accelerator, count_parameters, make_trainer
+from .trial_parameters import next_parameters
 from .variants import find_variant
 
 _logger = logging.getLogger('nni_darts_ext.trial')
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_options(arguments.pop('option'))
         variant_settings = arguments.pop('variant_settings')
-        parameters = merge_parameters(arguments, options, variant_settings, nni.get_next_parameter() or {})
+        parameters = merge_parameters(arguments, options, variant_settings, next_parameters())
         config, options = split_parameters(parameters)
         final = run(config, options, default_output_dir(config))
     except ConfigError as err:

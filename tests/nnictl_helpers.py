@@ -43,9 +43,9 @@ def trial_command(flags: Mapping[str, Any]) -> str:
                      *(f'--{key.replace("_", "-")} {value}' for key, value in flags.items())])
 
 
-def small_experiment(name: str, directory: Path, variants: list[str], command: str,
+def small_experiment(name: str, directory: Path, variants: list[str], command: str, seeds: tuple[int, ...] = (0,),
                      **overrides: Any) -> dict[str, Any]:
-    """``experiments/<name>.yml`` with one trial per variant (seed 0) of ``command``.
+    """``experiments/<name>.yml`` with one trial of ``command`` per variant and seed.
 
     Parameters
     ----------
@@ -54,9 +54,11 @@ def small_experiment(name: str, directory: Path, variants: list[str], command: s
     directory
         Where the trial code directory (empty) and NNI's experiment directory go.
     variants
-        The grid of the search space, one trial each.
+        The grid of the search space, with ``seeds``: one trial each.
     command
         The trial command (see `trial_command`).
+    seeds
+        The seeds of the grid.
     overrides
         Top-level keys that replace the config's (``trialCodeDirectory``, ``nniManagerIp``, ...).
     """
@@ -65,10 +67,10 @@ def small_experiment(name: str, directory: Path, variants: list[str], command: s
     code.mkdir()
     config.update({
         'searchSpace': {'variant': {'_type': 'choice', '_value': variants},
-                        'seed': {'_type': 'choice', '_value': [0]}},
+                        'seed': {'_type': 'choice', '_value': list(seeds)}},
         'trialCommand': command,
         'trialCodeDirectory': str(code),
-        'maxTrialNumber': len(variants),  # without it, NNI never reports DONE after GridSearch runs out
+        'maxTrialNumber': len(variants) * len(seeds),  # without it, NNI never reports DONE after GridSearch runs out
         'experimentWorkingDirectory': str(directory / 'nni'),
     }, **overrides)
     return config

@@ -140,6 +140,16 @@ def check_every_variant(written: dict[str, Any]) -> None:
     assert (result['variant'], result['seed']) == ('darts', 0) and 0 <= result['default'] <= 1
 
 
+def check_concurrent_trials(written: dict[str, Any]) -> None:
+    assert set(written) == {'date', 'machine', 'arguments', 'runs'}
+    assert [(run['concurrency'], run['threads']) for run in written['runs']] == [(1, 2), (2, 1)]
+    for run in written['runs']:
+        assert run['status'] == 'DONE' and run['minutes'] > 0
+        [trial] = run['trials']
+        assert trial['status'] == 'SUCCEEDED' and trial['shown'] == trial['ran'] == {'variant': 'random', 'seed': 0}
+        assert trial['seconds'] > 0
+
+
 def every_variant_options(tmp_path: Path) -> list[str]:
     """The benchmark's experiment cut to one quick trial (darts, seed 0, 64 images) on a free port."""
     flags = {**QUICK, 'train_subset': 64, 'test_subset': 32, 'batch_size': 16}
@@ -155,6 +165,12 @@ SMOKE_RUNS = {
         lambda tmp: ['--variants', 'darts', '--seeds', '0', '--epochs', '1', '--train-subset', '64',
                      '--batch-size', '16', '--output', str(tmp / 'collapse.json')],
         'collapse.json', check_collapse, ('collapse.png',)),
+    'concurrent_trials.py': SmokeRun(
+        lambda tmp: ['--variants', 'random', '--seeds', '0', '--port', str(free_port()), '--poll-s', '2',
+                     '--timeout-min', '5', '--output', str(tmp / 'concurrent_trials.json'),
+                     '--trial-flags=--train-subset 64 --test-subset 32 --batch-size 16 --search-epochs 1 '
+                     '--retrain-epochs 1'],
+        'concurrent_trials.json', check_concurrent_trials),
     'every_variant.py': SmokeRun(every_variant_options, 'every_variant.json', check_every_variant,
                                  ('every_variant.md', 'every_variant.png')),
     'ladarts_vs_darts.py': SmokeRun(
@@ -199,7 +215,7 @@ def test_script_runs_at_a_tiny_budget_and_writes_its_results(script, tmp_path):
         finished = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True,
                                   timeout=300)
     finally:
-        if script == 'every_variant.py':  # its experiment stays until stopped
+        if script in ('every_variant.py', 'concurrent_trials.py'):  # an experiment stays until stopped
             port = command[command.index('--port') + 1]
             subprocess.run([NNICTL, 'stop', '--port', port], capture_output=True, timeout=120)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]

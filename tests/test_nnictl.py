@@ -24,7 +24,7 @@ def test_two_trials_succeed_with_per_epoch_and_final_results(quickstart_run, cap
         final = [report.decode_metric(m['data']) for m in metrics
                  if m['trialJobId'] == trial['trialJobId'] and m['type'] == 'FINAL']
         assert len(final) == 1
-        # one trial at a time: the web UI's parameters are the ones the trial ran
+        # the two trials ran at once: the web UI's parameters are still the ones each ran
         assert json.loads(trial['hyperParameters'][0])['parameters'] == {
             'variant': final[0]['variant'], 'seed': final[0]['seed']}
 
