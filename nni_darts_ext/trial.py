@@ -165,6 +165,9 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
+    # the retraining draws from the trial's seed, not from what the search (whole, resumed or
+    # absent) left: the same architecture and seed retrain to the same network
+    pl.seed_everything(config.seed, workers=True, verbose=False)
     model = space.evaluation_model(found, evaluation_size)
     started = time.perf_counter()
     test_accuracy = retrain(model, data, config, records)
