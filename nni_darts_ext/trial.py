@@ -42,7 +42,7 @@ from .spaces.yaml_space import check_resolution
 from .strategies.darts import ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pdarts import PDARTS
-from .training import ClassifierModule, count_parameters, make_trainer
+from .training import BatchNormStatistics, ClassifierModule, count_parameters, make_trainer
 from .variants import find_variant
 
 _logger = logging.getLogger('nni_darts_ext.trial')
@@ -136,13 +136,19 @@ def search(strategy: Any, space: Space, size: Size, data: ImageData, config: Tri
 
 
 def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]]) -> float:
-    """Train ``model`` from scratch on the whole training split; return its test accuracy."""
+    """Train ``model`` from scratch on the whole training split; return its test accuracy.
+
+    Each epoch's record is the test accuracy of the network after that epoch's training, its
+    BatchNorm statistics estimated over the training split (:class:`BatchNormStatistics`).
+    """
     batch_size = config.retrain_batch_size or config.batch_size
     module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
                               config.momentum, config.weight_decay)
     module.set_model(model)
+    statistics = BatchNormStatistics(DataLoader(data.train, batch_size=batch_size, num_workers=config.num_workers))
     trainer = make_trainer(config.retrain_epochs, config.accelerator, config.devices,
-                           [EpochReporter('retrain', records)], gradient_clip_val=config.retrain_gradient_clip or None)
+                           [statistics, EpochReporter('retrain', records)],
+                           gradient_clip_val=config.retrain_gradient_clip or None)
     test_loader = DataLoader(data.test, batch_size=batch_size, num_workers=config.num_workers)
     trainer.fit(module, DataLoader(data.train, batch_size=batch_size, shuffle=True, num_workers=config.num_workers,
                                    drop_last=len(data.train) > batch_size),
