@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import update_bn
 from nni.nas.evaluator.pytorch import LightningModule, Trainer
 from nni.nas.hub.pytorch.utils.nn import DropPath
 
@@ -84,6 +85,28 @@ class ClassifierModule(LightningModule):
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs),
                                                               eta_min=self.min_learning_rate)
         return [optimizer], [schedule]
+
+
+class BatchNormStatistics(pl.Callback):
+    """Before each validation, re-estimates every BatchNorm's running mean and variance over
+    ``loader`` for the weights as they are now.
+
+    The running averages (momentum 0.1) trail the weights: after a first epoch at a high
+    learning rate they still describe the initial network, and the validation accuracy in eval
+    mode reads chance although the network has learned. One forward pass over the training
+    images (no gradients) gives the statistics of the current weights, so each epoch's
+    validation accuracy is that of the network after the epoch's training. The pass draws
+    nothing from the training's random state.
+    """
+
+    def __init__(self, loader: Any):
+        self.loader = loader
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        with torch.random.fork_rng(devices=[]):
+            update_bn(self.loader, pl_module, pl_module.device)
 
 
 def make_trainer(max_epochs: int, accelerator: str = 'cpu', devices: int = 1,

@@ -47,7 +47,8 @@ from .spaces.yaml_space import check_resolution
 from .strategies.darts import ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pdarts import PDARTS
-from .training import ClassifierModule, DropPathSchedule, check_accelerator, count_parameters, make_trainer
+from .training import (BatchNormStatistics, ClassifierModule, DropPathSchedule, check_accelerator, count_parameters,
+                       make_trainer)
 from .trial_parameters import next_parameters
 from .variants import find_variant
 
@@ -184,18 +185,37 @@ def retrain_loaders(data: ImageData, config: TrialConfig) -> tuple[DataLoader, D
             DataLoader(data.test, batch_size=batch_size, num_workers=config.num_workers))
 
 
+STATISTICS_IMAGES = 4096
+"""Training images that estimate the BatchNorm statistics before each retraining validation
+(Wu and Johnson's precise BatchNorm: a few thousand suffice, a small part of a CIFAR epoch)."""
+
+
+def statistics_loader(data: ImageData, config: TrialConfig) -> DataLoader:
+    """A fixed sample of :data:`STATISTICS_IMAGES` training images (all of a smaller split), without
+    cutout, drawn from the trial's seed by a generator of its own (the training's random state is
+    left alone)."""
+    chosen = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed))[:STATISTICS_IMAGES]
+    return DataLoader(torch.utils.data.Subset(data.train, chosen.tolist()),
+                      batch_size=config.retrain_batch_size or config.batch_size, num_workers=config.num_workers)
+
+
 def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]],
             board: TrialBoard) -> float:
     """Train ``model`` from scratch on the whole training split, each epoch to ``board``; return its
-    test accuracy. The papers' protocol where set: cutout, drop-path rising linearly from 0 (:class:`DropPathSchedule`),
-    the auxiliary head's loss."""
+    test accuracy. The papers' protocol where set: cutout, drop-path rising linearly from 0
+    (:class:`DropPathSchedule`), the auxiliary head's loss.
+
+    Each epoch's record is the test accuracy of the network after that epoch's training, its
+    BatchNorm statistics estimated over training images (:class:`BatchNormStatistics`).
+    """
     module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
                               config.momentum, config.weight_decay, config.retrain_auxiliary_weight,
                               'retrain_learning_rate')
     module.set_model(model)
     schedule = [DropPathSchedule(config.retrain_drop_path)] if config.retrain_drop_path else []
+    statistics = BatchNormStatistics(statistics_loader(data, config))
     trainer = make_trainer(config.retrain_epochs, config.accelerator, config.devices,
-                           [EpochReporter('retrain', records, board=board), *schedule],
+                           [statistics, EpochReporter('retrain', records, board=board), *schedule],
                            gradient_clip_val=config.retrain_gradient_clip or None)
     trainer.fit(module, *retrain_loaders(data, config))
     return records[-1]['default']
@@ -221,6 +241,9 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
+    # the retraining draws from the trial's seed, not from what the search (whole, resumed or
+    # absent) left: the same architecture and seed retrain to the same network
+    pl.seed_everything(config.seed, workers=True, verbose=False)
     model = space.evaluation_model(found, evaluation_size,
                                    Regularization(config.retrain_drop_path, config.retrain_auxiliary_weight > 0))
     started = time.perf_counter()

@@ -171,6 +171,21 @@ def test_the_cache_is_reused_not_remeasured(tmp_path, monkeypatch):
     assert other_batch.load() == {'samples': []}
 
 
+def test_measuring_the_profile_leaves_the_random_state_as_reading_it_does(tmp_path, monkeypatch):
+    """A fresh machine measures the latency profile (building networks), a later trial reads it from the
+    cache: either way the search goes on from the same random state, so it finds the same architecture."""
+    monkeypatch.setattr(profile_module, 'measure', synthetic_timer())
+    states = []
+    for _ in range(2):  # measured, then read from the cache
+        torch.manual_seed(0)
+        strategy = make_strategy('ladarts', input_shape=[1, 8, 8], latency_samples=4, latency_repeats=1,
+                                 latency_cache=tmp_path)
+        strategy.mutate_model(DictChoices())
+        states.append(torch.get_rng_state())
+    assert len(list(tmp_path.glob('*.json'))) == 1
+    assert torch.equal(*states)
+
+
 @pytest.mark.parametrize('device, message', [
     ('tpu', "unknown latency device 'tpu'; accepted: cpu, cuda, cuda:N"),
     ('gpu', "unknown latency device 'gpu'; accepted: cpu, cuda, cuda:N"),

@@ -1,8 +1,10 @@
-"""Resuming a search killed mid-way (SIGKILL) ends where an uninterrupted search ends."""
+"""A trial killed (SIGKILL) mid-search and again mid-retraining, each time resumed, ends where an
+uninterrupted trial ends."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -20,39 +22,49 @@ def trial_command(variant: str, output_dir: Path, *extra: str) -> list[str]:
             '--variant-settings', PDARTS_STAGES, '--output-dir', str(output_dir), *extra]
 
 
-def killed_after(command: list[str], search_epochs: int) -> None:
-    """Start ``command`` and SIGKILL it as soon as it logs search epoch ``search_epochs``."""
+def killed_after(command: list[str], line: str) -> None:
+    """Start ``command`` and SIGKILL it as soon as it logs ``line`` (e.g. ``epoch 2 (search)``)."""
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
-        for line in process.stderr:
-            if f'epoch {search_epochs} (search)' in line:
+        for logged in process.stderr:
+            if line in logged:
                 break
         else:
-            pytest.fail('the trial ended before the epoch it was to be killed in')
+            pytest.fail(f'the trial ended before logging {line!r}, where it was to be killed')
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
 
 
+TIMINGS = {'search_s', 'retrain_s', 'latency_ms', 'stage_s'}
+"""The final result's keys that are measured times, which no two runs share."""
+
+
 @pytest.mark.parametrize('variant', ['darts', 'pdarts'])  # P-DARTS: killed in its second stage
-def test_a_killed_search_resumes_to_the_same_architecture(variant, tmp_path):
+def test_a_trial_killed_in_its_search_and_its_retraining_resumes_to_the_same_result(variant, tmp_path):
     uninterrupted = subprocess.run(trial_command(variant, tmp_path / 'whole'), capture_output=True, text=True,
                                    timeout=600)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
-    killed_after(trial_command(variant, tmp_path / 'resumed'), search_epochs=2)
-    assert (tmp_path / 'resumed' / 'checkpoints' / 'last.ckpt').is_file()
-    assert not (tmp_path / 'resumed' / 'arch.json').exists()
-    resumed = subprocess.run(trial_command(variant, tmp_path / 'resumed', '--resume', 'true'), capture_output=True,
+    resumed_dir = tmp_path / 'resumed'
+    killed_after(trial_command(variant, resumed_dir), 'epoch 2 (search)')
+    assert (resumed_dir / 'checkpoints' / 'last.ckpt').is_file()
+    assert not (resumed_dir / 'arch.json').exists()
+    # resumed, then killed again in the retraining, after the search's last checkpoint
+    killed_after(trial_command(variant, resumed_dir, '--resume', 'true'), 'epoch 4 (retrain)')
+    assert not (resumed_dir / 'metrics.json').exists()
+    resumed = subprocess.run(trial_command(variant, resumed_dir, '--resume', 'true'), capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'resuming the search from' in resumed.stderr
+    assert not re.search(r'epoch \d+ \(search\)', resumed.stderr)  # the finished search does not run again
 
     def outcome(run: str) -> tuple:
         metrics = json.loads((tmp_path / run / 'metrics.json').read_text())
-        search_epochs = [(e['epoch'], e['default'], e.get('stage')) for e in metrics['epochs'] if e['phase'] == 'search']
-        return json.loads((tmp_path / run / 'arch.json').read_text())['architecture'], search_epochs
+        epochs = [(e['epoch'], e['phase'], e['default'], e.get('stage')) for e in metrics['epochs']]
+        final = {key: value for key, value in metrics['final'].items() if key not in TIMINGS}
+        return json.loads((tmp_path / run / 'arch.json').read_text())['architecture'], epochs, final
 
     assert outcome('resumed') == outcome('whole')
-    assert len(outcome('whole')[1]) == 3
+    assert [phase for _, phase, _, _ in outcome('whole')[1]] == ['search'] * 3 + ['retrain']

@@ -12,6 +12,7 @@ from nni_darts_ext.config import merge_parameters, split_parameters
 from nni_darts_ext.spaces import load_space
 
 from .conftest import COMPOSED, cpu_settings
+from .test_resume import TIMINGS
 
 
 @pytest.fixture
@@ -60,11 +61,73 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
     assert metrics['final'] == final and metrics['epochs'] == nni_channel['intermediate']
 
 
-def test_fixed_seed_gives_the_same_result(quick_parameters, tmp_path):
-    config, options = split_parameters(quick_parameters)
-    first = trial.run(config, options, tmp_path / 'a')
-    second = trial.run(config, options, tmp_path / 'b')
-    assert first['arch'] == second['arch'] and first['default'] == second['default']
+def test_the_same_seed_in_two_fresh_processes_gives_the_same_trial(quick_parameters, tmp_path):
+    """Two trials started afresh (hash seeds, caches, thread pools of their own), at the same time, give the same
+    per-epoch records and the same final result but for its measured times."""
+    flags = [f'--{k.replace("_", "-")}={v}' for k, v in quick_parameters.items()]
+    processes = {name: subprocess.Popen([sys.executable, '-m', 'nni_darts_ext.trial', *flags, '--threads', '1',
+                                         '--output-dir', str(tmp_path / name)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for name in ('a', 'b')}
+    for process in processes.values():
+        errors = process.communicate(timeout=300)[1]
+        assert process.returncode == 0, errors[-3000:]
+
+    def outcome(name: str) -> tuple:
+        metrics = json.loads((tmp_path / name / 'metrics.json').read_text())
+        return metrics['epochs'], {key: value for key, value in metrics['final'].items() if key not in TIMINGS}
+
+    assert outcome('a') == outcome('b')
+    assert [record['phase'] for record in outcome('a')[0]] == ['search', 'retrain']
+
+
+def test_the_retraining_does_not_depend_on_what_the_search_drew(quick_parameters, tmp_path, monkeypatch):
+    """The same architecture and seed retrain to the same network, however many random numbers the search
+    drew before it (a longer search, or one resumed from its checkpoint, leaves another random state)."""
+    config, options = split_parameters({**quick_parameters, 'variant': 'random', 'retrain_width': 4,
+                                        'retrain_cells': 3})
+    search, retrain = trial.search, trial.retrain
+    retrained = []
+
+    def retrain_kept(model, *args):
+        accuracy = retrain(model, *args)
+        retrained.append(model.state_dict())
+        return accuracy
+
+    def search_drawing(draws: int):
+        def searched(*args):
+            found = search(*args)
+            torch.rand(draws)
+            return found
+        return searched
+
+    monkeypatch.setattr(trial, 'retrain', retrain_kept)
+    finals = []
+    for draws in (0, 1000):
+        monkeypatch.setattr(trial, 'search', search_drawing(draws))
+        finals.append(trial.run(config, options, tmp_path / str(draws)))
+    assert finals[0]['arch'] == finals[1]['arch'] and finals[0]['default'] == finals[1]['default']
+    first, second = retrained
+    assert first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_each_retraining_epoch_reports_the_accuracy_of_the_network_after_it(quick_parameters):
+    """After one epoch at the full learning rate BatchNorm's running averages still describe the initial
+    network, whose test accuracy in eval mode read chance (0.05 here); with the statistics estimated over the
+    training split, the first epoch's record is the trained network's accuracy, the model's own computed
+    afresh."""
+    config, options = split_parameters({**quick_parameters, 'variant': 'random'})
+    strategy, data, space, search_size, evaluation_size = trial.prepare(config, options)
+    model = space.evaluation_model(strategy.sample(space.search_space(search_size)), evaluation_size)
+    records = []
+    accuracy = trial.retrain(model, data, config, records)
+
+    images, labels = next(iter(torch.utils.data.DataLoader(data.test, batch_size=len(data.test))))
+    with torch.no_grad():
+        predicted = model.eval()(images).argmax(dim=1)
+    assert [(r['phase'], r['default']) for r in records] == [('retrain', accuracy)]
+    assert accuracy == pytest.approx(float((predicted == labels).float().mean()), abs=1e-6)
+    assert accuracy > 0.4  # chance: 0.1
 
 
 def run_trial(*arguments: str) -> subprocess.CompletedProcess:

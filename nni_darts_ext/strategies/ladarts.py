@@ -30,7 +30,7 @@ from nni.nas.nn.pytorch import ModelSpace
 
 from ..errors import ConfigError, check_directory, check_number, choose
 from ..latency.cache import DEFAULT_DIRECTORY
-from ..latency.measurement import TimingSettings, describe_device, measure
+from ..latency.measurement import TimingSettings, describe_device, measure, resolve_device
 from ..latency.profile import PREDICTORS, LatencyProfile, deployed, profile_space
 from .darts import ValidatedDARTS, ValidatedDartsModule
 
@@ -149,12 +149,16 @@ class LatencyAwareDARTS(ValidatedDARTS):
         return super().mutate_evaluator(evaluator)
 
     def _profile(self) -> None:
-        """The latency profile, once: P-DARTS's stages (composed) build supernets again."""
+        """The latency profile, once: P-DARTS's stages (composed) build supernets again. Measuring
+        builds networks and random images; the random state is left as it was, so the search draws
+        the same whether the profile was measured now or read from the cache."""
         if self.latency_term.profile is None:
             if self.deployed_space is None:
                 raise RuntimeError('LatencyAwareDARTS.mutate_model comes first: it keeps the space to time')
-            self.latency_term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
-                                                      self.samples, self.cache)
+            device = resolve_device(self.timing.device)
+            with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
+                self.latency_term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
+                                                          self.samples, self.cache)
 
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """The predicted and the measured latency of the ``found`` architecture, as deployed, the
