@@ -53,7 +53,7 @@ def test_the_auxiliary_loss_enters_the_training_loss_and_nothing_else(name):
     logits, auxiliary_logits = model(images)
     expected = F.cross_entropy(logits, labels) + 0.4 * F.cross_entropy(auxiliary_logits, labels)
     with pytest.warns(UserWarning, match='self.log'):  # outside a trainer, Lightning only warns
-        assert torch.equal(module.training_step((images, labels), 0), expected)
+        assert torch.equal(module.training_step((images, labels), 0)['loss'], expected)
 
     model.eval()
     with torch.no_grad():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nni_darts_ext import VARIANTS, architecture, reporting, trial
+from nni_darts_ext.board import TrialBoard
 from nni_darts_ext.config import merge_parameters, split_parameters
 from nni_darts_ext.spaces import load_space
 
@@ -111,7 +112,7 @@ def test_the_retraining_does_not_depend_on_what_the_search_drew(quick_parameters
     assert first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
 
 
-def test_each_retraining_epoch_reports_the_accuracy_of_the_network_after_it(quick_parameters):
+def test_each_retraining_epoch_reports_the_accuracy_of_the_network_after_it(quick_parameters, tmp_path):
     """After one epoch at the full learning rate BatchNorm's running averages still describe the initial
     network, whose test accuracy in eval mode read chance (0.05 here); with the statistics estimated over the
     training split, the first epoch's record is the trained network's accuracy, the model's own computed
@@ -120,7 +121,7 @@ def test_each_retraining_epoch_reports_the_accuracy_of_the_network_after_it(quic
     strategy, data, space, search_size, evaluation_size = trial.prepare(config, options)
     model = space.evaluation_model(strategy.sample(space.search_space(search_size)), evaluation_size)
     records = []
-    accuracy = trial.retrain(model, data, config, records)
+    accuracy = trial.retrain(model, data, config, records, TrialBoard(tmp_path))
 
     images, labels = next(iter(torch.utils.data.DataLoader(data.test, batch_size=len(data.test))))
     with torch.no_grad():
