@@ -142,7 +142,7 @@ def check_every_variant(written: dict[str, Any]) -> None:
 
 def check_concurrent_trials(written: dict[str, Any]) -> None:
     assert set(written) == {'date', 'machine', 'arguments', 'runs'}
-    assert [(run['concurrency'], run['threads']) for run in written['runs']] == [(1, 2), (2, 1)]
+    assert [(run['concurrency'], run['threads']) for run in written['runs']] == [(2, 1)]
     for run in written['runs']:
         assert run['status'] == 'DONE' and run['minutes'] > 0
         [trial] = run['trials']
@@ -166,8 +166,8 @@ SMOKE_RUNS = {
                      '--batch-size', '16', '--output', str(tmp / 'collapse.json')],
         'collapse.json', check_collapse, ('collapse.png',)),
     'concurrent_trials.py': SmokeRun(
-        lambda tmp: ['--variants', 'random', '--seeds', '0', '--port', str(free_port()), '--poll-s', '2',
-                     '--timeout-min', '5', '--output', str(tmp / 'concurrent_trials.json'),
+        lambda tmp: ['--variants', 'random', '--seeds', '0', '--settings', '2:1', '--port', str(free_port()),
+                     '--poll-s', '2', '--timeout-min', '5', '--output', str(tmp / 'concurrent_trials.json'),
                      '--trial-flags=--train-subset 64 --test-subset 32 --batch-size 16 --search-epochs 1 '
                      '--retrain-epochs 1'],
         'concurrent_trials.json', check_concurrent_trials),
