@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 
 from nni_darts_ext import trial
+from nni_darts_ext.board import TENSORBOARD_DIR, TrialBoard
 from nni_darts_ext.collapse import CollapseMonitor
 from nni_darts_ext.config import split_parameters
 
@@ -38,7 +39,8 @@ def search_curve(variant: str, seed: int, parameters: dict) -> dict:
     # the search's per-epoch checkpoints are not kept: each search gets a scratch folder
     with tempfile.TemporaryDirectory() as scratch:
         found = trial.search(strategy, space, search_size, data, config, records,
-                             CollapseMonitor(config.eigenvalue_batches, config.early_stop), Path(scratch))
+                             CollapseMonitor(config.eigenvalue_batches, config.early_stop), Path(scratch),
+                             trial.search_settings(config, options), TrialBoard(Path(scratch) / TENSORBOARD_DIR))
     return {'variant': variant, 'seed': seed, 'search_s': round(time.perf_counter() - started, 1),
             'epochs': records, 'arch': trial.architecture.describe(found)}
 
