@@ -38,10 +38,11 @@ def remove_partial_files(directory: Path) -> None:
 
 
 def _is_running(pid: int) -> bool:
+    """Whether process ``pid`` exists (signal 0 only checks; another user's process refuses it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:
+        pass
     return True
