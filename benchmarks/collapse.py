@@ -42,7 +42,8 @@ def search_curve(variant: str, seed: int, parameters: dict) -> dict:
                              CollapseMonitor(config.eigenvalue_batches, config.early_stop), Path(scratch),
                              trial.search_settings(config, options), TrialBoard(Path(scratch) / TENSORBOARD_DIR))
     return {'variant': variant, 'seed': seed, 'search_s': round(time.perf_counter() - started, 1),
-            'epochs': records, 'arch': trial.architecture.describe(found)}
+            'arc_learning_rate': strategy.arc_learning_rate, 'epochs': records,
+            'arch': trial.architecture.describe(found)}
 
 
 def plot(runs: list[dict], path: Path) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 import yaml
 
-from every_variant import cpu_name, create, nni_status  # benchmarks/ is the script's first import path
+from every_variant import create, nni_status  # benchmarks/ is the script's first import path
+from machine import cpu_name
 from nni_darts_ext import report
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,10 +1,12 @@
 """Every variant side by side in one nnictl experiment: run it, wait, report.
 
 ``python benchmarks/every_variant.py`` starts ``experiments/benchmark.yml`` (every variant,
-``random`` and NNI's DARTS, 3 seeds, one budget), waits until NNI says DONE, and writes the
-report (the Markdown table and the three-panel PNG of :mod:`nni_darts_ext.report`) with every
-final result and the machine to ``benchmarks/results/every_variant_cpu.*``. The experiment stays
-in NNI's web UI until ``nnictl stop``.
+``random`` and NNI's DARTS, 3 seeds, one budget; ``--config`` another experiment), waits until
+NNI says DONE, scores the found architectures the reference sample of the trials' protocol has
+not scored yet (``benchmarks/reference_sample.py add``: the sample's seeds, its protocol), and
+writes the report (the Markdown table and the three-panel PNG of :mod:`nni_darts_ext.report`)
+with every final result and the machine to ``benchmarks/results/every_variant_cpu.*``. The
+experiment stays in NNI's web UI until ``nnictl stop``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -24,14 +25,10 @@ import torch
 
 from nni_darts_ext import report
 
+import reference_sample  # benchmarks/ is the script's first import path
+from machine import cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu_name() -> str:
-    """The processor's model name, as Linux reports it."""
-    cpuinfo = Path('/proc/cpuinfo')
-    names = re.findall(r'model name\s*:\s*(.+)', cpuinfo.read_text()) if cpuinfo.is_file() else []
-    return names[0].strip() if names else platform.processor() or 'unknown CPU'
 
 
 def nni_status(port: int) -> str:
@@ -70,6 +67,9 @@ def main() -> None:
         time.sleep(arguments.poll_s)
     minutes = (time.monotonic() - started) / 60
     results = report.final_results(experiment_id)
+    if any('reference' in result for result in results):
+        for sample in sorted({result['reference'] for result in results if 'reference' in result}):
+            reference_sample.main(['add', experiment_id, '--sample', sample])
     rows = report.summarize(results)
     table = report.format_table(rows)
     print(table)

@@ -78,6 +78,16 @@ def normalized_entropy(probabilities: Mapping[str, Mapping[Any, float]]) -> floa
     return sum(fractions) / len(fractions) if fractions else 0.0
 
 
+NOT_CONVERGED_ABOVE = 0.95
+"""A search that ends with a normalized entropy above this has left its architecture weights near
+uniform: it has not searched, and what it exports is a tie-break of noise."""
+
+
+def converged(normalized_entropy: float) -> bool:
+    """Whether a search that ended at ``normalized_entropy`` moved its weights from uniform."""
+    return normalized_entropy <= NOT_CONVERGED_ABOVE
+
+
 def describe(architecture: Mapping[str, Any]) -> str:
     """A one-line form: ``normal: 2<sep_conv_3x3(0)+skip_connect(1) 3<... | reduce: ...``."""
     edges = cell_edges(architecture)

@@ -42,6 +42,7 @@ class TrialConfig:
     search_epochs: int = 4
     search_width: int | None = None
     search_cells: int | None = None
+    arc_travel: float | None = None
     eigenvalue_batches: int = 0
     early_stop: str = 'none'
     learning_rate: float = 0.025
@@ -81,6 +82,9 @@ class TrialConfig:
         for name in ('min_learning_rate', 'weight_decay', 'retrain_gradient_clip', 'num_workers', 'eigenvalue_batches'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must not be negative, got {getattr(self, name)}')
+        if self.arc_travel is not None and self.arc_travel <= 0:
+            raise ConfigError(f'arc_travel must be positive (or null: each variant its own arc_learning_rate), '
+                              f'got {self.arc_travel}')
         if not 0 <= self.seed < 2 ** 32:
             raise ConfigError(f'seed must be in [0, 2**32), got {self.seed}')
         if not 0 <= self.momentum < 1:

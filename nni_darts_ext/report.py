@@ -22,7 +22,9 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
+from . import architecture  # noqa: E402
 from .errors import ConfigError  # noqa: E402
+from .reference_sample import SAMPLES_DIR, ReferenceSample  # noqa: E402
 
 NNI_HOME = Path.home() / 'nni-experiments'
 BASELINE = 'random'  # the variant every other one is compared with
@@ -39,6 +41,13 @@ class VariantRow:
     above_random
         Standard deviations the mean accuracy lies above the ``random`` variant's, see
         :func:`sigmas_above`; None for ``random`` itself, without a ``random`` row, or when undefined.
+    percentile
+        The median over the seeds of the found architecture's percentile in the reference sample
+        the trials followed (:func:`percentile_of`); None where no seed has one.
+    normalized_entropy
+        The mean over the seeds of the search's final normalized entropy; None for ``random``.
+    not_converged
+        Seeds whose search ended with its architecture weights near uniform (it did not search).
     """
     variant: str
     seeds: int
@@ -50,6 +59,9 @@ class VariantRow:
     latency_ms: float | None
     skip_connects: float
     above_random: float | None = None
+    percentile: float | None = None
+    normalized_entropy: float | None = None
+    not_converged: int = 0
 
 
 def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[str, Any]]:
@@ -104,6 +116,8 @@ def summarize(results: list[dict[str, Any]]) -> list[VariantRow]:
     rows = []
     for variant, group in sorted(by_variant.items()):
         accuracies = [float(r['default']) for r in group]
+        percentiles = [p for p in map(percentile_of, group) if p is not None]
+        entropies = [float(r['normalized_entropy']) for r in group if r.get('normalized_entropy') is not None]
         latencies = [float(r['latency_ms']) for r in group if r.get('latency_ms') is not None]
         rows.append(VariantRow(
             variant=variant, seeds=len(group),
@@ -114,12 +128,24 @@ def summarize(results: list[dict[str, Any]]) -> list[VariantRow]:
             params=statistics.fmean(float(r.get('params', 0)) for r in group),
             latency_ms=statistics.fmean(latencies) if latencies else None,
             skip_connects=statistics.fmean(float(r.get('skip_connects', 0)) for r in group),
+            percentile=statistics.median(percentiles) if percentiles else None,
+            normalized_entropy=statistics.fmean(entropies) if entropies else None,
+            not_converged=sum(not architecture.converged(e) for e in entropies),
         ))
     baseline = next((row for row in rows if row.variant == BASELINE), None)
     if baseline is not None:
         rows = [row if row is baseline else replace(row, above_random=sigmas_above(row, baseline))
                 for row in rows]
     return sorted(rows, key=lambda row: -row.accuracy_mean)
+
+
+def percentile_of(result: dict[str, Any]) -> float | None:
+    """The found architecture's percentile in the reference sample the trial followed, as the sample
+    stands now (it may have scored the architecture since the trial ended); else the trial's own."""
+    path = SAMPLES_DIR / f"{result.get('reference')}.json"
+    if 'reference' not in result or not path.is_file():
+        return result.get('percentile')
+    return ReferenceSample.load(path).percentile(str(result.get('arch')))
 
 
 def sigmas_above(row: VariantRow, baseline: VariantRow) -> float | None:
@@ -149,19 +175,38 @@ def format_table(rows: list[VariantRow]) -> str:
     undefined (no spread in either variant's accuracy) is shown as ``n/a``.
     """
     has_baseline = any(r.variant == BASELINE for r in rows)
-    lines = ['| variant | seeds | test accuracy (%) | parameters | search s | retrain s | latency ms '
-             '| skip-connects | vs random (σ) |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    lines = ['| variant | seeds | test accuracy (%) | percentile | normalized entropy | parameters | search s '
+             '| retrain s | latency ms | skip-connects | vs random (σ) |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for r in rows:
         latency = '–' if r.latency_ms is None else f'{r.latency_ms:.2f}'
         if not has_baseline or r.variant == BASELINE:
             versus = '–'
         else:
             versus = 'n/a' if r.above_random is None else f'{r.above_random:+.1f}'
+        percentile = '–' if r.percentile is None else f'{r.percentile:.0f}'
         lines.append(f'| {r.variant} | {r.seeds} | {100 * r.accuracy_mean:.2f} ± {100 * r.accuracy_std:.2f} '
-                     f'| {r.params:,.0f} | {r.search_s:.1f} | {r.retrain_s:.1f} | {latency} '
+                     f'| {percentile} | {convergence_cell(r)} | {r.params:,.0f} | {r.search_s:.1f} | {r.retrain_s:.1f} | {latency} '
                      f'| {r.skip_connects:.1f} | {versus} |')
     return '\n'.join(lines)
+
+
+def convergence_cell(row: VariantRow) -> str:
+    """The mean final normalized entropy, and how many seeds did not converge (``–`` without a search)."""
+    if row.normalized_entropy is None:
+        return '–'
+    flag = f' ({row.not_converged} of {row.seeds} not converged)' if row.not_converged else ''
+    return f'{row.normalized_entropy:.2f}{flag}'
+
+
+def convergence_warning(rows: list[VariantRow]) -> str | None:
+    """One line naming the variants with searches that ended near uniform, or ``None``."""
+    flagged = [f'{r.variant} ({r.not_converged} of {r.seeds})' for r in rows if r.not_converged]
+    if not flagged:
+        return None
+    return (f'not converged (normalized entropy above {architecture.NOT_CONVERGED_ABOVE}): {", ".join(flagged)}; '
+            'these searches left their architecture weights near uniform, so they did not search and their '
+            'cells are noise: raise arc_travel or the search budget')
 
 
 def plot(rows: list[VariantRow], path: Path, title: str) -> None:
@@ -229,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = summarize(results)
     print(format_table(rows))
+    warning = convergence_warning(rows)
+    if warning:
+        print(warning)
     png = arguments.png or Path(f'report-{arguments.experiment_id}.png')
     png.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, png, f'NNI experiment {arguments.experiment_id}')

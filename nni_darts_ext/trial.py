@@ -39,6 +39,7 @@ from .drawing import draw_cell
 from .errors import ConfigError, check_directory
 from .files import remove_partial_files, write_whole
 from .latency.measurement import TimingSettings, measure
+from .reference_sample import matching_sample
 from .reporting import EpochReporter, is_rank_zero, under_nni
 from .spaces import Regularization, Size, Space, load_space
 from .spaces.cell_network import check_auxiliary_head
@@ -85,6 +86,7 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     if isinstance(strategy, OneShotStrategy) and warmup >= config.search_epochs:
         raise ConfigError(f'warmup_epochs ({warmup}) must be below search_epochs ({config.search_epochs}), '
                           'or the architecture is never trained')
+    apply_arc_travel(strategy, config, search_images, options)
     if isinstance(strategy, PDARTS):
         if config.early_stop != 'none':
             raise ConfigError('early_stop cannot end a P-DARTS search, which runs its stages to the end and limits '
@@ -99,6 +101,22 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     if isinstance(strategy, LatencyAwareDARTS):  # the latency that counts is the retrained network's
         strategy.deploy(space.build(evaluation_size, True), (data.channels, data.image_size, data.image_size))
     return strategy, data, space, search_size, evaluation_size
+
+
+def apply_arc_travel(strategy: Any, config: TrialConfig, search_images: int, options: dict[str, Any]) -> None:
+    """With ``arc_travel``, set a searching strategy's architecture learning rate to ``arc_travel``
+    divided by the search's architecture steps, so that searches of any length, warm-up or stages
+    move their architecture weights equally far (Adam's steps are about the learning rate each)."""
+    if config.arc_travel is None or not isinstance(strategy, ValidatedDARTS):
+        return
+    if 'arc_learning_rate' in options:
+        raise ConfigError('set arc_travel or arc_learning_rate, not both: arc_travel sets arc_learning_rate to '
+                          'arc_travel / the search\'s architecture steps')
+    batches = max(search_images // 2 // config.batch_size // config.devices, 1)
+    steps = strategy.architecture_epochs(config.search_epochs) * batches
+    strategy.arc_learning_rate = config.arc_travel / steps
+    _logger.info('arc_travel %g over %d architecture steps: arc_learning_rate %.4g', config.arc_travel, steps,
+                 strategy.arc_learning_rate)
 
 
 def check_retraining_protocol(config: TrialConfig, space: Space, image_size: int, cells: int) -> None:
@@ -200,7 +218,7 @@ def statistics_loader(data: ImageData, config: TrialConfig) -> DataLoader:
 
 
 def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, records: list[dict[str, Any]],
-            board: TrialBoard) -> float:
+            board: TrialBoard | None = None) -> float:
     """Train ``model`` from scratch on the whole training split, each epoch to ``board``; return its
     test accuracy. The papers' protocol where set: cutout, drop-path rising linearly from 0
     (:class:`DropPathSchedule`), the auxiliary head's loss.
@@ -219,6 +237,20 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
                            gradient_clip_val=config.retrain_gradient_clip or None)
     trainer.fit(module, *retrain_loaders(data, config))
     return records[-1]['default']
+
+
+def retrain_found(found: dict[str, Any], space: Space, size: Size, data: ImageData, config: TrialConfig,
+                  records: list[dict[str, Any]], board: TrialBoard | None = None) -> tuple[torch.nn.Module, float]:
+    """The network of architecture ``found`` at ``size``, retrained (:func:`retrain`), and its test accuracy.
+
+    The retraining draws from the trial's seed, not from what the search (whole, resumed or
+    absent) left: the same architecture and seed retrain to the same network, in a trial or in a
+    reference sample's evaluation (:mod:`nni_darts_ext.reference_sample`).
+    """
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    model = space.evaluation_model(found, size,
+                                   Regularization(config.retrain_drop_path, config.retrain_auxiliary_weight > 0))
+    return model, retrain(model, data, config, records, board)
 
 
 def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[str, Any]:
@@ -241,13 +273,8 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
 
-    # the retraining draws from the trial's seed, not from what the search (whole, resumed or
-    # absent) left: the same architecture and seed retrain to the same network
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    model = space.evaluation_model(found, evaluation_size,
-                                   Regularization(config.retrain_drop_path, config.retrain_auxiliary_weight > 0))
     started = time.perf_counter()
-    test_accuracy = retrain(model, data, config, records, board)
+    model, test_accuracy = retrain_found(found, space, evaluation_size, data, config, records, board)
     retrain_seconds = time.perf_counter() - started
     # the retrained network's latency, one image at a time on one CPU thread: the same yardstick for every variant
     latency = measure([model], (data.channels, data.image_size, data.image_size), TimingSettings())[0]
@@ -264,12 +291,34 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         'arch': architecture.describe(found),
         'stopped_early': monitor.stopped,
         **(strategy.search_summary(found) if isinstance(strategy, ValidatedDARTS) else {}),
+        **convergence(strategy, records),
+        **standing(found, config),
     }
     if is_rank_zero():
         _write_outputs(output_dir, config, options, found, records, final, board)
         if under_nni():
             nni.report_final_result(final)
     return final
+
+
+def convergence(strategy: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A search's end: its architecture learning rate, normalized entropy and whether it converged
+    (:func:`~nni_darts_ext.architecture.converged`); nothing for a strategy that does not search."""
+    entropies = [r['normalized_entropy'] for r in records if r['phase'] == 'search' and 'normalized_entropy' in r]
+    if not entropies:
+        return {}
+    return {'arc_learning_rate': strategy.arc_learning_rate, 'normalized_entropy': round(entropies[-1], 4),
+            'converged': architecture.converged(entropies[-1])}
+
+
+def standing(found: dict[str, Any], config: TrialConfig) -> dict[str, Any]:
+    """The reference sample whose protocol the trial followed, if one, and the found architecture's
+    percentile in it once the sample has scored it (:mod:`~nni_darts_ext.reference_sample`)."""
+    sample = matching_sample(config)
+    if sample is None:
+        return {}
+    percentile = sample.percentile(architecture.describe(found))
+    return {'reference': sample.name, **({} if percentile is None else {'percentile': round(percentile, 1)})}
 
 
 def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],

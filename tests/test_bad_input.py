@@ -43,6 +43,7 @@ BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
     'search_epochs': (NOT_A_NUMBER, 0, {}),
     'search_width': (NOT_A_NUMBER, 0, {}),
     'search_cells': (NOT_A_NUMBER, 0, {}),
+    'arc_travel': (NOT_A_NUMBER, 0.0, {}),
     'eigenvalue_batches': (NOT_A_NUMBER, -1, {}),
     'early_stop': (3, 'sometimes', {}),
     'learning_rate': (NOT_A_NUMBER, 0.0, {}),
@@ -207,7 +208,7 @@ def test_a_number_that_is_not_finite_is_refused(name, context, value, tmp_path, 
 
 
 def test_float_settings_are_all_tried():
-    assert FLOAT_FIELDS == ['learning_rate', 'min_learning_rate', 'momentum', 'weight_decay', 'retrain_learning_rate',
+    assert FLOAT_FIELDS == ['arc_travel', 'learning_rate', 'min_learning_rate', 'momentum', 'weight_decay', 'retrain_learning_rate',
                             'retrain_gradient_clip', 'retrain_drop_path', 'retrain_auxiliary_weight']
     assert set(FLOAT_OPTIONS) == {'arc_learning_rate', 'gradient_clip_val', 'eta', 'skip_dropout_decay',
                                   'latency_weight', 'latency_target_ms'}

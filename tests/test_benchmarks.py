@@ -132,6 +132,23 @@ def check_stabilized(written: dict[str, Any]) -> None:
                for run in written['runs'].values())
 
 
+def check_arc_travel(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'variant', 'parameters', 'runs'}
+    assert written['parameters']['space'] == 'nni:NasBench201'  # the testbed's trial command, read from its YAML
+    assert [(run['arc_travel'], run['seed']) for run in written['runs']] == [(None, 0), (6.0, 0)]
+    own, travelled = written['runs']
+    assert own['arc_learning_rate'] == 3e-4
+    # 64 images a half at batch 16: 4 architecture steps an epoch, 1 epoch
+    assert travelled['arc_learning_rate'] == pytest.approx(6.0 / 4)
+    assert all(0 <= record['normalized_entropy'] <= 1 for run in written['runs'] for record in run['epochs'])
+
+
+def check_reference_sample(written: dict[str, Any]) -> None:
+    assert written['name'] == 'tiny' and written['seeds'] == [0] and len(written['draws']) == 1
+    [entry] = written['architectures'].values()
+    assert set(entry['accuracy']) == {'0'} and 0 <= entry['accuracy']['0'] <= 1
+
+
 def check_every_variant(written: dict[str, Any]) -> None:
     assert set(written) == {'experiment', 'status', 'minutes', 'date', 'machine', 'config', 'results'}
     assert written['status'] == 'DONE'
@@ -161,6 +178,17 @@ def every_variant_options(tmp_path: Path) -> list[str]:
 
 
 SMOKE_RUNS = {
+    'arc_travel.py': SmokeRun(
+        lambda tmp: ['--travels', 'none', '6', '--seeds', '0', '--set', 'train_subset=256', '--set', 'search_subset=128',
+                     '--set', 'search_epochs=1', '--set', 'batch_size=16', '--set', 'image_size=8',
+                     '--output', str(tmp / 'arc_travel.json')],
+        'arc_travel.json', check_arc_travel, ('arc_travel.png',)),
+    'reference_sample.py': SmokeRun(
+        lambda tmp: ['draw', '--directory', str(tmp), '--sample', 'tiny', '--count', '1', '--seeds', '0',
+                     *(f'--setting={pair}' for pair in ('dataset=digits', 'train_subset=64', 'test_subset=32',
+                                                       'retrain_epochs=1', 'retrain_width=4', 'retrain_cells=1',
+                                                       'retrain_batch_size=16'))],
+        'tiny.json', check_reference_sample),
     'collapse.py': SmokeRun(
         lambda tmp: ['--variants', 'darts', '--seeds', '0', '--epochs', '1', '--train-subset', '64',
                      '--batch-size', '16', '--output', str(tmp / 'collapse.json')],

@@ -72,7 +72,9 @@ def test_wheel_ships_the_named_spaces_and_works_outside_the_clone(tmp_path):
     wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         shipped = sorted(Path(name).stem for name in archive.namelist() if name.endswith('.yml'))
+        samples = [name for name in archive.namelist() if name.endswith('.json')]
     assert shipped == NAMED_SPACES
+    assert samples == ['nni_darts_ext/reference_samples/nasbench201_fashion_mnist_16.json']  # the report reads it
 
     own_packages = virtual_environment(tmp_path)
     subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', '--target',

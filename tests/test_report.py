@@ -7,6 +7,7 @@ import pytest
 
 from nni_darts_ext import report
 from nni_darts_ext.errors import ConfigError
+from nni_darts_ext.reference_sample import PROTOCOL_SETTINGS, ReferenceSample
 
 RESULTS = [
     {'default': 0.90, 'variant': 'darts', 'seed': 0, 'search_s': 10.0, 'retrain_s': 4.0, 'params': 1000},
@@ -24,7 +25,7 @@ def test_summary_is_mean_and_sample_std_over_seeds_best_first():
     assert (darts.search_s, darts.retrain_s, darts.params) == (11.0, 5.0, 1100)
     table = report.format_table(rows)
     # pooled std sqrt((0.0283**2 + 0**2) / 2) = 0.02, so (0.92 - 0.80) / 0.02 = +6.0
-    assert '| darts | 2 | 92.00 ± 2.83 | 1,100 | 11.0 | 5.0 | – | 0.0 | +6.0 |' in table
+    assert '| darts | 2 | 92.00 ± 2.83 | – | – | 1,100 | 11.0 | 5.0 | – | 0.0 | +6.0 |' in table
 
 
 def make_experiment(home, experiment_id='abc123'):
@@ -95,10 +96,41 @@ def test_latency_is_averaged_over_the_trials_that_measured_it():
     assert darts.skip_connects == pytest.approx(11 / 3)
     assert random.latency_ms is None
     table = report.format_table([darts, random]).splitlines()
-    assert table[0] == ('| variant | seeds | test accuracy (%) | parameters | search s | retrain s | latency ms '
-                        '| skip-connects | vs random (σ) |')
+    assert table[0] == ('| variant | seeds | test accuracy (%) | percentile | normalized entropy | parameters '
+                        '| search s | retrain s | latency ms | skip-connects | vs random (σ) |')
     assert '| 4.75 | 3.7 |' in table[2]
     assert '| 0.0 | 0.0 | – | 0.0 | – |' in table[3]
+
+
+def test_searches_near_uniform_are_flagged_not_converged():
+    results = (trials('darts', [0.90, 0.91, 0.92], normalized_entropy=0.99)[:2]
+               + trials('darts', [0.93], normalized_entropy=0.40) + trials('random', [0.80]))
+    darts, random = report.summarize(results)
+    assert darts.normalized_entropy == pytest.approx((0.99 + 0.99 + 0.40) / 3)
+    assert darts.not_converged == 2 and random.not_converged == 0 and random.normalized_entropy is None
+    line = report.format_table([darts, random]).splitlines()[2]
+    assert '| 0.79 (2 of 3 not converged) |' in line
+    warning = report.convergence_warning([darts, random])
+    assert warning.startswith('not converged (normalized entropy above 0.95): darts (2 of 3);')
+    assert report.convergence_warning([random]) is None
+
+
+def test_percentile_is_the_median_over_seeds_from_the_sample_as_it_stands(tmp_path, monkeypatch):
+    protocol = {name: None for name in PROTOCOL_SETTINGS}
+    sample = ReferenceSample('toy', protocol, seeds=[0], draws=['a', 'b', 'c', 'd'])
+    for key, accuracy in zip('abcde', (0.5, 0.6, 0.7, 0.8, 0.75)):
+        sample.record(key, {}, 0, accuracy, 1.0)
+    sample.save(tmp_path / 'toy.json')
+    monkeypatch.setattr(report, 'SAMPLES_DIR', tmp_path)
+    # e scores 0.75: above a, b, c of the 4 draws -> 75; d ties itself -> (3 + 0.5) / 4
+    results = [{'default': 0.9, 'variant': 'darts', 'seed': 0, 'reference': 'toy', 'arch': 'e'},
+               {'default': 0.9, 'variant': 'darts', 'seed': 1, 'reference': 'toy', 'arch': 'd'},
+               {'default': 0.9, 'variant': 'darts', 'seed': 2, 'reference': 'toy', 'arch': 'unscored'},
+               {'default': 0.8, 'variant': 'random', 'seed': 0, 'percentile': 12.5}]
+    darts, random = report.summarize(results)
+    assert darts.percentile == pytest.approx((75 + 87.5) / 2)
+    assert random.percentile == 12.5  # no sample named: the trial's own figure
+    assert '| 81 |' in report.format_table([darts, random]).splitlines()[2]
 
 
 def test_plot_writes_a_png_when_some_variants_lack_latency(tmp_path):

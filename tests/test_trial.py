@@ -51,9 +51,14 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
     variant_keys = {'pdarts': {'stage_s'},
                     'ladarts': {'predicted_latency_ms', 'measured_latency_ms', 'lookup_error_pct', 'network_error_pct',
                                 'latency_device'}}
+    search_keys = set() if variant == 'random' else {'arc_learning_rate', 'normalized_entropy', 'converged'}
     assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'latency_ms',
-                          'skip_connects', 'arch', 'stopped_early'} | set().union(*(variant_keys.get(m, set())
-                                                                                       for m in members))
+                          'skip_connects', 'arch', 'stopped_early'} | search_keys | set().union(
+                              *(variant_keys.get(m, set()) for m in members))
+    if search_keys:
+        last_search = [r for r in nni_channel['intermediate'] if r['phase'] == 'search'][-1]
+        assert final['normalized_entropy'] == round(last_search['normalized_entropy'], 4)
+        assert final['converged'] == (last_search['normalized_entropy'] <= 0.95)
     assert final['latency_ms'] > 0
     assert final['stopped_early'] == ''
     assert final['variant'] == variant and final['params'] == sum(p.numel() for p in model.parameters())

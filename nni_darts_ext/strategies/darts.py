@@ -172,6 +172,10 @@ class ValidatedDARTS(DARTS):
         return [DartsCell.mutate if hook == DifferentiableMixedCell.mutate else hook
                 for hook in super().default_mutation_hooks()]
 
+    def architecture_epochs(self, search_epochs: int) -> int:
+        """How many of a search's ``search_epochs`` take architecture steps: those after the warm-up."""
+        return max(search_epochs - self.warmup_epochs, 0)
+
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """What a variant adds to the trial's final result about its search and the architecture
         it ``found`` (nothing, here; a composed variant merges its techniques')."""

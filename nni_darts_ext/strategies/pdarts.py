@@ -429,6 +429,11 @@ class PDARTS(ValidatedDARTS):
                             val_dataloaders=first.val_dataloaders, datamodule=first.datamodule,
                             fit_kwargs=first.fit_kwargs)
 
+    def architecture_epochs(self, search_epochs: int) -> int:
+        """The stages' epochs after their warm-ups (the budget's stages split ``search_epochs``)."""
+        stages = budget_stages(search_epochs) if self.from_budget else self.stages
+        return sum(stage.epochs - stage.warmup_epochs for stage in stages)
+
     def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[Any]:
         # NNI would export from the first stage's supernet; the search ended on the last one's
         yield self.model_space.freeze(self.oneshot_module.export())
