@@ -13,34 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import torch
-import yaml
 
 from nni_darts_ext import trial
 from nni_darts_ext.architecture import NOT_CONVERGED_ABOVE
-from nni_darts_ext.config import command_line, parse_options
+from nni_darts_ext.config import parse_options
 
-from collapse import search_curve  # benchmarks/ is the script's first import path
-from machine import cpu_name
+from machine import cpu_name  # benchmarks/ is the script's first import path
+from testbed import ROOT, SEARCH_QUALITY, search_curve, trial_parameters
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def trial_flags(experiment: Path) -> dict[str, Any]:
-    """The trial parameters the experiment's ``trialCommand`` flags set (its variant settings aside)."""
-    command = shlex.split(yaml.safe_load(experiment.read_text())['trialCommand'])
-    flags = vars(command_line().parse_args(command[command.index('nni_darts_ext.trial') + 1:]))
-    flags.pop('variant_settings')
-    options = parse_options(flags.pop('option'))
-    return {**flags, **options}
 
 
 def travel(text: str) -> float | None:
@@ -67,7 +54,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--experiment', type=Path, default=ROOT / 'experiments' / 'search_quality.yml')
+    parser.add_argument('--experiment', type=Path, default=SEARCH_QUALITY)
     parser.add_argument('--variant', default='darts')
     parser.add_argument('--travels', nargs='+', type=travel, default=[None, 6.0, 20.0, 60.0, 120.0])
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
@@ -77,7 +64,8 @@ def main() -> None:
     arguments = parser.parse_args()
     trial.configure_logging()
     torch.set_num_threads(1)
-    parameters = {**trial_flags(arguments.experiment), **parse_options(arguments.set), 'threads': 1}
+    parameters = {**trial_parameters(arguments.experiment, arguments.variant), **parse_options(arguments.set),
+                  'threads': 1}
     written = json.loads(arguments.output.read_text()) if arguments.output.is_file() else {}
     runs = written.get('runs', [])
     for seed in arguments.seeds:
@@ -85,6 +73,7 @@ def main() -> None:
             if any((r['seed'], r['arc_travel']) == (seed, value) for r in runs):
                 continue
             run = search_curve(arguments.variant, seed, {**parameters, 'arc_travel': value})
+            run.pop('architecture')
             runs.append({**run, 'arc_travel': value})
             final = run['epochs'][-1]['normalized_entropy']
             print(f'arc_travel {value} seed {seed}: arc_learning_rate {run["arc_learning_rate"]:.4g}, '

@@ -1,7 +1,8 @@
 """Build, extend and check a reference sample (:mod:`nni_darts_ext.reference_sample`).
 
 Every command saves the sample after each evaluation, so an interrupted run loses at most the
-one in progress; run the same command again to go on.
+one in progress; run the same command again to go on. One command at a time extends a sample
+(a second one, started beside it, stops with an error).
 
 ``draw``: draw ``--count`` architectures uniformly (draw ``i`` from seed ``i``) and evaluate each
 at every seed of the sample, seed by seed (the whole sample at the first seed before the
@@ -23,6 +24,7 @@ beside the draws, never counted as draws.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import functools
 import json
 import statistics
@@ -152,7 +154,8 @@ def add(sample: ReferenceSample, path: Path, found: list[dict[str, Any]]) -> Non
     sample.save(path)
     evaluate_missing(sample, path, list(dict.fromkeys(keys)))
     for key in dict.fromkeys(keys):
-        print(f'percentile {sample.percentile(key):5.1f}  score {sample.score(key):.4f}  {key}')
+        percentile = sample.percentile(key)
+        print(f"percentile {'–' if percentile is None else f'{percentile:.1f}'}, score {sample.score(key):.4f}: {key}")
 
 
 def show(sample: ReferenceSample) -> None:
@@ -166,9 +169,32 @@ def show(sample: ReferenceSample) -> None:
     print(describe_fidelity(sample))
 
 
+_HELD: dict[Path, Any] = {}
+"""The sample files whose lock this process holds, with the open lock file."""
+
+
+def lock(path: Path) -> None:
+    """Hold the lock of sample file ``path`` until the process ends: two commands extending one
+    sample at once would each save over what the other added."""
+    path = Path(path).resolve()
+    if path in _HELD:
+        return
+    handle = open(path.with_name(f'.{path.name}.lock'), 'w')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f'sample {path.stem} is being extended by another command; run one command at a time '
+                          'on a sample') from None
+    _HELD[path] = handle
+
+
 def open_sample(arguments: argparse.Namespace) -> tuple[ReferenceSample, Path]:
-    """The named sample, created from ``--setting`` s if it has no file yet."""
+    """The named sample, created from ``--setting`` s if it has no file yet; locked, but to ``show`` it."""
     path = arguments.directory / f'{arguments.sample}.json'
+    if arguments.command != 'show':
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock(path)
     if path.is_file():
         if arguments.setting:
             raise ConfigError(f'sample {arguments.sample} exists with its own protocol; --setting only creates one')

@@ -21,10 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
+from nni_darts_ext.config import split_parameters
+from nni_darts_ext.reference_sample import PROTOCOL_SETTINGS, ReferenceSample
+
 from .conftest import QUICK
 from .nnictl_helpers import NNICTL, REPOSITORY, free_port, small_experiment, trial_command
 
 BENCHMARKS = REPOSITORY / 'benchmarks'
+sys.path.insert(0, str(BENCHMARKS))
+from testbed import SEARCH_QUALITY, trial_parameters  # noqa: E402  (benchmarks/testbed.py)
 SIDE_BY_SIDE_KEYS = {'device', 'threads', 'arguments', 'runs'}
 """What :func:`side_by_side.report` writes."""
 SIDE_BY_SIDE_TINY = ['--width', '4', '--cells', '1', '--image-size', '4', '--batch', '2', '--steps', '1',
@@ -64,12 +69,32 @@ class SmokeRun:
 
 
 def check_collapse(written: dict[str, Any]) -> None:
-    assert set(written) == {'machine', 'parameters', 'runs'}
-    assert written['parameters'] == {'search_epochs': 1, 'batch_size': 16, 'train_subset': 64}
-    [run] = written['runs']
-    assert (run['variant'], run['seed']) == ('darts', 0)
-    assert [record['epoch'] for record in run['epochs']] == [1]
-    assert isinstance(run['epochs'][0]['skip_connects'], int) and run['arch'].startswith('normal: ')
+    assert set(written) == {'machine', 'sample', 'experiment', 'runs'}
+    assert (written['sample'], written['experiment']) == ('tiny', 'experiments/search_quality.yml')
+    assert [(run['variant'], run['budget'], run['seed']) for run in written['runs']] == [
+        ('darts', 1, 0), ('pdarts', 1, 0), ('darts', 2, 0), ('pdarts', 2, 0)]
+    epochs = [len(run['epochs']) for run in written['runs']]
+    assert epochs == [1, 10, 2, 20]  # pdarts: the testbed's stages of 3 + 3 + 4 epochs, stretched
+    darts_1x, pdarts_1x, darts_2x, _ = written['runs']
+    assert darts_2x['arc_learning_rate'] == pytest.approx(darts_1x['arc_learning_rate'])  # the 1x rate throughout
+    for run in written['runs']:
+        assert run['score'] is not None and run['percentile'] is None  # scored; a sample without draws ranks nothing
+        assert 0 <= run['parameter_free'] <= 6 and 0 <= run['normalized_entropy'] <= 1
+
+
+COLLAPSE_SETTINGS = {'dataset': 'digits', 'image_size': 8, 'train_subset': 64, 'test_subset': 32, 'search_subset': 64,
+                     'batch_size': 16, 'search_epochs': 1, 'retrain_epochs': 1, 'retrain_batch_size': 16}
+"""The testbed on a slice of digits: one search epoch (P-DARTS's stages keep their 10), one retraining epoch."""
+
+
+def collapse_options(tmp_path: Path) -> list[str]:
+    """Two budgets of darts and pdarts, scored in an empty sample of their protocol."""
+    config, _ = split_parameters({**trial_parameters(SEARCH_QUALITY, 'darts'), **COLLAPSE_SETTINGS})
+    ReferenceSample('tiny', {name: getattr(config, name) for name in PROTOCOL_SETTINGS}, seeds=[0]).save(
+        tmp_path / 'tiny.json')
+    return ['--variants', 'darts', 'pdarts', '--budgets', '1', '2', '--seeds', '0', '--sample', 'tiny',
+            '--directory', str(tmp_path), *(f'--set={name}={value}' for name, value in COLLAPSE_SETTINGS.items()),
+            '--output', str(tmp_path / 'collapse.json')]
 
 
 def check_ladarts(written: dict[str, Any]) -> None:
@@ -189,10 +214,7 @@ SMOKE_RUNS = {
                                                        'retrain_epochs=1', 'retrain_width=4', 'retrain_cells=1',
                                                        'retrain_batch_size=16'))],
         'tiny.json', check_reference_sample),
-    'collapse.py': SmokeRun(
-        lambda tmp: ['--variants', 'darts', '--seeds', '0', '--epochs', '1', '--train-subset', '64',
-                     '--batch-size', '16', '--output', str(tmp / 'collapse.json')],
-        'collapse.json', check_collapse, ('collapse.png',)),
+    'collapse.py': SmokeRun(collapse_options, 'collapse.json', check_collapse, ('collapse.png',)),
     'concurrent_trials.py': SmokeRun(
         lambda tmp: ['--variants', 'random', '--seeds', '0', '--settings', '2:1', '--port', str(free_port()),
                      '--poll-s', '2', '--timeout-min', '5', '--output', str(tmp / 'concurrent_trials.json'),

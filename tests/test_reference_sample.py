@@ -4,6 +4,7 @@ did and reports its standing; ``arc_travel`` sets the architecture learning rate
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 from pathlib import Path
@@ -148,6 +149,18 @@ def test_fidelity_retrains_longer_and_ranks_by_kendall_tau(tiny_sample, tmp_path
     assert 'Kendall tau between 2 and 1 epochs over 3 architectures' in capsys.readouterr().out
     assert tool.main(['fidelity', '--directory', str(tmp_path), '--sample', 'tiny', '--factor', '3']) == 2
     assert 'error: the sample\'s fidelity check retrains 2 epochs; --factor 3 asks for 3' in capsys.readouterr().err
+
+
+def test_a_second_command_on_a_sample_in_use_stops_with_an_error(tiny_sample, tmp_path, capsys):
+    directory, sample = tiny_sample
+    sample.save(tmp_path / 'tiny.json')
+    with open(tmp_path / '.tiny.json.lock', 'w') as held:  # as another process extending it holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert tool.main(['draw', '--directory', str(tmp_path), '--sample', 'tiny', '--count', '4']) == 2
+    assert capsys.readouterr().err.strip() == ('error: sample tiny is being extended by another command; run one '
+                                               'command at a time on a sample')
+    assert ReferenceSample.load(tmp_path / 'tiny.json') == sample
+    assert tool.main(['show', '--directory', str(tmp_path), '--sample', 'tiny']) == 0
 
 
 def test_the_tool_refuses_unknown_protocol_settings(tmp_path, capsys):
