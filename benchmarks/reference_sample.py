@@ -5,8 +5,8 @@ one in progress; run the same command again to go on. One command at a time exte
 (a second one, started beside it, stops with an error).
 
 ``draw``: draw ``--count`` architectures uniformly (draw ``i`` from seed ``i``) and evaluate each
-at every seed of the sample, seed by seed (the whole sample at the first seed before the
-second). A new sample takes its protocol from ``--setting NAME=VALUE`` (every one of
+at every seed of the sample, in draw order (a sample cut short is a uniform sample of fewer
+draws). A new sample takes its protocol from ``--setting NAME=VALUE`` (every one of
 :data:`~nni_darts_ext.reference_sample.PROTOCOL_SETTINGS`).
 
 ``fidelity``: retrain the first ``--count`` draws ``--factor`` times longer at the sample's first
@@ -75,9 +75,10 @@ def draw_architecture(protocol: dict[str, Any], index: int) -> dict[str, Any]:
 
 
 def evaluate_missing(sample: ReferenceSample, path: Path, keys: list[str]) -> None:
-    """Evaluate each of ``keys`` at each of the sample's seeds it lacks, seed by seed, saving after each."""
-    for seed in sample.seeds:
-        for key in keys:
+    """Evaluate each of ``keys`` at each of the sample's seeds it lacks, saving after each; one
+    architecture's seeds before the next's, so that a sample cut short ranks by the draws it scored."""
+    for key in keys:
+        for seed in sample.seeds:
             if sample.accuracy(key, seed) is not None:
                 continue
             accuracy, seconds = evaluate(sample.protocol, sample.architectures[key]['architecture'], seed)

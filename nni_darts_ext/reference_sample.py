@@ -12,8 +12,9 @@ for ``s``. The package ships its samples in ``reference_samples/``;
 ``benchmarks/reference_sample.py`` draws, evaluates and extends them.
 
 A file holds ``name``, ``protocol``, ``seeds``, ``machine``, ``draws`` (the architecture key of
-each uniform draw, in draw order: draw ``i`` is :class:`~nni_darts_ext.strategies.random_architecture.RandomArchitecture`
-with seed ``i``), ``architectures`` (key -> ``{architecture, accuracy: {seed: value}, seconds: {seed: value}}``,
+each uniform draw, in draw order: draw ``i`` is
+:class:`~nni_darts_ext.strategies.random_architecture.RandomArchitecture` with seed ``i``),
+``architectures`` (key -> ``{architecture, accuracy: {seed: value}, seconds: {seed: value}}``,
 for the draws and for found architectures added later, which never count as draws) and
 ``fidelity`` (the same architectures under a longer retraining, for the protocol's rank fidelity).
 """
@@ -73,7 +74,7 @@ class ReferenceSample:
         write_whole(Path(path), lambda partial: partial.write_text(json.dumps(asdict(self), indent=1) + '\n'))
 
     def matches(self, settings: Any) -> bool:
-        """Whether ``settings`` (a trial config, or anything with the protocol's attributes) retrain as this sample does."""
+        """Whether ``settings`` (a trial config, or anything with the protocol's settings) retrain as this sample does."""
         return all(getattr(settings, name, None) == value for name, value in self.protocol.items())
 
     def accuracy(self, key: str, seed: int) -> float | None:
@@ -106,7 +107,7 @@ class ReferenceSample:
 
 
 def shipped_samples(directory: Path | None = None) -> list[ReferenceSample]:
-    """Every sample in ``directory`` (:data:`SAMPLES_DIR`), by name, but the half-written files of a save in progress."""
+    """Every sample in ``directory`` (:data:`SAMPLES_DIR`), by name (not a save's half-written files)."""
     return [ReferenceSample.load(path) for path in sorted(Path(directory or SAMPLES_DIR).glob('*.json'))
             if not path.name.startswith('.')]
 

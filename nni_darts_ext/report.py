@@ -1,7 +1,9 @@
 """An experiment's results as one row per variant, and as a PNG figure of three charts.
 
 ``python -m nni_darts_ext.report EXPERIMENT_ID`` reads the final results from NNI's REST API
-while the experiment runs and from its database afterwards. Variant and seed are read from
+while the experiment runs and from its database afterwards. Trials that followed a reference
+sample's protocol are ranked in it as the sample stands now
+(:mod:`~nni_darts_ext.reference_sample`); searches that ended near uniform are flagged. Variant and seed are read from
 the final result each trial reports (the trial's own account of what it ran).
 """
 
@@ -186,8 +188,8 @@ def format_table(rows: list[VariantRow]) -> str:
             versus = 'n/a' if r.above_random is None else f'{r.above_random:+.1f}'
         percentile = '–' if r.percentile is None else f'{r.percentile:.0f}'
         lines.append(f'| {r.variant} | {r.seeds} | {100 * r.accuracy_mean:.2f} ± {100 * r.accuracy_std:.2f} '
-                     f'| {percentile} | {convergence_cell(r)} | {r.params:,.0f} | {r.search_s:.1f} | {r.retrain_s:.1f} | {latency} '
-                     f'| {r.skip_connects:.1f} | {versus} |')
+                     f'| {percentile} | {convergence_cell(r)} | {r.params:,.0f} | {r.search_s:.1f} '
+                     f'| {r.retrain_s:.1f} | {latency} | {r.skip_connects:.1f} | {versus} |')
     return '\n'.join(lines)
 
 

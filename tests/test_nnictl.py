@@ -42,13 +42,18 @@ def test_quickstart_offers_every_registered_variant():
     assert config['trainingService']['platform'] == 'local'
 
 
-@pytest.mark.parametrize('variant', sorted(VARIANTS))
-def test_every_quickstart_trial_builds_its_supernet(variant):
-    """The quick start's command line and per-variant settings give each variant a valid setup."""
+def experiment_variants(name: str) -> list[tuple[str, str]]:
+    config = yaml.safe_load((REPOSITORY / 'experiments' / f'{name}.yml').read_text())
+    return [(name, variant) for variant in config['searchSpace']['variant']['_value']]
+
+
+@pytest.mark.parametrize('experiment, variant', experiment_variants('quickstart') + experiment_variants('search_quality'))
+def test_every_trial_of_the_quickstart_and_the_benchmark_builds_its_supernet(experiment, variant):
+    """The experiment's command line and per-variant settings give each variant a valid setup."""
     from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
     from nni_darts_ext import trial
     from nni_darts_ext.config import command_line, merge_parameters, parse_options, split_parameters
-    config = yaml.safe_load((REPOSITORY / 'experiments' / 'quickstart.yml').read_text())
+    config = yaml.safe_load((REPOSITORY / 'experiments' / f'{experiment}.yml').read_text())
     command = shlex.split(config['trialCommand'])
     assert command[:3] == ['python3', '-m', 'nni_darts_ext.trial']
     flags = vars(command_line().parse_args(command[3:]))
@@ -61,7 +66,7 @@ def test_every_quickstart_trial_builds_its_supernet(variant):
         strategy.mutate_model(space.search_space(search_size))
 
 
-@pytest.mark.parametrize('name', ['quickstart', 'cifar10', 'remote', 'ladarts_sweep'])
+@pytest.mark.parametrize('name', ['quickstart', 'search_quality', 'cifar10', 'remote', 'ladarts_sweep'])
 def test_experiment_configs_are_valid_nni_configs(name, tmp_path):
     from nni.experiment.config import ExperimentConfig
     config = yaml.safe_load((REPOSITORY / 'experiments' / f'{name}.yml').read_text())
