@@ -7,12 +7,31 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 from nni_darts_ext.strategies import ladarts
 
 from .nnictl_helpers import running_experiment, small_experiment, trial_command, wait_until_done
 
 warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
+
+
+def share_the_cores_among_workers() -> None:
+    """Under pytest-xdist, each worker and the trials it starts get their share of the cores as threads.
+
+    Without it every worker's torch (and every trial's, and every experiment's) would use all the cores,
+    and two workers on two cores would run four busy threads. ``OMP_NUM_THREADS`` carries the share to
+    the subprocesses; a test that passes ``--threads`` still gets what it asks for.
+    """
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ['OMP_NUM_THREADS'] = str(threads)
+        torch.set_num_threads(threads)
+
+
+share_the_cores_among_workers()
+
 
 QUICK = {
     'dataset': 'digits', 'space': 'darts_small', 'train_subset': 256, 'test_subset': 128,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-FLAGS = ['--train-subset', '256', '--test-subset', '64', '--batch-size', '32', '--search-epochs', '3',
+FLAGS = ['--train-subset', '128', '--test-subset', '64', '--batch-size', '32', '--search-epochs', '3',
          '--retrain-epochs', '1', '--accelerator', 'cpu', '--threads', '1']
 PDARTS_STAGES = "{pdarts: {stages: [[3, null, 1, 0, 0.0], [4, 5, 2, 1, 0.4]]}}"
 
