@@ -38,8 +38,8 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(6, 3.5))
     colors: dict[Any, str] = {}
     for run in runs:
+        first = run['arc_travel'] not in colors  # one legend entry per arc_travel
         color = colors.setdefault(run['arc_travel'], f'C{len(colors)}')
-        first = sum(r['arc_travel'] == run['arc_travel'] for r in runs[:runs.index(run)]) == 0
         axes.plot([r['epoch'] for r in run['epochs']], [r['normalized_entropy'] for r in run['epochs']], color=color,
                   marker='o', markersize=3, label=f"arc_travel {run['arc_travel']}" if first else None)
     axes.axhline(NOT_CONVERGED_ABOVE, color='grey', linestyle='--', linewidth=1)

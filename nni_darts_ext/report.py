@@ -10,6 +10,7 @@ the final result each trial reports (the trial's own account of what it ran).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sqlite3
@@ -147,7 +148,13 @@ def percentile_of(result: dict[str, Any]) -> float | None:
     path = SAMPLES_DIR / f"{result.get('reference')}.json"
     if 'reference' not in result or not path.is_file():
         return result.get('percentile')
-    return ReferenceSample.load(path).percentile(str(result.get('arch')))
+    return _sample(path, path.stat().st_mtime_ns).percentile(str(result.get('arch')))
+
+
+@functools.lru_cache(maxsize=8)
+def _sample(path: Path, modified_ns: int) -> ReferenceSample:
+    """The sample in ``path``, read once per version of the file (a report ranks every trial in it)."""
+    return ReferenceSample.load(path)
 
 
 def sigmas_above(row: VariantRow, baseline: VariantRow) -> float | None:
