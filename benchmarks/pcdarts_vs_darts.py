@@ -6,6 +6,7 @@ same batch and at ``--pc-batch-factor`` times it (the paper raises 64 to 256).
 
     python benchmarks/pcdarts_vs_darts.py                      # CPU, a small supernet
     python benchmarks/pcdarts_vs_darts.py --device cuda --width 16 --cells 8 --image-size 32 --batch 64
+    python benchmarks/pcdarts_vs_darts.py --space nni:DARTS --precision bfloat16 --channels-last   # NNI's hub space
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from side_by_side import command_line, report, supernet_cost
 def main() -> None:
     parser = command_line(__doc__.splitlines()[0])
     parser.add_argument('--k', type=int, default=4)
+    parser.add_argument('--space', default='darts', help="a space name, as trials take it (nni:DARTS: NNI's hub space)")
     parser.add_argument('--pc-batch-factor', type=int, default=4)
     parser.add_argument('--no-cudnn', action='store_true',
                         help="PyTorch's own convolutions instead of cuDNN's (whose workspaces count in the peak)")
@@ -30,13 +32,14 @@ def main() -> None:
     torch.backends.cudnn.enabled = not arguments.no_cudnn
 
     runs = {
-        'darts': supernet_cost(DARTS(), 'darts', arguments, arguments.batch),
-        f'pcdarts k={arguments.k}': supernet_cost(PCDARTS(k=arguments.k), 'darts', arguments, arguments.batch),
+        'darts': supernet_cost(DARTS(), arguments.space, arguments, arguments.batch),
+        f'pcdarts k={arguments.k}': supernet_cost(PCDARTS(k=arguments.k), arguments.space, arguments, arguments.batch),
         f'pcdarts k={arguments.k}, batch x{arguments.pc_batch_factor}':
-            supernet_cost(PCDARTS(k=arguments.k), 'darts', arguments, arguments.batch * arguments.pc_batch_factor),
+            supernet_cost(PCDARTS(k=arguments.k), arguments.space, arguments, arguments.batch * arguments.pc_batch_factor),
     }
-    report(runs, 'darts', ['step_s', 'activation_mb', 'peak_mb', 'operation_weights'], arguments,
-           setting=f', cuDNN {"off" if arguments.no_cudnn else "on"}')
+    report(runs, 'darts', ['step_s', 'activation_mb', 'peak_mb', 'operation_weights', 'arch_gradient_cosine'],
+           arguments, setting=f', cuDNN {"off" if arguments.no_cudnn else "on"}, {arguments.precision}'
+                              f'{", channels-last" if arguments.channels_last else ""}')
 
 
 if __name__ == '__main__':

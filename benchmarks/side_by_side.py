@@ -12,6 +12,7 @@ import json
 import platform
 import statistics
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,16 @@ from torch import nn
 from nni_darts_ext.spaces import Size, load_space
 
 
-def step_cost(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int) -> dict[str, float]:
+def autocast(device: torch.device, precision: str) -> Any:
+    """The forward pass's context: nothing in float32, autocast to bfloat16 otherwise."""
+    return nullcontext() if precision == 'float32' else torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def step_cost(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int,
+              precision: str = 'float32') -> dict[str, float]:
     """``step_s`` (mean) and ``median_step_s`` over ``steps`` timed steps after two warm-up steps,
     ``activation_mb`` (bytes autograd saves for the backward pass, a tensor counted once per
-    operation that saves it), and on CUDA ``peak_mb``."""
+    operation that saves it), and on CUDA ``peak_mb``; the forward passes in ``precision``."""
     device = images.device
     optimizer = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9)
 
@@ -37,7 +44,9 @@ def step_cost(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps:
         synchronize()
         started = time.perf_counter()
         optimizer.zero_grad()
-        F.cross_entropy(net(images), labels).backward()
+        with autocast(device, precision):
+            loss = F.cross_entropy(net(images), labels)
+        loss.backward()
         optimizer.step()
         synchronize()
         return time.perf_counter() - started
@@ -55,27 +64,44 @@ def step_cost(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps:
     # later measurements.
     saved: list[int] = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()),
-                                                  lambda _: None):
+                                                  lambda _: None), autocast(device, precision):
         F.cross_entropy(net(images), labels)
     cost['activation_mb'] = sum(saved) / 2 ** 20
     return cost
 
 
+def architecture_gradient_cosine(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str) -> float:
+    """The cosine between the architecture parameters' gradient with the forward pass in
+    ``precision`` and in float32, on one batch (batch norms in training mode, as a search step)."""
+    alphas = [p for name, p in net.named_parameters() if '_arch_' in name]
+
+    def gradient(precision: str) -> torch.Tensor:
+        with autocast(images.device, precision):
+            loss = F.cross_entropy(net(images), labels)
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, alphas)]).float()
+    return float(F.cosine_similarity(gradient(precision), gradient('float32'), dim=0))
+
+
 def supernet_cost(strategy: Any, space_name: str, arguments: argparse.Namespace, batch: int) -> dict[str, Any]:
-    """``strategy``'s supernet of ``space_name`` at the flags' size: :func:`step_cost` on random
-    images, and its operation weights and architecture parameters."""
+    """``strategy``'s supernet of ``space_name`` at the flags' size and precision, in channels-last
+    with ``--channels-last``: :func:`step_cost` on random images, its operation weights and
+    architecture parameters, and (in bfloat16) :func:`architecture_gradient_cosine`."""
     device = torch.device(arguments.device)
     space = load_space(space_name, 3, 10, arguments.image_size).search_space(Size(arguments.width, arguments.cells))
-    net = strategy.mutate_model(space).to(device)
-    images = torch.randn(batch, 3, arguments.image_size, arguments.image_size, device=device)
+    memory_format = torch.channels_last if arguments.channels_last else torch.contiguous_format
+    net = strategy.mutate_model(space).to(device, memory_format=memory_format)
+    images = torch.randn(batch, 3, arguments.image_size, arguments.image_size,
+                         device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (batch,), device=device)
     result = {
         'space': space_name,
         'batch': batch,
-        **step_cost(net, images, labels, arguments.steps),
+        **step_cost(net, images, labels, arguments.steps, arguments.precision),
         'operation_weights': sum(p.numel() for n, p in net.named_parameters() if '.ops.' in n),
         'arch_parameters': sum(p.numel() for n, p in net.named_parameters() if '_arch_alpha' in n),
     }
+    if arguments.precision != 'float32':
+        result['arch_gradient_cosine'] = architecture_gradient_cosine(net, images, labels, arguments.precision)
     del net
     if device.type == 'cuda':
         torch.cuda.empty_cache()
@@ -92,6 +118,9 @@ def command_line(description: str) -> argparse.ArgumentParser:
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument('--threads', type=int, help="torch's CPU threads (default: torch's own choice)")
+    parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+                        help='the forward pass in float32, or autocast to bfloat16')
+    parser.add_argument('--channels-last', action='store_true', help='the supernet and the images in channels-last')
     parser.add_argument('--output', type=Path, help='write the runs and the machine as JSON')
     return parser
 

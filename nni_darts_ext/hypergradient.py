@@ -54,9 +54,11 @@ class InnerStep:
                    [optimizer.state.get(w, {}).get('momentum_buffer') for w in weights])
 
     def direction(self, weights: Sequence[Tensor], weight_gradients: Sequence[Tensor]) -> list[Tensor]:
-        buffers = self.momentum_buffers or [None] * len(weights)
-        return [g + self.weight_decay * w.detach() + (0 if b is None else self.momentum * b)
-                for w, g, b in zip(weights, weight_gradients, buffers)]
+        direction = torch._foreach_add(list(weight_gradients), [w.detach() for w in weights], alpha=self.weight_decay)
+        buffered = [(d, b) for d, b in zip(direction, self.momentum_buffers) if b is not None]
+        if buffered:
+            torch._foreach_add_([d for d, _ in buffered], [b for _, b in buffered], alpha=self.momentum)
+        return direction
 
 
 def same_draws(loss: Loss) -> Loss:
@@ -148,6 +150,6 @@ class Amended:
         alpha_gradient, weight_gradient = direct[:len(alphas)], direct[len(alphas):]
         curvature = self.products.hessian_product(problem.train_loss, weights, alphas, weight_gradient)
         decay = problem.inner_step.weight_decay
-        curvature = [h + decay * u for h, u in zip(curvature, weight_gradient)]
+        curvature = torch._foreach_add(curvature, weight_gradient, alpha=decay)
         implicit = self.products.mixed_product(problem.train_loss, weights, alphas, curvature)
         return [g - self.eta * i for g, i in zip(alpha_gradient, implicit)]

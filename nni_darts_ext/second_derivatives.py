@@ -42,7 +42,7 @@ def gradients(loss: Tensor, wrt: Sequence[Tensor], create_graph: bool = False) -
 
 def dot(xs: Sequence[Tensor], ys: Sequence[Tensor]) -> Tensor:
     """The inner product of two vectors stored as lists of tensors."""
-    return sum((x * y).sum() for x, y in zip(xs, ys))
+    return torch.cat([x.flatten() for x in xs]) @ torch.cat([y.flatten() for y in ys])
 
 
 def norm(xs: Sequence[Tensor]) -> Tensor:
@@ -53,16 +53,13 @@ def norm(xs: Sequence[Tensor]) -> Tensor:
 def shifted(parameters: Sequence[Tensor], direction: Sequence[Tensor], step: float) -> Iterator[None]:
     """Temporarily move ``parameters`` in place by ``step * direction``; restored bit for bit
     (subtracting the shift again would leave rounding errors behind)."""
-    saved = [p.detach().clone() for p in parameters]
-    with torch.no_grad():
-        for p, d in zip(parameters, direction):
-            p.add_(d, alpha=step)
+    detached = [p.detach() for p in parameters]
+    saved = [p.clone() for p in detached]
+    torch._foreach_add_(detached, list(direction), alpha=step)  # one call for every tensor, as torch.optim does
     try:
         yield
     finally:
-        with torch.no_grad():
-            for p, original in zip(parameters, saved):
-                p.copy_(original)
+        torch._foreach_copy_(detached, saved)
 
 
 class SecondDerivatives(ABC):

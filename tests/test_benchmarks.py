@@ -119,6 +119,15 @@ def check_pcdarts(written: dict[str, Any]) -> None:
     assert {name: run['batch'] for name, run in written['runs'].items()} == {
         'darts': 2, 'pcdarts k=4': 2, 'pcdarts k=4, batch x2': 4}
     assert all(run['step_s'] > 0 and run['activation_mb'] > 0 for run in written['runs'].values())
+    assert all(-1 <= run['arch_gradient_cosine'] <= 1 for run in written['runs'].values())
+
+
+def check_step_profile(written: dict[str, Any]) -> None:
+    assert set(written['summary']) == {'nni-darts', 'pcdarts k=2'}
+    for run in written['summary'].values():
+        parts = run['parts_ms']
+        assert run['step_ms'] > 0 and parts['forward'] > 0 and parts['backward'] > 0 and parts['optimizer'] > 0
+        assert parts['rest'] >= 0  # no part counted twice: nested parts are exclusive of each other
 
 
 def check_pdarts(written: dict[str, Any]) -> None:
@@ -235,7 +244,8 @@ SMOKE_RUNS = {
         lambda tmp: ['--samples', '4', '--repeats', '1', '--warmup', '0', '--output', str(tmp / 'latency.json')],
         'latency.json', check_latency_predictors),
     'pcdarts_vs_darts.py': SmokeRun(
-        lambda tmp: [*SIDE_BY_SIDE_TINY, '--pc-batch-factor', '2', '--output', str(tmp / 'pcdarts.json')],
+        lambda tmp: [*SIDE_BY_SIDE_TINY, '--pc-batch-factor', '2', '--precision', 'bfloat16',
+                     '--output', str(tmp / 'pcdarts.json')],
         'pcdarts.json', check_pcdarts),
     'pdarts_vs_darts.py': SmokeRun(
         lambda tmp: [*SIDE_BY_SIDE_TINY, '--stages', 'cpu', '--search-batch', '8', '--search-subset', '16',
@@ -247,6 +257,11 @@ SMOKE_RUNS = {
         lambda tmp: ['--batch', '8', '--steps', '0', '1', '--batches', '1', '--scales', '0.1', '--output',
                      str(tmp / 'second_derivatives.json')],
         'second_derivatives.json', check_second_derivatives),
+    'step_profile.py': SmokeRun(
+        lambda tmp: ['--variants', 'pcdarts', '--k', '2', '--width', '4', '--cells', '3', '--image-size', '8',
+                     '--batch', '2', '--skip', '1', '--steps', '2', '--rounds', '1', '--output',
+                     str(tmp / 'step_profile.json')],
+        'step_profile.json', check_step_profile),
     'stabilized_vs_darts.py': SmokeRun(
         lambda tmp: ['--batch', '4', '--search-subset', '8', '--warmup-steps', '0', '--threads', '1', '--output',
                      str(tmp / 'stabilized.json')],

@@ -48,18 +48,23 @@ def test_operations_inside_see_exactly_c_over_k_channels():
         assert channels_in == channels_out == full // K, (name, op_name)
 
 
-def test_edge_output_has_the_full_channel_count_and_reduction_edges_halve_resolution():
+def test_node_outputs_have_the_full_channel_count_and_reduction_cells_halve_resolution():
     net = supernet(PCDARTS(k=K))
     outputs = {}
-    for name, module in net.named_modules():
-        if isinstance(module, PartialChannelEdge):
-            module.register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, (i[0].shape, o.shape)))
+    for name, cell in net.named_modules():
+        if isinstance(cell, PartialChannelCell):
+            def recorded(node, inputs, edges, cell=cell, name=name):
+                output = PartialChannelCell.node_output(cell, node, inputs, edges)
+                outputs[name, node] = ([x.shape for x in inputs], output.shape)
+                return output
+            cell.node_output = recorded
     net(torch.randn(2, 1, 8, 8))
-    for name, (shape_in, shape_out) in outputs.items():
-        assert shape_out[1] == shape_in[1]
-        from_cell_input = name.split('.')[-1] in ('0', '1')
-        reduces = name.startswith(('cells.1.', 'cells.2.')) and from_cell_input
-        assert shape_out[-1] == (shape_in[-1] // 2 if reduces else shape_in[-1]), name
+    assert len(outputs) == 3 * 4  # three cells of four nodes
+    for (name, node), (shapes_in, shape_out) in outputs.items():
+        assert all(shape[1] == shape_out[1] for shape in shapes_in), (name, node)
+        reduces = name in ('cells.1', 'cells.2')
+        # the cell's two inputs are at its input resolution, its nodes at its output resolution
+        assert shape_out[-1] == (shapes_in[0][-1] // 2 if reduces else shapes_in[0][-1]), (name, node)
 
 
 def test_rebuilt_operations_have_k_times_fewer_channels_and_weights():

@@ -14,6 +14,7 @@ builds on it.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Protocol
 
 import torch
@@ -123,8 +124,27 @@ class ValidatedDartsModule(DartsLightningModule):
         """The architecture parameters in module order. NNI's come from a set, whose order differs
         between processes: DDP ranks would add up different tensors, and a resumed search would
         give the architecture optimizer's state to the wrong ones."""
+        return self._of_this_supernet('arch_parameters', self._arch_parameters_in_module_order)
+
+    def _arch_parameters_in_module_order(self) -> list[torch.nn.Parameter]:
         alphas = set(super().arch_parameters())
         return [p for _, p in self.named_parameters() if p in alphas]
+
+    def supernet_modules(self) -> list[Any]:
+        """NNI's supernet modules, found once per supernet (NNI walks every module of the network at
+        each of a step's two ``resample`` calls)."""
+        return self._of_this_supernet('supernet_modules', self._every_supernet_module)
+
+    def _every_supernet_module(self) -> list[Any]:
+        return list(super().supernet_modules())
+
+    def _of_this_supernet(self, name: str, find: Callable[[], list[Any]]) -> list[Any]:
+        """``find()``, found again only when the training module holds another supernet."""
+        model = self.training_module.model
+        found = self.__dict__.setdefault('_found_in_supernet', {})  # before nn.Module's own attributes exist
+        if name not in found or found[name][0]() is not model:
+            found[name] = (weakref.ref(model), find())
+        return found[name][1]
 
 
 class ValidatedDARTS(DARTS):

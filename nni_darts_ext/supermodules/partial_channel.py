@@ -10,13 +10,14 @@ weights and activation memory really drop by K, not only the arithmetic.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .batched_edges import mix_edges
 
 
 class SplitsChannels:
@@ -87,12 +88,23 @@ def _rebuild(module: nn.Module, k: int, label: str) -> nn.Module:
                      module.bias is not None, module.padding_mode)
 
 
-def partial_channel_mix(x: torch.Tensor, operations: Iterable[nn.Module], weights: torch.Tensor, k: int,
+def partial_channel_mix(x: torch.Tensor, operations: Sequence[nn.Module], weights: torch.Tensor, k: int,
                         label: str) -> torch.Tensor:
-    """``shuffle(concat(sum_o w_o * o(x[:C/K]), bypass(x[C/K:])), K)``.
+    """``shuffle(concat(sum_o w_o * o(x[:C/K]), bypass(x[C/K:])), K)``: one edge of
+    :func:`partial_channel_node`."""
+    return partial_channel_node([x], [operations], [weights], None, k, label)
 
-    ``weights`` holds one weight per operation, possibly followed by the zero operation's,
-    which adds nothing.
+
+def partial_channel_node(inputs: Sequence[torch.Tensor], candidates: Sequence[Sequence[nn.Module]],
+                         weights: Sequence[torch.Tensor], edge_weights: torch.Tensor | None, k: int,
+                         label: str) -> torch.Tensor:
+    """``sum_e b_e * shuffle(concat(sum_o w_eo * o(x_e[:C/K]), bypass(x_e[C/K:])), K)``.
+
+    Edge ``e`` has input ``inputs[e]``, operations ``candidates[e]``, one weight per operation in
+    ``weights[e]`` (possibly followed by the zero operation's, which adds nothing) and weight
+    ``b_e = edge_weights[e]`` (1 where ``None``). The shuffle and the concatenation are linear, so
+    the node computes ``shuffle(concat(sum_eo b_e w_eo o(x_e[:C/K]), sum_e b_e bypass(x_e[C/K:])), K)``:
+    one shuffle, each operation run once for every edge (:func:`~.batched_edges.mix_edges`).
 
     Raises
     ------
@@ -100,20 +112,27 @@ def partial_channel_mix(x: torch.Tensor, operations: Iterable[nn.Module], weight
         Naming ``label``, when the operations change the channel count (the bypassed channels
         could not be put back) or change the resolution other than halving it.
     """
-    channels = x.shape[1]
-    processed, bypassed = x.split([_divide(channels, k, label, 'the input'), channels - channels // k], dim=1)
+    halves = [x.split([_divide(x.shape[1], k, label, 'the input'), x.shape[1] - x.shape[1] // k], dim=1)
+              for x in inputs]
+    if edge_weights is not None:
+        weights = [edge_weight * w for edge_weight, w in zip(edge_weights, weights)]
     try:
-        mixed = sum(w * op(processed) for w, op in zip(weights, operations))
+        mixed = mix_edges([processed for processed, _ in halves], candidates, weights)
     except RuntimeError as error:  # a candidate with a layer that does not scale with the channels
         if isinstance(error, torch.OutOfMemoryError):
             raise
         raise ConfigError(f'{label}: a candidate fails on 1/{k} of the channels ({error}); {_PARTIAL_CANDIDATES}') \
             from error
-    if mixed.shape[-2:] != bypassed.shape[-2:]:  # a reduction edge: the bypass halves its resolution too
-        bypassed = F.max_pool2d(bypassed, 2, 2)
-    if mixed.shape[1] != processed.shape[1] or mixed.shape[-2:] != bypassed.shape[-2:]:
-        raise ConfigError(f'{label}: the candidates map {tuple(processed.shape[1:])} to {tuple(mixed.shape[1:])}; '
-                          + _PARTIAL_CANDIDATES)
+    bypassed = None
+    for edge, (processed, bypass) in enumerate(halves):
+        if mixed.shape[-2:] != bypass.shape[-2:]:  # a reduction edge: the bypass halves its resolution too
+            bypass = F.max_pool2d(bypass, 2, 2)
+        if mixed.shape[1] != processed.shape[1] or mixed.shape[-2:] != bypass.shape[-2:]:
+            raise ConfigError(f'{label}: the candidates map {tuple(processed.shape[1:])} to '
+                              f'{tuple(mixed.shape[1:])}; ' + _PARTIAL_CANDIDATES)
+        if edge_weights is not None:
+            bypass = edge_weights[edge] * bypass
+        bypassed = bypass if bypassed is None else bypassed + bypass
     return channel_shuffle(torch.cat([mixed, bypassed], dim=1), k)
 
 

@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 from nni.nas.nn.pytorch import Cell, LayerChoice
-from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
 from .darts_cell import DartsCell
@@ -75,7 +74,8 @@ def input_probabilities(cell: DartsCell, memo: dict[str, Any]) -> dict[str, dict
 
 
 class PartialChannelEdge(SplitsChannels, nn.Module):
-    """One cell edge: its candidate operations, built for 1/``k`` of the channels."""
+    """One cell edge: its candidate operations, built for 1/``k`` of the channels (the cell mixes
+    them: :func:`~.partial_channel.partial_channel_node`)."""
 
     def __init__(self, operations: nn.ModuleDict, k: int, label: str):
         super().__init__()
@@ -83,9 +83,6 @@ class PartialChannelEdge(SplitsChannels, nn.Module):
         self.label = label
         self.operations = nn.ModuleDict({name: build_for_channel_fraction(op, k, f'{label}/{name}')
                                          for name, op in operations.items()})
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return partial_channel_mix(x, self.operations.values(), weights, self.k, self.label)
 
 
 class PartialChannelCell(DartsCell):
@@ -100,6 +97,7 @@ class PartialChannelCell(DartsCell):
         for node, node_edges in zip(self.output_node_indices, self.ops):
             for source, operations in enumerate(node_edges):
                 node_edges[source] = PartialChannelEdge(operations, k, f'{self.label}/{node}_{source}')
+        self.k = k
         self._arch_beta = edge_normalization(self.label, self.output_node_indices, memo)
 
     @classmethod
@@ -124,15 +122,6 @@ class PartialChannelCell(DartsCell):
     def operation_weights(self, node: int, source: int) -> torch.Tensor:
         """softmax(alpha) over the edge's operations, the zero operation last."""
         return self._softmax(self._arch_alpha[f'{self.label}/{node}_{source}'])
-
-    def forward(self, *inputs):
-        processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
-        states = self.preprocessor(processed_inputs)
-        for node, edges in zip(self.output_node_indices, self.ops):
-            beta = self.edge_weights(node)
-            states.append(sum(beta[source] * edge(states[source], self.operation_weights(node, source))
-                              for source, edge in enumerate(edges)))
-        return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
 
     def export_probs(self, memo):
         return {**super().export_probs(memo), **input_probabilities(self, memo)}

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from nni.nas.nn.pytorch import Cell, LayerChoice
-from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
 
@@ -77,11 +76,8 @@ def _restricted(op_factory: Any, label: str, surviving: SurvivingOperations) -> 
 
 
 class OperationsEdge(nn.ModuleDict):
-    """One edge's surviving operations, mixed on all channels."""
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        # the zero operation, last when present, adds nothing but takes its share of the weight
-        return sum(w * op(x) for w, op in zip(weights, self.values()))
+    """One edge's surviving operations, mixed on all channels (the zero operation, when it survives,
+    has a weight and no module)."""
 
 
 class ProgressiveCell(DartsCell):
@@ -125,6 +121,7 @@ class ProgressiveCell(DartsCell):
                 if edge + '/in_cell' not in memo:  # shared by every cell with this label
                     memo[edge + '/in_cell'] = nn.Parameter(torch.randn(len(self.edge_operations[edge])) * 1e-3)
                 self._arch_alpha[edge] = memo[edge + '/in_cell']
+        self.k = k
         self._arch_beta = nn.ParameterDict() if k is None else edge_normalization(label, self.output_node_indices, memo)
         self._softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
 
@@ -166,15 +163,6 @@ class ProgressiveCell(DartsCell):
         operations = {edge: {op: w for op, w in self.operation_weights(edge).items() if op != ZERO_OPERATION}
                       for edge in self._arch_alpha if edge not in memo}
         return {**operations, **(input_probabilities(self, memo) if self._arch_beta else {})}
-
-    def forward(self, *inputs):
-        processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
-        states = self.preprocessor(processed_inputs)
-        for node, edges in zip(self.output_node_indices, self.ops):
-            beta = self.edge_weights(node)
-            weights = [self._softmax(self._arch_alpha[f'{self.label}/{node}_{source}']) for source in range(node)]
-            states.append(sum(beta[source] * edge(states[source], weights[source]) for source, edge in enumerate(edges)))
-        return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
 
     @torch.no_grad()
     def edge_scores(self, node: int, ruled_out: set[tuple[int, int]]) -> list[EdgeScore]:
