@@ -5,9 +5,11 @@ NNI's ``DARTS`` strategy returns no validation loader and its Lightning module h
 validates the supernet on the architecture half of the data after every epoch (logged as
 ``val_acc``), and its cells derive by the DARTS rule
 (:class:`~nni_darts_ext.supermodules.darts_cell.DartsCell`; NNI's own export ranks edges by raw
-``alpha``). With no estimator and no architecture term, the search steps are NNI's first-order
-DARTS, unchanged; with an estimator (:mod:`nni_darts_ext.hypergradient`), the architecture step
-follows it, and an architecture term (a differentiable cost of the architecture, such as
+``alpha``). The architecture step follows an estimator (:mod:`nni_darts_ext.hypergradient`),
+first order unless another is given: the gradient NNI's first-order step takes, computed for the
+architecture parameters alone (NNI's backward pass also computes every weight's gradient, only to
+discard it; NNI's own step runs with NNI's ``penalty``); an
+architecture term (a differentiable cost of the architecture, such as
 LA-DARTS's predicted latency) adds its gradient to the estimate. Every variant in this package
 builds on it.
 """
@@ -153,8 +155,9 @@ class ValidatedDARTS(DARTS):
     Parameters
     ----------
     architecture_gradient
-        An estimator from :mod:`nni_darts_ext.hypergradient` for the architecture step
-        (``None``: NNI's own first-order step).
+        An estimator from :mod:`nni_darts_ext.hypergradient` for the architecture step (``None``:
+        :class:`~nni_darts_ext.hypergradient.FirstOrder`, the gradient NNI's own step takes, of the
+        architecture parameters alone; NNI's own step, with NNI's ``penalty`` only).
     architecture_term
         A differentiable cost of the architecture added to the architecture loss; its gradient is
         added to the estimator's (to :class:`~nni_darts_ext.hypergradient.FirstOrder` if none is given).
@@ -172,8 +175,10 @@ class ValidatedDARTS(DARTS):
         if architecture_gradient is not None and self.penalty is not None:
             raise ConfigError("NNI's penalty acts in NNI's own architecture step; it cannot be combined with "
                               'an architecture_gradient estimator')
-        if architecture_term is not None and architecture_gradient is None:
-            architecture_gradient = FirstOrder()  # NNI's own step has no place for a differentiable term
+        if architecture_gradient is None and (architecture_term is not None or self.penalty is None):
+            # NNI's own step's backward pass also computes every weight's gradient, only to discard it,
+            # and has no place for a differentiable term; it runs with NNI's penalty only
+            architecture_gradient = FirstOrder()
         self.architecture_gradient = architecture_gradient
         self.architecture_term = architecture_term
 
