@@ -120,7 +120,12 @@ def test_cell_candidates_run_side_by_side_and_others_alone():
     assert signature(DilConv(8, 8, 3, 1, 2, 2)) != signature(SepConv(8, 8, 3, 1, 1))
     assert signature(nn.MaxPool2d(3, 1, 1)) != signature(nn.AvgPool2d(3, 1, 1))
     hooked = nn.ReLU()
-    hooked.register_forward_hook(lambda *_: None)
+    assert signature(hooked) is not None
+    hooked.register_forward_hook(lambda *_: None)  # after its structure was read: still seen
+    inner_hook = SepConv(8, 8, 3, 1, 1)
+    assert signature(inner_hook) is not None
+    inner_hook[2].register_forward_pre_hook(lambda *_: None)
+    assert signature(inner_hook) is None
     for alone in (FactorizedReduce(8, 8), nn.Dropout(0.1), SkipConnectDropout(), hooked,
                   nn.BatchNorm2d(8, momentum=None)):
         assert signature(alone) is None, alone

@@ -18,6 +18,7 @@ hooks runs on its own, edge by edge, in the order the edges and candidates come,
 from __future__ import annotations
 
 from typing import Hashable, Sequence
+from weakref import WeakKeyDictionary
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +29,25 @@ _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 
 def signature(module: nn.Module) -> Hashable | None:
-    """What must be equal for modules to run as one call (their kind and settings, not their
-    weights); ``None`` for a module that must run on its own."""
-    if module._forward_hooks or module._forward_pre_hooks:
+    """What must be equal for modules to run as one call (their kind, settings and training mode,
+    not their weights); ``None`` for a module that must run on its own (one with a forward hook
+    anywhere inside it among them). A module's structure is read once: what a cell's candidates
+    are made of does not change while it searches."""
+    if module not in _STRUCTURES:
+        _STRUCTURES[module] = (_structure(module), tuple(module.modules()))
+    structure, layers = _STRUCTURES[module]
+    if structure is None or any(layer._forward_hooks or layer._forward_pre_hooks for layer in layers):
         return None
+    return structure, module.training
+
+
+_STRUCTURES: WeakKeyDictionary[nn.Module, tuple[Hashable | None, tuple[nn.Module, ...]]] = WeakKeyDictionary()
+
+
+def _structure(module: nn.Module) -> Hashable | None:
     kind = type(module)
     if isinstance(module, nn.Sequential) and kind.forward is nn.Sequential.forward:
-        parts = tuple(signature(child) for child in module)
+        parts = tuple(_structure(child) for child in module)
         return None if None in parts else parts
     if kind is nn.Identity or (isinstance(module, nn.ReLU) and kind.forward is nn.ReLU.forward):
         return 'identity' if kind is nn.Identity else 'relu'
@@ -45,7 +58,7 @@ def signature(module: nn.Module) -> Hashable | None:
                 module.padding, module.dilation, module.groups, module.bias is not None)
     if isinstance(module, nn.BatchNorm2d) and _computes_as(module, nn.BatchNorm2d) and module.momentum is not None:
         return ('batch_norm', module.num_features, module.eps, module.momentum, module.affine,
-                module.track_running_stats, module.training)
+                module.track_running_stats)
     return None
 
 
@@ -85,12 +98,11 @@ def _batch_norm_side_by_side(modules: Sequence[nn.BatchNorm2d], x: Tensor) -> Te
     bias = torch.cat([m.bias for m in modules]) if first.affine else None
     output = F.batch_norm(x, mean, variance, weight, bias, first.training or not tracking, first.momentum, first.eps)
     if tracking and first.training:  # F.batch_norm updated the stacked statistics: hand each module its own
-        with torch.no_grad():
-            for module, own_mean, own_variance in zip(modules, mean.chunk(len(modules)), variance.chunk(len(modules))):
-                module.running_mean.copy_(own_mean)
-                module.running_var.copy_(own_variance)
-                if type(module).forward is nn.BatchNorm2d.forward:  # NNI's mixed batch norm counts no batches
-                    module.num_batches_tracked.add_(1)
+        torch._foreach_copy_([m.running_mean for m in modules], list(mean.chunk(len(modules))))
+        torch._foreach_copy_([m.running_var for m in modules], list(variance.chunk(len(modules))))
+        counting = [m.num_batches_tracked for m in modules if type(m).forward is nn.BatchNorm2d.forward]
+        if counting:  # NNI's mixed batch norm counts no batches
+            torch._foreach_add_(counting, 1)
     return output
 
 
