@@ -205,3 +205,23 @@ def test_bad_protocol_values_are_one_error_line(parameters, message, tmp_path, m
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith('error: ' + message), errors
     assert not (tmp_path / 'out').exists()
+
+
+def test_the_weight_optimizers_foreach_steps_equal_the_per_tensor_steps():
+    model = network('nni:DARTS', 16)
+    module = ClassifierModule()
+    module.set_model(model)
+    module.trainer = make_trainer(3, 'cpu')
+    [optimizer], _ = module.configure_optimizers()
+    twin = network('nni:DARTS', 16)
+    per_tensor = torch.optim.SGD(twin.parameters(), lr=module.learning_rate, momentum=module.momentum,
+                                 weight_decay=module.weight_decay, foreach=False)
+    images, labels = digits_batch(3, 16)
+    for _ in range(3):
+        for net, stepped in ((model, optimizer), (twin, per_tensor)):
+            stepped.zero_grad()
+            F.cross_entropy(net(images), labels).backward()
+            stepped.step()
+    assert optimizer.defaults['foreach'] and len(list(model.parameters())) > 100
+    for ours, reference in zip(model.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(ours, reference)
