@@ -62,7 +62,7 @@ def main() -> None:
                         help="a trial parameter over the experiment's")
     parser.add_argument('--output', type=Path, default=ROOT / 'benchmarks' / 'results' / 'arc_travel_cpu.json')
     arguments = parser.parse_args()
-    trial.configure_logging()
+    trial.configure_output()
     torch.set_num_threads(1)
     parameters = {**trial_parameters(arguments.experiment, arguments.variant), **parse_options(arguments.set),
                   'threads': 1}

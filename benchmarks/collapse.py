@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument('--directory', type=Path, default=SAMPLES_DIR, help='where the sample is')
     parser.add_argument('--output', type=Path, default=ROOT / 'benchmarks' / 'results' / 'collapse_cpu.json')
     arguments = parser.parse_args()
-    trial.configure_logging()
+    trial.configure_output()
     torch.set_num_threads(1)
     sample_path = arguments.directory / f'{arguments.sample}.json'
     reference_sample.lock(sample_path)

@@ -103,7 +103,7 @@ def main() -> None:
                         help='an option of the ladarts runs only (value read as YAML)')
     parser.add_argument('--output', type=Path, default=Path('benchmarks/results/ladarts_vs_darts_cpu.json'))
     arguments = parser.parse_args()
-    trial.configure_logging()
+    trial.configure_output()
     torch.set_num_threads(arguments.threads)
     machine = f'{platform.processor() or platform.machine()}, {arguments.threads} thread(s), torch {torch.__version__}'
     common = {**QUICK_START, **parse_options(arguments.set)}

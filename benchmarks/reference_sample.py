@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--arch-file', type=Path, action='append', default=[], help='add: an arch.json')
     arguments = parser.parse_args(argv)
     torch.set_num_threads(1)
-    trial.configure_logging()
+    trial.configure_output()
     try:
         sample, path = open_sample(arguments)
         if arguments.command == 'draw':

@@ -11,11 +11,12 @@ Every strategy works in ``NasExperiment`` on any NNI model space built from ``La
 
 import warnings
 
-# NNI 3.0 predates torch 2.14 and warns about torch's new non-module classes on import.
-warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
-
-# Before any of NNI's one-shot modules: imported after them, nni.nas.strategy.DARTS stays a stub class.
-import nni.nas.strategy  # noqa: E402,F401
+# NNI 3.0 predates torch 2.14 and warns about torch's new non-module classes on import; quieted
+# for this import alone, the filters as they were after it.
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
+    # Before any of NNI's one-shot modules: imported after them, nni.nas.strategy.DARTS stays a stub class.
+    import nni.nas.strategy  # noqa: F401
 
 from .composition import combine  # noqa: E402
 from .errors import ConfigError  # noqa: E402

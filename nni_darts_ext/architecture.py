@@ -15,18 +15,34 @@ SKIP_CONNECT = 'skip_connect'
 PARAMETER_FREE = {'skip_connect', 'max_pool_3x3', 'avg_pool_3x3', 'max_pool_2x2', 'avg_pool_2x2',
                   'max_pool_5x5', 'avg_pool_5x5', 'max_pool_7x7'}
 
-_OP_LABEL = re.compile(r'^(?P<cell>.+)/op_(?P<node>\d+)_(?P<slot>\d+)$')
+CELL_CHOICE = re.compile(r'^(?P<cell>.+)/(?P<kind>op|input)_(?P<node>\d+)_(?P<slot>\d+)$')
+"""A label of NNI's cell choices: ``kind`` ``op`` (the operation) or ``input`` (its input node)."""
+
+
+def choice_name(kind: str, node: int, slot: int) -> str:
+    """A cell choice's label inside its cell's label scope: ``op_NODE_SLOT`` or ``input_NODE_SLOT``."""
+    return f'{kind}_{node}_{slot}'
+
+
+def operation_label(cell: str, node: int, slot: int) -> str:
+    """The label of cell ``cell``'s operation choice ``slot`` of ``node``: ``CELL/op_NODE_SLOT``."""
+    return f'{cell}/{choice_name("op", node, slot)}'
+
+
+def input_label(cell: str, node: int, slot: int) -> str:
+    """The label of the input choice of that slot: ``CELL/input_NODE_SLOT``."""
+    return f'{cell}/{choice_name("input", node, slot)}'
 
 
 def cell_edges(architecture: Mapping[str, Any]) -> dict[str, list[tuple[int, int, str]]]:
     """``{cell label: [(input node, node, operation), ...]}`` for every cell-style choice."""
     edges: dict[str, list[tuple[int, int, str]]] = {}
     for label, operation in sorted(architecture.items()):
-        match = _OP_LABEL.match(label)
-        if not match:
+        match = CELL_CHOICE.match(label)
+        if not match or match['kind'] != 'op':
             continue
-        cell, node, slot = match['cell'], int(match['node']), match['slot']
-        chosen = architecture.get(f'{cell}/input_{node}_{slot}')
+        cell, node, slot = match['cell'], int(match['node']), int(match['slot'])
+        chosen = architecture.get(input_label(cell, node, slot))
         if chosen is None:
             continue
         source = chosen[0] if isinstance(chosen, (list, tuple)) else chosen

@@ -55,10 +55,6 @@ from .variants import find_variant
 
 _logger = logging.getLogger('nni_darts_ext.trial')
 
-# The search's validation loader is shuffled on purpose (it also feeds the architecture steps).
-warnings.filterwarnings('ignore', message=".*val_dataloader.*shuffling enabled")
-# Every epoch overwrites checkpoints/last.ckpt on purpose (P-DARTS's stages and resumed runs find it there).
-warnings.filterwarnings('ignore', message='Checkpoint directory .* exists and is not empty')
 
 
 def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageData, Space, Size, Size]:
@@ -344,8 +340,9 @@ def default_output_dir(config: TrialConfig) -> Path:
     return Path('runs') / f'{config.variant}-seed{config.seed}-{time.strftime("%Y%m%d-%H%M%S")}'
 
 
-def configure_logging() -> None:
-    """The package's log lines to the current ``sys.stderr``, once however often a process calls it."""
+def configure_output() -> None:
+    """A trial program's output: the package's log lines to the current ``sys.stderr`` (once however
+    often a process calls it), without what NNI and Lightning say of what the trial does on purpose."""
     package_logger = logging.getLogger('nni_darts_ext')
     package_logger.handlers = [h for h in package_logger.handlers if h.get_name() != __name__]
     handler = logging.StreamHandler()
@@ -355,11 +352,15 @@ def configure_logging() -> None:
     package_logger.setLevel(logging.INFO)
     # NNI logs every node's sorted weights at each export (every epoch here): keep only warnings.
     logging.getLogger('nni.nas.oneshot.pytorch.supermodule.differentiable').setLevel(logging.WARNING)
+    # The search's validation loader is shuffled on purpose (it also feeds the architecture steps).
+    warnings.filterwarnings('ignore', message=".*val_dataloader.*shuffling enabled")
+    # Every epoch overwrites checkpoints/last.ckpt on purpose (P-DARTS's stages and resumed runs find it there).
+    warnings.filterwarnings('ignore', message='Checkpoint directory .* exists and is not empty')
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m nni_darts_ext.trial`` and ``nni-darts-trial``."""
-    configure_logging()
+    configure_output()
     arguments = vars(command_line().parse_args(argv))
     try:
         options = parse_options(arguments.pop('option'))

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
+from nni_darts_ext import make_strategy
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.reference_sample import PROTOCOL_SETTINGS, ReferenceSample
+from nni_darts_ext.spaces import Size, load_space
 
 from .conftest import QUICK
 from .nnictl_helpers import NNICTL, REPOSITORY, free_port, small_experiment, trial_command
@@ -295,3 +298,19 @@ def test_every_benchmark_module_is_a_script_or_a_helper_the_scripts_import():
     for helper in HELPERS:
         importers = [script for script in SCRIPTS if Path(helper).stem in imported_modules(BENCHMARKS / script)]
         assert importers, f'benchmarks/{helper} is neither a script nor imported by one'
+
+
+BFLOAT16_COSINE = 0.98
+"""How close bfloat16 autocast keeps the architecture gradient to float32's (cosine), on the hub supernet."""
+
+
+@pytest.mark.parametrize('variant', ['darts', 'pcdarts'])
+def test_bfloat16_autocast_keeps_the_architecture_gradient_within_tolerance(variant):
+    from side_by_side import architecture_gradient_cosine  # benchmarks/, on the path above
+
+    torch.manual_seed(0)
+    space = load_space('nni:DARTS', 3, 10, 16).search_space(Size(8, 3))
+    net = make_strategy(variant).mutate_model(space)
+    images, labels = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    cosine = architecture_gradient_cosine(net, images, labels, 'bfloat16')
+    assert BFLOAT16_COSINE <= cosine < 1, cosine  # below 1: autocast did compute in bfloat16

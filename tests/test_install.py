@@ -90,3 +90,23 @@ def test_wheel_ships_the_named_spaces_and_works_outside_the_clone(tmp_path):
     installed_at, usage = checked.stdout.split('\n', 1)
     assert Path(installed_at).is_relative_to(own_packages)
     assert usage.startswith('usage: ') and '--space' in usage
+
+
+IMPORT_EVERYTHING = '''
+import importlib, pkgutil, warnings
+import torch, pytorch_lightning, torchvision, matplotlib, tensorboard
+with warnings.catch_warnings():  # NNI's own import-time warnings, and whatever filters it sets, left out
+    warnings.simplefilter('ignore')
+    import nni.nas.strategy
+before = list(warnings.filters)
+import nni_darts_ext
+modules = [module.name for module in pkgutil.walk_packages(nni_darts_ext.__path__, 'nni_darts_ext.')]
+for name in modules:
+    importlib.import_module(name)
+assert len(modules) > 30, modules
+assert warnings.filters == before, [f for f in warnings.filters if f not in before]
+'''
+
+
+def test_importing_the_package_changes_no_warning_filter():
+    subprocess.run([sys.executable, '-c', IMPORT_EVERYTHING], check=True, cwd=REPOSITORY)

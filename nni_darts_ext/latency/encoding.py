@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, FrozenSet, Tuple
@@ -43,6 +42,7 @@ from nni.nas.nn.pytorch import Cell, InputChoice, LayerChoice, ModelSpace, Repea
 from nni.nas.oneshot.pytorch.supermodule.differentiable import (DifferentiableMixedInput, DifferentiableMixedLayer,
                                                                 DifferentiableMixedRepeat)
 
+from ..architecture import CELL_CHOICE, input_label, operation_label
 from ..errors import ConfigError
 from ..supermodules.darts_cell import DartsCell
 
@@ -50,7 +50,6 @@ ZERO = 'none'
 """The zero column: the zero operation of a cell's edge (NNI's differentiable cell adds it to every
 edge), the absence of a choice that some architectures lack."""
 
-_CELL_CHOICE = re.compile(r'^(?P<cell>.+)/(?P<kind>op|input)_(?P<node>\d+)_(?P<slot>\d+)$')
 
 Presence = Tuple[Tuple[str, FrozenSet[Any]], ...]
 """Where a choice exists: in the architectures whose choice ``label`` takes one of ``values``, for
@@ -167,7 +166,7 @@ class CellType(Choice):
         slots: set[int] = set()
         operations: set[tuple[Any, ...]] = set()
         for label, mutable in cell.simplify().items():
-            match = _CELL_CHOICE.match(label)
+            match = CELL_CHOICE.match(label)
             if match is None or match['cell'] != cell.label:
                 raise ConfigError(f'{label!r} is a choice nested in an operation of NNI Cell {cell.label!r}; '
                                   "LA-DARTS encodes a cell's operation and input choices only")
@@ -190,18 +189,18 @@ class CellType(Choice):
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(f'{self.label}/{kind}_{node}_{slot}' for node in self.nodes for slot in range(self.slots)
-                     for kind in ('op', 'input'))
+        return tuple(label(self.label, node, slot) for node in self.nodes for slot in range(self.slots)
+                     for label in (operation_label, input_label))
 
     def one_hot(self, architecture: dict[str, Any]) -> list[list[float]]:
         rows = {edge: [0.0] * len(self.operations) + [1.0] for edge in self.edges}
         for node in self.nodes:
             for slot in range(self.slots):
-                if f'{self.label}/op_{node}_{slot}' not in architecture:
+                if operation_label(self.label, node, slot) not in architecture:
                     continue
-                row = rows[Edge(self.label, node, architecture[f'{self.label}/input_{node}_{slot}'][0])]
+                row = rows[Edge(self.label, node, architecture[input_label(self.label, node, slot)][0])]
                 row[-1] = 0.0
-                row[self.operations.index(architecture[f'{self.label}/op_{node}_{slot}'])] += 1.0
+                row[self.operations.index(architecture[operation_label(self.label, node, slot)])] += 1.0
         return list(rows.values())
 
     def expected(self, vectors: dict[str, Tensor], held: Tensor | None) -> list[Tensor]:
@@ -213,8 +212,8 @@ class CellType(Choice):
         for node in self.nodes:
             sources = generator.sample(range(node), min(self.slots, node))
             for slot in range(self.slots):
-                architecture[f'{self.label}/op_{node}_{slot}'] = generator.choice(self.operations)
-                architecture[f'{self.label}/input_{node}_{slot}'] = [sources[slot % len(sources)]]
+                architecture[operation_label(self.label, node, slot)] = generator.choice(self.operations)
+                architecture[input_label(self.label, node, slot)] = [sources[slot % len(sources)]]
         return architecture
 
     @property
@@ -232,8 +231,8 @@ class CellType(Choice):
         probe: dict[str, Any] = {}
         for node in self.nodes:
             for slot in range(self.slots):
-                probe[f'{self.label}/op_{node}_{slot}'] = operation
-                probe[f'{self.label}/input_{node}_{slot}'] = [(self.slots * k + slot) % node]
+                probe[operation_label(self.label, node, slot)] = operation
+                probe[input_label(self.label, node, slot)] = [(self.slots * k + slot) % node]
         return probe
 
     def parts(self, network: nn.Module, architecture: dict[str, Any]) -> list[tuple[nn.Module, int, tuple[int, ...]]]:
@@ -244,8 +243,8 @@ class CellType(Choice):
             for node_index, node_operations in enumerate(cell.ops):
                 node = node_index + cell.num_predecessors
                 for slot, module in enumerate(node_operations):
-                    edge = Edge(self.label, node, architecture[f'{self.label}/input_{node}_{slot}'][0])
-                    column = self.operations.index(architecture[f'{self.label}/op_{node}_{slot}'])
+                    edge = Edge(self.label, node, architecture[input_label(self.label, node, slot)][0])
+                    column = self.operations.index(architecture[operation_label(self.label, node, slot)])
                     found.append((module, rows[edge], (column,)))
         return found
 

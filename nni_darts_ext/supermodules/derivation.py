@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from ..architecture import input_label, operation_label
+
 EdgeScore = tuple[float, int, str]
 """(score of the edge's best operation, input node, that operation)."""
 
@@ -21,12 +23,12 @@ def derive_cell(label: str, nodes: Iterable[int], ops_per_node: int, memo: dict[
     slots repeats its best ones, as NNI's cells do."""
     exported: dict[str, Any] = {}
     for node in nodes:
-        labels = [(f'{label}/op_{node}_{slot}', f'{label}/input_{node}_{slot}') for slot in range(ops_per_node)]
+        labels = [(operation_label(label, node, slot), input_label(label, node, slot)) for slot in range(ops_per_node)]
         if all(op in memo and source in memo for op, source in labels):
             continue
         ranked = sorted(edge_scores(node), reverse=True)
-        for slot, (op_label, input_label) in enumerate(labels):
+        for slot, (chosen_operation, chosen_input) in enumerate(labels):
             _, source, operation = ranked[slot % len(ranked)]
-            exported[op_label] = operation
-            exported[input_label] = [source]
+            exported[chosen_operation] = operation
+            exported[chosen_input] = [source]
     return exported

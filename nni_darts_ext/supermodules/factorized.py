@@ -62,6 +62,7 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
 from ..spaces.factors import (ACTIVATION, ACTIVATIONS, CONV, FACTORS, ActivatedOperation, Factoring, combination,
                               factoring)
+from ..architecture import choice_name
 from .derivation import EdgeScore, derive_cell
 
 GROUP = 'group'
@@ -229,8 +230,8 @@ class FactorizedCell(FactorizedModule):
         with label_scope(label) as self.label_scope:
             for node in self.output_node_indices:
                 for slot in range(num_ops_per_node):
-                    self.add_mutable(Categorical(self.op_names, label=f'op_{node}_{slot}'))
-                    self.add_mutable(CategoricalMultiple(range(node), n_chosen=1, label=f'input_{node}_{slot}'))
+                    self.add_mutable(Categorical(self.op_names, label=choice_name('op', node, slot)))
+                    self.add_mutable(CategoricalMultiple(range(node), n_chosen=1, label=choice_name('input', node, slot)))
 
         edges = [f'{self.label}/{node}_{source}' for node in self.output_node_indices for source in range(node)]
         self.add_factor_vectors(factored, edges, True, memo, mutate_kwargs.get('softmax', nn.Softmax(-1)))

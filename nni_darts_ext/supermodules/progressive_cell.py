@@ -32,7 +32,7 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
 
-from ..architecture import SKIP_CONNECT
+from ..architecture import SKIP_CONNECT, input_label, operation_label
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell
 from .derivation import EdgeScore, derive_cell
@@ -197,9 +197,9 @@ class ProgressiveCell(DartsCell):
 
     def _chosen_skip_connects(self, exported: dict[str, Any]) -> list[tuple[int, int]]:
         """The ``(node, source)`` edges of ``exported`` that carry a skip-connect."""
-        return [(node, exported[f'{self.label}/input_{node}_{slot}'][0])
+        return [(node, exported[input_label(self.label, node, slot)][0])
                 for node in self.output_node_indices for slot in range(self.num_ops_per_node)
-                if exported.get(f'{self.label}/op_{node}_{slot}') == SKIP_CONNECT]
+                if exported.get(operation_label(self.label, node, slot)) == SKIP_CONNECT]
 
 
 class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
