@@ -12,6 +12,7 @@ import re
 from typing import Any, Mapping
 
 SKIP_CONNECT = 'skip_connect'
+NONE = 'none'  # the zero operation, where a space lists it among the candidates (NAS-Bench-201)
 PARAMETER_FREE = {'skip_connect', 'max_pool_3x3', 'avg_pool_3x3', 'max_pool_2x2', 'avg_pool_2x2',
                   'max_pool_5x5', 'avg_pool_5x5', 'max_pool_7x7'}
 
@@ -66,6 +67,11 @@ def skip_connects(architecture: Mapping[str, Any]) -> int:
 def parameter_free(architecture: Mapping[str, Any]) -> int:
     """Parameter-free operations (skip-connects and pooling) in the normal cell."""
     return sum(op in PARAMETER_FREE for op in normal_operations(architecture))
+
+
+def none_edges(architecture: Mapping[str, Any]) -> int:
+    """Edges of the normal cell whose operation is the zero operation: edges the cell dropped."""
+    return sum(op == NONE for op in normal_operations(architecture))
 
 
 def normalized(distribution: Mapping[Any, float]) -> dict[Any, float]:

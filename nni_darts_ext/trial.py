@@ -284,6 +284,8 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         'params': count_parameters(model),
         'latency_ms': round(latency.total_ms, 4),
         'skip_connects': architecture.skip_connects(found),
+        'parameter_free': architecture.parameter_free(found),
+        'none_edges': architecture.none_edges(found),
         'arch': architecture.describe(found),
         'stopped_early': monitor.stopped,
         **(strategy.search_summary(found) if isinstance(strategy, ValidatedDARTS) else {}),

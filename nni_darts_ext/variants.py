@@ -15,7 +15,7 @@ from nni.nas.strategy import Strategy
 
 from .composition import TECHNIQUE_ORDER, combine
 from .errors import ConfigError, choose
-from .strategies.darts import ValidatedDARTS
+from .strategies.darts import NNIDARTS, ValidatedDARTS
 from .strategies.ladarts import LatencyAwareDARTS
 from .strategies.pcdarts import PCDARTS
 from .strategies.pdarts import PDARTS
@@ -44,6 +44,8 @@ class Variant:
     sets_itself
         Options of other variants this one sets in its own way, so a composition with it does not
         take them (P-DARTS's stages carry their own warm-up).
+    composable
+        Whether its technique composes with others' (a baseline does not).
     """
     name: str
     summary: str
@@ -51,6 +53,7 @@ class Variant:
     defaults: dict[str, Any] = field(default_factory=dict)
     options: tuple[str, ...] = ()
     sets_itself: tuple[str, ...] = ()
+    composable: bool = True
 
     def build(self, **overrides: Any) -> Strategy:
         unknown = sorted(set(overrides) - set(self.options))
@@ -66,6 +69,14 @@ VARIANTS: dict[str, Variant] = {
         ValidatedDARTS,
         defaults={'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
         options=('arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
+    ),
+    'nni-darts': Variant(
+        'nni-darts', "NNI's own DARTS strategy, unchanged (its step, cells and export), validated every epoch: "
+        'the yardstick',
+        NNIDARTS,
+        defaults={'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0},
+        options=('arc_learning_rate', 'gradient_clip_val', 'warmup_epochs'),
+        composable=False,
     ),
     'pcdarts': Variant(
         'pcdarts', 'PC-DARTS (Xu et al., ICLR 2020): partial-channel edges and edge normalization',
@@ -115,6 +126,7 @@ VARIANTS: dict[str, Variant] = {
         'random', 'one uniformly random architecture of the same space, no search: the baseline',
         RandomArchitecture,
         options=('seed',),
+        composable=False,
     ),
 }
 
@@ -158,9 +170,9 @@ def find_variant(name: str) -> Variant:
                               else f'in {name!r}: {error}')
     members = [VARIANTS[part] for part in parts]
     for member in members:
-        if not issubclass(member.factory, ValidatedDARTS):
-            composable = ', '.join(n for n, v in VARIANTS.items() if issubclass(v.factory, ValidatedDARTS))
-            raise ConfigError(f'variant {name!r}: {member.name} does not search, so it composes with nothing; '
+        if not member.composable:
+            composable = ', '.join(n for n, v in VARIANTS.items() if v.composable)
+            raise ConfigError(f'variant {name!r}: {member.name} is a baseline, so it composes with nothing; '
                               f'composable: {composable}')
     try:
         factory = combine(*(member.factory for member in members),

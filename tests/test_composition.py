@@ -183,7 +183,7 @@ def test_a_node_with_as_many_edges_as_slots_keeps_both_and_encodes_its_softmaxes
     ('pcdarts+scalable', 'pcdarts and scalable cannot be composed: both build the supernet cells'),
     ('pdarts+scalable', "pdarts and scalable cannot be composed: P-DARTS prunes each edge's operation vector"),
     ('scalable+ladarts', "scalable and ladarts cannot be composed: LA-DARTS's latency encoding"),
-    ('random+pcdarts', 'random does not search, so it composes with nothing; composable: darts, pcdarts'),
+    ('random+pcdarts', 'random is a baseline, so it composes with nothing; composable: darts, pcdarts'),
     ('pcdarts+pcdarts', 'pcdarts is named twice'),
 ])
 def test_a_conflicting_combination_raises_naming_the_conflict(variant, message):

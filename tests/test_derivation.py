@@ -72,12 +72,15 @@ def search_module(strategy, supernet):
     return module
 
 
-def test_plain_cells_are_darts_cells_and_nnis_own_strategy_keeps_its_rule():
+@pytest.mark.parametrize('nni', [DARTS, lambda: make_strategy('nni-darts')], ids=['DARTS', 'nni-darts'])
+def test_plain_cells_are_darts_cells_and_nnis_own_strategy_keeps_its_rule(nni):
     ours = make_strategy('darts').mutate_model(SPACE.search_space(Size(4, 3)))
     assert {type(m) for m in ours.modules() if isinstance(m, DifferentiableMixedCell)} == {DartsCell}
-    nni = DARTS()
+    nni = nni()
     reference = nni.mutate_model(SPACE.search_space(Size(4, 3)))
     assert {type(m) for m in reference.modules() if isinstance(m, DifferentiableMixedCell)} == {DifferentiableMixedCell}
     set_logits(reference)
     # NNI ranks raw alpha: edge 0's logit of 5 beats edge 2's 2.5, though `none` owns edge 0
     assert inputs_of(search_module(nni, reference).export()) == {0, 1}
+    # and takes NNI's own architecture step (the training step of NNI's DartsLightningModule)
+    assert getattr(search_module(nni, reference), 'architecture_gradient', None) is None

@@ -24,7 +24,7 @@ def test_overrides_reach_the_strategy_and_defaults_are_the_papers():
 
 
 def test_unknown_variant_and_option_name_the_accepted():
-    with pytest.raises(ConfigError, match="unknown variant 'dartz'; accepted: darts, darts2, ladarts, pcdarts, pdarts, random, scalable, stabilized"):
+    with pytest.raises(ConfigError, match="unknown variant 'dartz'; accepted: darts, darts2, ladarts, nni-darts, pcdarts, pdarts, random, scalable, stabilized"):
         make_strategy('dartz')
     with pytest.raises(ConfigError, match="variant 'darts' has no option 'k'; its options: arc_learning_rate"):
         make_strategy('darts', k=4)

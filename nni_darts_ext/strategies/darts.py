@@ -225,3 +225,18 @@ class ValidatedDARTS(DARTS):
 
     def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         return val_dataloader_fn()
+
+
+class NNIDARTS(ValidatedDARTS):
+    """NNI's own ``DARTS`` strategy, its search unchanged: NNI's first-order step (a backward pass
+    to every parameter), NNI's cells and their export (edges ranked by raw ``alpha``). Only the
+    per-epoch validation every trial reports is added, and it changes no parameter. The yardstick
+    the benchmarks compare every variant with, in the same run.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.architecture_gradient = None  # NNI's own step (the base class would take FirstOrder's)
+
+    def default_mutation_hooks(self):
+        return DARTS.default_mutation_hooks(self)
