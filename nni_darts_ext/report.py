@@ -30,7 +30,8 @@ from .errors import ConfigError  # noqa: E402
 from .reference_sample import SAMPLES_DIR, ReferenceSample  # noqa: E402
 
 NNI_HOME = Path.home() / 'nni-experiments'
-BASELINE = 'random'  # the variant every other one is compared with
+BASELINE = 'random'  # the variant every other one's accuracy is compared with
+YARDSTICK = 'nni-darts'  # NNI's own DARTS: every other search's seconds are a ratio of its
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class VariantRow:
         The mean over the seeds of the search's final normalized entropy; None for ``random``.
     not_converged
         Seeds whose search ended with its architecture weights near uniform (it did not search).
+    none_edges
+        The mean over the seeds that report it of the found normal cell's zero-operation edges;
+        None where no seed does.
+    search_ratio
+        ``search_s`` as a ratio of NNI's own DARTS's (``nni-darts``) in the same experiment; None
+        without an ``nni-darts`` row.
     """
     variant: str
     seeds: int
@@ -65,6 +72,8 @@ class VariantRow:
     percentile: float | None = None
     normalized_entropy: float | None = None
     not_converged: int = 0
+    none_edges: float | None = None
+    search_ratio: float | None = None
 
 
 def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[str, Any]]:
@@ -122,6 +131,7 @@ def summarize(results: list[dict[str, Any]]) -> list[VariantRow]:
         percentiles = [p for p in map(percentile_of, group) if p is not None]
         entropies = [float(r['normalized_entropy']) for r in group if r.get('normalized_entropy') is not None]
         latencies = [float(r['latency_ms']) for r in group if r.get('latency_ms') is not None]
+        none_edges = [float(r['none_edges']) for r in group if r.get('none_edges') is not None]
         rows.append(VariantRow(
             variant=variant, seeds=len(group),
             accuracy_mean=statistics.fmean(accuracies),
@@ -134,11 +144,15 @@ def summarize(results: list[dict[str, Any]]) -> list[VariantRow]:
             percentile=statistics.median(percentiles) if percentiles else None,
             normalized_entropy=statistics.fmean(entropies) if entropies else None,
             not_converged=sum(not architecture.converged(e) for e in entropies),
+            none_edges=statistics.fmean(none_edges) if none_edges else None,
         ))
     baseline = next((row for row in rows if row.variant == BASELINE), None)
     if baseline is not None:
         rows = [row if row is baseline else replace(row, above_random=sigmas_above(row, baseline))
                 for row in rows]
+    yardstick = next((row for row in rows if row.variant == YARDSTICK), None)
+    if yardstick is not None and yardstick.search_s > 0:
+        rows = [replace(row, search_ratio=row.search_s / yardstick.search_s) for row in rows]
     return sorted(rows, key=lambda row: -row.accuracy_mean)
 
 
@@ -179,14 +193,15 @@ def sigmas_above(row: VariantRow, baseline: VariantRow) -> float | None:
 def format_table(rows: list[VariantRow]) -> str:
     """A Markdown table, in the order of ``rows``.
 
-    Missing figures are shown as ``–``: latency when no seed measured it, the comparison with
+    Missing figures are shown as ``–``: latency when no seed measured it, `none` edges when no
+    seed reported them, the search ratio without an ``nni-darts`` row, the comparison with
     ``random`` for ``random`` itself and when there is no ``random`` row. A comparison that is
     undefined (no spread in either variant's accuracy) is shown as ``n/a``.
     """
     has_baseline = any(r.variant == BASELINE for r in rows)
     lines = ['| variant | seeds | test accuracy (%) | percentile | normalized entropy | parameters | search s '
-             '| retrain s | latency ms | skip-connects | vs random (σ) |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+             f'| search / {YARDSTICK} | retrain s | latency ms | none edges | skip-connects | vs random (σ) |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for r in rows:
         latency = '–' if r.latency_ms is None else f'{r.latency_ms:.2f}'
         if not has_baseline or r.variant == BASELINE:
@@ -194,9 +209,11 @@ def format_table(rows: list[VariantRow]) -> str:
         else:
             versus = 'n/a' if r.above_random is None else f'{r.above_random:+.1f}'
         percentile = '–' if r.percentile is None else f'{r.percentile:.0f}'
+        ratio = '–' if r.search_ratio is None else f'{r.search_ratio:.2f}'
+        none_edges = '–' if r.none_edges is None else f'{r.none_edges:.1f}'
         lines.append(f'| {r.variant} | {r.seeds} | {100 * r.accuracy_mean:.2f} ± {100 * r.accuracy_std:.2f} '
-                     f'| {percentile} | {convergence_cell(r)} | {r.params:,.0f} | {r.search_s:.1f} '
-                     f'| {r.retrain_s:.1f} | {latency} | {r.skip_connects:.1f} | {versus} |')
+                     f'| {percentile} | {convergence_cell(r)} | {r.params:,.0f} | {r.search_s:.1f} | {ratio} '
+                     f'| {r.retrain_s:.1f} | {latency} | {none_edges} | {r.skip_connects:.1f} | {versus} |')
     return '\n'.join(lines)
 
 

@@ -25,7 +25,7 @@ def test_summary_is_mean_and_sample_std_over_seeds_best_first():
     assert (darts.search_s, darts.retrain_s, darts.params) == (11.0, 5.0, 1100)
     table = report.format_table(rows)
     # pooled std sqrt((0.0283**2 + 0**2) / 2) = 0.02, so (0.92 - 0.80) / 0.02 = +6.0
-    assert '| darts | 2 | 92.00 ± 2.83 | – | – | 1,100 | 11.0 | 5.0 | – | 0.0 | +6.0 |' in table
+    assert '| darts | 2 | 92.00 ± 2.83 | – | – | 1,100 | 11.0 | – | 5.0 | – | – | 0.0 | +6.0 |' in table
 
 
 def make_experiment(home, experiment_id='abc123'):
@@ -97,9 +97,22 @@ def test_latency_is_averaged_over_the_trials_that_measured_it():
     assert random.latency_ms is None
     table = report.format_table([darts, random]).splitlines()
     assert table[0] == ('| variant | seeds | test accuracy (%) | percentile | normalized entropy | parameters '
-                        '| search s | retrain s | latency ms | skip-connects | vs random (σ) |')
-    assert '| 4.75 | 3.7 |' in table[2]
-    assert '| 0.0 | 0.0 | – | 0.0 | – |' in table[3]
+                        '| search s | search / nni-darts | retrain s | latency ms | none edges | skip-connects '
+                        '| vs random (σ) |')
+    assert '| 4.75 | – | 3.7 |' in table[2]
+    assert '| 0.0 | – | 0.0 | – | – | 0.0 | – |' in table[3]
+
+
+def test_search_seconds_are_a_ratio_of_nnis_darts_and_none_edges_a_mean_over_the_seeds_that_report_them():
+    results = (trials('nni-darts', [0.90, 0.92], search_s=100.0, none_edges=1)
+               + trials('pcdarts', [0.91], search_s=30.0, none_edges=2) + trials('pcdarts', [0.93], search_s=40.0)
+               + trials('random', [0.80], search_s=0.2))
+    rows = {row.variant: row for row in report.summarize(results)}
+    assert rows['pcdarts'].search_ratio == pytest.approx(0.35) and rows['nni-darts'].search_ratio == 1
+    assert rows['pcdarts'].none_edges == 2 and rows['random'].none_edges is None
+    [line] = [line for line in report.format_table(list(rows.values())).splitlines() if '| pcdarts |' in line]
+    assert '| 35.0 | 0.35 |' in line and '| 2.0 | 0.0 |' in line
+    assert report.summarize(trials('pcdarts', [0.91], search_s=30.0))[0].search_ratio is None
 
 
 def test_searches_near_uniform_are_flagged_not_converged():
