@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import torch
 
-from nni_darts_ext import PDARTS, ValidatedDARTS  # first: quiets NNI's import-time warnings about new torch classes
+from nni_darts_ext import PDARTS, DifferentiableSearch  # first: quiets NNI's import-time warnings about new torch classes
 from nni.nas.strategy import DARTS
 from nni_darts_ext import trial
 from nni_darts_ext.config import split_parameters
@@ -51,14 +51,14 @@ def stage_costs(arguments) -> dict[str, dict]:
                                            first, 8)}
     strategy = PDARTS(stages=arguments.stages)
     supernet = strategy.mutate_model(space.search_space(Size(arguments.width, first)))
-    for index, stage in enumerate(strategy.stages):
+    for index, stage in enumerate(strategy.slots.schedule.stages):
         if index:
             generator = torch.Generator().manual_seed(index)
             with torch.no_grad():
                 for name, alpha in supernet.named_parameters():
                     if '_arch_alpha' in name:
                         alpha.copy_(torch.randn(alpha.shape, generator=generator))
-            supernet = strategy.next_stage_supernet(supernet, index)
+            supernet = strategy.slots.schedule.next_stage_supernet(supernet, index)
         runs[f'pdarts stage {index + 1} ({stage.cells} cells)'] = cost(supernet, stage.cells, stage.operations or 8)
     return runs
 
@@ -104,7 +104,7 @@ def main() -> None:
         for stage in CPU_STAGES)
     epochs = sum(stage.epochs for stage in search_stages)
     pdarts = search_seconds(PDARTS(stages=search_stages), epochs, arguments)
-    darts = search_seconds(ValidatedDARTS(), epochs, arguments)
+    darts = search_seconds(DifferentiableSearch(), epochs, arguments)
 
     report(runs, f'darts ({stages[0].cells} cells)', ['median_step_s', 'activation_mb', 'peak_mb'], arguments,
            setting=f", P-DARTS's {arguments.stages} stages ({'/'.join(str(s.cells) for s in stages)} cells over "

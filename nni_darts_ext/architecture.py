@@ -35,6 +35,23 @@ def input_label(cell: str, node: int, slot: int) -> str:
     return f'{cell}/{choice_name("input", node, slot)}'
 
 
+def edge_label(cell: str, node: int, source: int) -> str:
+    """The label of a supernet cell's edge ``source -> node`` and of its architecture vector over the
+    operations: ``CELL/NODE_SOURCE``, as NNI's differentiable cell names it."""
+    return f'{cell}/{node}_{source}'
+
+
+def edge_ends(edge: str) -> tuple[int, int]:
+    """``(node, source)`` of an edge label ``CELL/NODE_SOURCE``."""
+    node, source = edge.rsplit('/', 1)[1].split('_')
+    return int(node), int(source)
+
+
+def node_label(cell: str, node: int) -> str:
+    """The label of the vector over ``node`` 's incoming edges (PC-DARTS's edge normalization): ``CELL/NODE``."""
+    return f'{cell}/{node}'
+
+
 def cell_edges(architecture: Mapping[str, Any]) -> dict[str, list[tuple[int, int, str]]]:
     """``{cell label: [(input node, node, operation), ...]}`` for every cell-style choice."""
     edges: dict[str, list[tuple[int, int, str]]] = {}

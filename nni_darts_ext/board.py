@@ -3,7 +3,7 @@
 :class:`TrialBoard` writes, to ``<output_dir>/tensorboard`` (``$NNI_OUTPUT_DIR/tensorboard``
 under NNI):
 
-- per epoch, every number of the epoch's record (:class:`~nni_darts_ext.reporting.EpochReporter`)
+- per epoch, every number of the epoch's record (:class:`~nni_darts_ext.epoch_reporter.EpochReporter`)
   as ``PHASE/NAME``: ``search/train_loss``, ``search/val_acc`` (the record's ``default``),
   ``retrain/val_loss``, ``search/normalized_entropy``, ``search/skip_connects``, ...; the step is
   the record's ``epoch``, which runs on across phases as in the web UI's curves;

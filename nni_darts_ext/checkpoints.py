@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from .errors import ConfigError
-from .files import write_whole
+from .files import write_atomically
 
 _logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             TorchCheckpointIO.save_checkpoint(self, checkpoint, partial, storage_options)
             if path.is_file():
                 os.replace(path, previous_of(path))
-        write_whole(path, write)
+        write_atomically(path, write)
 
 
 def epoch_checkpoints(directory: Path) -> list[pl.Callback]:

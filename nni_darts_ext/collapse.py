@@ -9,7 +9,7 @@ Two known signs that a DARTS search is collapsing into parameter-free cells:
 
 :class:`CollapseMonitor` computes the eigenvalue (optional: each power iteration costs a
 double backward pass per validation batch used) and applies either stop (off by default). The per-epoch skip-connect count, parameter-free count and entropy are reported for
-every variant by :class:`~nni_darts_ext.reporting.EpochReporter`.
+every variant by :class:`~nni_darts_ext.epoch_reporter.EpochReporter`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from . import architecture
-from .errors import ConfigError, choose
+from .errors import ConfigError, unknown_value
 from .second_derivatives import DoubleBackward, dot, norm
-from .strategies.darts import ValidatedDartsModule
+from .strategies.search_module import SearchModule
 
 _logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ EIGENVALUE_GROWTH, EIGENVALUE_WINDOW = 1.3, 5
 def check_early_stop(early_stop: str, eigenvalue_batches: int) -> None:
     """Refuse an unknown stop, or the R-DARTS stop without the eigenvalue it watches."""
     if early_stop not in EARLY_STOPS:
-        raise choose('early_stop', early_stop, EARLY_STOPS)
+        raise unknown_value('early_stop', early_stop, EARLY_STOPS)
     if early_stop == 'eigenvalue' and eigenvalue_batches < 1:
         raise ConfigError("early_stop 'eigenvalue' needs the eigenvalue: set eigenvalue_batches to 1 or more")
 
@@ -85,7 +85,7 @@ def preserved_buffers(module: nn.Module) -> Iterator[None]:
                 buffer.copy_(value)
 
 
-def validation_hessian_eigenvalue(module: ValidatedDartsModule, batches: Sequence[Any]) -> float:
+def validation_hessian_eigenvalue(module: SearchModule, batches: Sequence[Any]) -> float:
     """The dominant eigenvalue of ``d2 L_val / d alpha2`` of a DARTS Lightning module, on ``batches``.
 
     An observer: the batch-norm statistics and the parameters' ``requires_grad`` (off while the
@@ -111,7 +111,7 @@ def validation_hessian_eigenvalue(module: ValidatedDartsModule, batches: Sequenc
 class CollapseMonitor:
     """Per search epoch: the eigenvalue (when ``eigenvalue_batches > 0``) and the chosen early stop.
 
-    :class:`~nni_darts_ext.reporting.EpochReporter` calls :meth:`observe` after each search
+    :class:`~nni_darts_ext.epoch_reporter.EpochReporter` calls :meth:`observe` after each search
     epoch, adds what it returns to the epoch's record, and ends the search once :attr:`stopped`.
 
     Parameters
@@ -139,7 +139,7 @@ class CollapseMonitor:
         self.stopped = ''
         self.chosen: dict[str, Any] | None = None
 
-    def observe(self, trainer: pl.Trainer, module: ValidatedDartsModule, exported: dict[str, Any]) -> dict[str, float]:
+    def observe(self, trainer: pl.Trainer, module: SearchModule, exported: dict[str, Any]) -> dict[str, float]:
         """Take one epoch's measurements; returns the fields for the epoch's record."""
         self.architectures.append(exported)
         fields = {}
@@ -153,7 +153,7 @@ class CollapseMonitor:
             _logger.info('search stopped early after epoch %d: %s', trainer.current_epoch + 1, self.stopped)
         return fields
 
-    def _fixed_batches(self, trainer: pl.Trainer, module: ValidatedDartsModule) -> list[Any]:
+    def _fixed_batches(self, trainer: pl.Trainer, module: SearchModule) -> list[Any]:
         """The first batches of the validation set, unshuffled: the same every epoch, and drawing
         them takes nothing from the random stream the search uses."""
         loader = trainer.val_dataloaders

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from .collapse import check_early_stop
-from .errors import ConfigError, choose
+from .errors import ConfigError, unknown_value
 from .variants import find_variant, variant_name
 from .yaml_reading import load_yaml
 
@@ -92,7 +92,7 @@ class TrialConfig:
         if self.min_learning_rate > self.learning_rate:
             raise ConfigError(f'min_learning_rate ({self.min_learning_rate}) exceeds learning_rate ({self.learning_rate})')
         if self.accelerator not in ACCELERATORS:
-            raise choose('accelerator', self.accelerator, ACCELERATORS)
+            raise unknown_value('accelerator', self.accelerator, ACCELERATORS)
         check_early_stop(self.early_stop, self.eigenvalue_batches)
         self._check_retraining_protocol()
 

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, Subset, random_split
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.transforms import v2
 
-from .errors import ConfigError, choose
+from .errors import ConfigError, unknown_value
 
 DATA_SEED = 0
 """Seed of subsets and of the search split: the same data for every trial."""
@@ -203,7 +203,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, train_subset: in
                  test_subset: int | None = None, image_size: int | None = None) -> ImageData:
     """Load ``name``; optionally a fixed random subset of each split, resized to ``image_size``."""
     if name not in DATASETS:
-        raise choose('dataset', name, DATASETS)
+        raise unknown_value('dataset', name, DATASETS)
     directory = Path(data_dir).expanduser() if data_dir else None
     loader, num_classes, augment = DATASETS[name]
     train_x, train_y, test_x, test_y = loader(directory)

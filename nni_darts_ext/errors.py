@@ -12,7 +12,7 @@ class ConfigError(ValueError):
     """Bad user input: an unknown name, a malformed file, an impossible value, missing data."""
 
 
-def choose(kind: str, value: object, accepted: Iterable[object]) -> ConfigError:
+def unknown_value(kind: str, value: object, accepted: Iterable[object]) -> ConfigError:
     """The error for a value outside a closed set, listing the accepted values."""
     listed = ', '.join(str(a) for a in sorted(accepted, key=str))
     return ConfigError(f'unknown {kind} {value!r}; accepted: {listed}')

@@ -13,7 +13,7 @@ PARTIAL = '.partial-'
 """How the name of a file being written starts: ``.partial-PID-NAME``."""
 
 
-def write_whole(path: Path, write: Callable[[Path], Any]) -> None:
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write`` on a path beside ``path`` (same suffix, so writers that read it choose the same
     format; this process's id, so concurrent writers do not collide), then move the result there."""
     path = Path(path)

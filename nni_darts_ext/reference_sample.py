@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .files import write_whole
+from .files import write_atomically
 
 SAMPLES_DIR = Path(__file__).parent / 'reference_samples'
 """The samples shipped with the package, one JSON file each, named after the sample."""
@@ -71,7 +71,7 @@ class ReferenceSample:
 
     def save(self, path: Path) -> None:
         """Write the sample to ``path`` whole (an interrupted save keeps the previous file)."""
-        write_whole(Path(path), lambda partial: partial.write_text(json.dumps(asdict(self), indent=1) + '\n'))
+        write_atomically(Path(path), lambda partial: partial.write_text(json.dumps(asdict(self), indent=1) + '\n'))
 
     def matches(self, settings: Any) -> bool:
         """Whether ``settings`` (a trial config, or anything with the protocol's settings) retrain as this sample does."""

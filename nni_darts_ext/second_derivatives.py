@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
-from .errors import ConfigError, choose
+from .errors import ConfigError, unknown_value
 
 Loss = Callable[[], Tensor]
 """The loss at the current values of the parameters (a closure over a batch)."""
@@ -134,5 +134,5 @@ PRODUCTS = {'finite_difference': FiniteDifferences, 'double_backward': DoubleBac
 def second_derivatives(name: str) -> SecondDerivatives:
     """The products named ``name`` (a key of :data:`PRODUCTS`)."""
     if name not in PRODUCTS:
-        raise choose('second-derivative products', name, PRODUCTS)
+        raise unknown_value('second-derivative products', name, PRODUCTS)
     return PRODUCTS[name]()

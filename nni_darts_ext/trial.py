@@ -27,7 +27,6 @@ import nni
 import pytorch_lightning as pl
 import torch
 from nni.nas.evaluator.pytorch import DataLoader, Lightning
-from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
 
 from . import architecture
 from .board import TENSORBOARD_DIR, TrialBoard
@@ -37,17 +36,15 @@ from .config import TrialConfig, command_line, merge_parameters, parse_options, 
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
 from .errors import ConfigError, check_directory
-from .files import remove_partial_files, write_whole
+from .files import remove_partial_files, write_atomically
 from .latency.measurement import TimingSettings, measure
 from .reference_sample import matching_sample
-from .reporting import EpochReporter, is_rank_zero, under_nni
+from .epoch_reporter import EpochReporter, is_rank_zero, under_nni
 from .spaces import Regularization, Size, Space, load_space
 from .spaces.cell_network import check_auxiliary_head
 from .spaces.hub import HUB_PREFIX, HUB_SPACES
 from .spaces.yaml_space import check_resolution
-from .strategies.darts import ValidatedDARTS
-from .strategies.ladarts import LatencyAwareDARTS
-from .strategies.pdarts import PDARTS
+from .strategies.search import TrialStrategy
 from .training import (BatchNormStatistics, ClassifierModule, DropPathSchedule, check_accelerator, count_parameters,
                        make_trainer)
 from .trial_parameters import next_parameters
@@ -57,7 +54,7 @@ _logger = logging.getLogger('nni_darts_ext.trial')
 
 
 
-def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageData, Space, Size, Size]:
+def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[TrialStrategy, ImageData, Space, Size, Size]:
     """Check everything the user named before any training: variant, accelerator, data, space, sizes."""
     variant = find_variant(config.variant)
     check_accelerator(config.accelerator, config.devices)
@@ -75,35 +72,26 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[Any, ImageDat
     search_size = Size(config.search_width or space.search.width, config.search_cells or space.search.cells)
     evaluation_size = Size(config.retrain_width or space.evaluation.width, config.retrain_cells or space.evaluation.cells)
     search_images = min(config.search_subset or len(data.train), len(data.train))
-    if isinstance(strategy, OneShotStrategy) and config.batch_size > search_images // 2:
-        raise ConfigError(f'batch_size ({config.batch_size}) exceeds the search split ({search_images // 2} '
-                          'images): lower batch_size or raise search_subset or train_subset')
-    warmup = getattr(strategy, 'warmup_epochs', 0)
-    if isinstance(strategy, OneShotStrategy) and warmup >= config.search_epochs:
-        raise ConfigError(f'warmup_epochs ({warmup}) must be below search_epochs ({config.search_epochs}), '
-                          'or the architecture is never trained')
+    if strategy.searches:
+        if config.batch_size > search_images // 2:
+            raise ConfigError(f'batch_size ({config.batch_size}) exceeds the search split ({search_images // 2} '
+                              'images): lower batch_size or raise search_subset or train_subset')
+        strategy.check_trial(config.search_epochs, config.early_stop)
     apply_arc_travel(strategy, config, search_images, options)
-    if isinstance(strategy, PDARTS):
-        if config.early_stop != 'none':
-            raise ConfigError('early_stop cannot end a P-DARTS search, which runs its stages to the end and limits '
-                              "skip-connects itself (skip_limit): set early_stop to 'none'")
-        if not strategy.from_budget:  # otherwise its stages split search_epochs, the evaluator's max_epochs
-            _logger.info('pdarts runs its stages (%s epochs in all); search_epochs (%d) is not used',
-                         '+'.join(str(stage.epochs) for stage in strategy.stages), config.search_epochs)
     if not config.space.startswith('nni:'):
         check_resolution(search_size.cells, data.image_size, 'search_cells')
         check_resolution(evaluation_size.cells, data.image_size, 'retrain_cells')
     check_retraining_protocol(config, space, data.image_size, evaluation_size.cells)
-    if isinstance(strategy, LatencyAwareDARTS):  # the latency that counts is the retrained network's
+    if strategy.deploys:  # the network that counts is the retrained one
         strategy.deploy(space.build(evaluation_size, True), (data.channels, data.image_size, data.image_size))
     return strategy, data, space, search_size, evaluation_size
 
 
-def apply_arc_travel(strategy: Any, config: TrialConfig, search_images: int, options: dict[str, Any]) -> None:
+def apply_arc_travel(strategy: TrialStrategy, config: TrialConfig, search_images: int, options: dict[str, Any]) -> None:
     """With ``arc_travel``, set a searching strategy's architecture learning rate to ``arc_travel``
     divided by the search's architecture steps, so that searches of any length, warm-up or stages
     move their architecture weights equally far (Adam's steps are about the learning rate each)."""
-    if config.arc_travel is None or not isinstance(strategy, ValidatedDARTS):
+    if config.arc_travel is None or not strategy.searches:
         return
     if 'arc_learning_rate' in options:
         raise ConfigError('set arc_travel or arc_learning_rate, not both: arc_travel sets arc_learning_rate to '
@@ -150,7 +138,7 @@ def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Ca
     )
 
 
-def search(strategy: Any, space: Space, size: Size, data: ImageData, config: TrialConfig,
+def search(strategy: TrialStrategy, space: Space, size: Size, data: ImageData, config: TrialConfig,
            records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path,
            settings: dict[str, Any], board: TrialBoard) -> dict[str, Any]:
     """Run the strategy on the space and return the architecture it exports (or the one the
@@ -158,7 +146,7 @@ def search(strategy: Any, space: Space, size: Size, data: ImageData, config: Tri
     ``settings``, each epoch to ``board``, and with ``resume`` the search goes on from the last
     checkpoint there."""
     model_space = space.search_space(size)
-    if not isinstance(strategy, OneShotStrategy):
+    if not strategy.searches:
         return strategy.sample(model_space)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     resume_from = checkpoint_to_resume(checkpoint_dir, settings) if config.resume else None
@@ -288,7 +276,7 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         'none_edges': architecture.none_edges(found),
         'arch': architecture.describe(found),
         'stopped_early': monitor.stopped,
-        **(strategy.search_summary(found) if isinstance(strategy, ValidatedDARTS) else {}),
+        **strategy.search_summary(found),
         **convergence(strategy, records),
         **standing(found, config),
     }
@@ -299,7 +287,7 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     return final
 
 
-def convergence(strategy: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+def convergence(strategy: TrialStrategy, records: list[dict[str, Any]]) -> dict[str, Any]:
     """A search's end: its architecture learning rate, normalized entropy and whether it converged
     (:func:`~nni_darts_ext.architecture.converged`); nothing for a strategy that does not search."""
     entropies = [r['normalized_entropy'] for r in records if r['phase'] == 'search' and 'normalized_entropy' in r]
@@ -322,14 +310,14 @@ def standing(found: dict[str, Any], config: TrialConfig) -> dict[str, Any]:
 def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any], found: dict[str, Any],
                    records: list[dict[str, Any]], final: dict[str, Any], board: TrialBoard) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_whole(output_dir / 'arch.json', lambda path: path.write_text(json.dumps(
+    write_atomically(output_dir / 'arch.json', lambda path: path.write_text(json.dumps(
         {'variant': config.variant, 'space': config.space, 'seed': config.seed, 'architecture': found}, indent=2)))
     cells = architecture.cell_edges(found)
     for cell, edges in cells.items():
-        write_whole(output_dir / f'{cell}.png', lambda path: draw_cell(cell, edges, path))
+        write_atomically(output_dir / f'{cell}.png', lambda path: draw_cell(cell, edges, path))
     board.images({cell: output_dir / f'{cell}.png' for cell in cells}, len(records))
     board.close()
-    write_whole(output_dir / 'metrics.json', lambda path: path.write_text(json.dumps(
+    write_atomically(output_dir / 'metrics.json', lambda path: path.write_text(json.dumps(
         {'config': vars(config), 'options': options, 'epochs': records, 'final': final}, indent=2)))
 
 

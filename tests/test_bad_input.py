@@ -20,7 +20,7 @@ from nni_darts_ext import trial
 from nni_darts_ext.checkpoints import checkpoint_to_resume
 from nni_darts_ext.config import FIELDS, command_line, merge_parameters, parse_options, split_parameters
 from nni_darts_ext.errors import ConfigError
-from nni_darts_ext.files import write_whole
+from nni_darts_ext.files import write_atomically
 from nni_darts_ext.trial import RUN_SETTINGS, search_settings
 from nni_darts_ext.variants import VARIANTS, find_variant, variant_name
 
@@ -328,7 +328,7 @@ def test_a_failed_write_leaves_no_half_written_file(tmp_path):
         raise OSError('No space left on device')
 
     with pytest.raises(OSError, match='No space'):
-        write_whole(tmp_path / 'metrics.json', failing)
+        write_atomically(tmp_path / 'metrics.json', failing)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,8 +8,8 @@ import pickle
 import pytest
 import torch
 
-from nni_darts_ext import (PCDARTS, PDARTS, ConfigError, LatencyAwareDARTS, ScalableDARTS, StabilizedDARTS,
-                           ValidatedDARTS, combine, make_strategy)
+from nni_darts_ext import (PCDARTS, PDARTS, VARIANTS, ConfigError, DifferentiableSearch, ScalableDARTS,
+                           StabilizedDARTS, Technique, combine, make_strategy, preset, probability_rows)
 from nni_darts_ext.hypergradient import Amended, FirstOrder
 from nni_darts_ext.latency.encoding import Encoding
 from nni_darts_ext.spaces import Size, load_space
@@ -32,7 +32,7 @@ def composed(variant: str):
     if 'pdarts' in variant:
         options['stages'] = ONE_STAGE_EACH
     strategy = make_strategy(variant, **options)
-    if isinstance(strategy, LatencyAwareDARTS):
+    if strategy.deploys:
         strategy.deploy(SPACE.search_space(Size(WIDTH, 3)), (1, 8, 8))
     return strategy
 
@@ -61,18 +61,19 @@ def check_partial_channels(strategy, supernet, module):
 
 def check_stages(strategy, supernet, module):
     assert all(isinstance(cell, ProgressiveCell) for cell in cells(supernet))
-    assert isinstance(module, ProgressiveDartsModule) and [s.cells for s in strategy.stages] == [3, 3]
+    assert isinstance(module, ProgressiveDartsModule) and [s.cells for s in strategy.slots.schedule.stages] == [3, 3]
 
 
 def check_amended(strategy, supernet, module):
-    assert isinstance(module.architecture_gradient, Amended) and module.architecture_gradient.eta == 0.1
+    assert isinstance(module.estimator, Amended) and module.estimator.eta == 0.1
 
 
 def check_latency(strategy, supernet, module):
-    assert isinstance(module.architecture_term, LatencyTerm)
-    if 'stabilized' not in strategy.__class__.__name__.lower():
-        assert isinstance(module.architecture_gradient, FirstOrder)  # the term needs an estimator to add to
-    gradients = torch.autograd.grad(module.architecture_term(supernet), alphas(supernet))
+    [term] = module.terms
+    assert isinstance(term, LatencyTerm)
+    if 'stabilized' not in strategy.filled_slots()['estimator']:
+        assert isinstance(module.estimator, FirstOrder)  # the term needs an estimator to add to
+    gradients = torch.autograd.grad(term(supernet), alphas(supernet))
     assert sum(float(g.abs().sum()) for g in gradients) > 0
 
 
@@ -90,6 +91,23 @@ def test_each_composed_preset_installs_every_technique_it_names(variant):
         TECHNIQUES[technique](strategy, supernet, module)
 
 
+@pytest.mark.parametrize('variant, slots', [
+    ('darts', {}),
+    ('pcdarts+stabilized', {'cells': ['pcdarts'], 'estimator': ['stabilized']}),
+    ('pdarts+pcdarts', {'schedule': ['pdarts'], 'cells': ['pdarts', 'pcdarts']}),
+    ('pcdarts+ladarts', {'cells': ['pcdarts'], 'terms': ['ladarts']}),
+    ('pdarts+pcdarts+stabilized+ladarts', {'schedule': ['pdarts'], 'cells': ['pdarts', 'pcdarts'],
+                                           'terms': ['ladarts'], 'estimator': ['stabilized']}),
+    ('scalable+ladarts', {'cells': ['scalable'], 'terms': ['ladarts']}),
+    ('darts2', {'estimator': ['darts2']}),
+])
+def test_each_technique_fills_its_slots(variant, slots):
+    strategy = make_strategy(variant)
+    assert strategy.filled_slots() == {slot: slots.get(slot, []) for slot in ('schedule', 'cells', 'terms', 'estimator')}
+    # the composition's techniques are in slot order, whatever the order of the name
+    assert type(make_strategy('+'.join(reversed(variant.split('+'))))) is type(strategy)
+
+
 def test_pdarts_pcdarts_prunes_partial_channel_edges_between_stages():
     strategy = composed('pdarts+pcdarts')
     first = build(strategy)
@@ -97,7 +115,7 @@ def test_pdarts_pcdarts_prunes_partial_channel_edges_between_stages():
     with torch.no_grad():
         for alpha in alphas(first):
             alpha.copy_(torch.randn(alpha.shape, generator=generator))
-    second = strategy.next_stage_supernet(first, 1)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
     for before, after in zip(cells(first), cells(second)):
         for edge in before.edge_operations:
             ranked = sorted(before.operation_weights(edge).items(), key=lambda item: -item[1])
@@ -120,7 +138,7 @@ def test_edge_normalization_weighs_the_derivation_of_progressive_cells():
 
 def test_latency_encoding_reads_pruned_progressive_edges_as_full_rows():
     strategy = composed('pdarts+pcdarts+stabilized+ladarts')
-    second = strategy.next_stage_supernet(build(strategy), 1)
+    second = strategy.slots.schedule.next_stage_supernet(build(strategy), 1)
     rows = Encoding.of(SPACE.search_space(Size(WIDTH, 3))).probabilities(second)
     torch.testing.assert_close(rows.sum(1), torch.ones(len(rows)))
     # the dropped operations' columns stay 0 (the zero operation's holds the edge's chance of being dropped)
@@ -135,7 +153,8 @@ def test_the_latency_term_reaches_every_edge_weight_of_pcdarts():
     module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
     module.set_model(supernet)
     betas = [p for name, p in supernet.named_parameters() if '_arch_beta' in name]
-    gradients = torch.autograd.grad(module.architecture_term(supernet), betas, allow_unused=True)
+    [term] = module.terms
+    gradients = torch.autograd.grad(term(supernet), betas, allow_unused=True)
     assert len(betas) == 2 * 4  # a vector per node of the normal and the reduction cell
     # a node with two incoming edges keeps both whatever its beta: only the others' betas choose
     choosing = [len(beta) > 2 for beta in betas]
@@ -182,7 +201,6 @@ def test_a_node_with_as_many_edges_as_slots_keeps_both_and_encodes_its_softmaxes
     ('darts2+stabilized', 'darts2 and stabilized cannot be composed: both set the architecture-gradient estimator'),
     ('pcdarts+scalable', 'pcdarts and scalable cannot be composed: both build the supernet cells'),
     ('pdarts+scalable', "pdarts and scalable cannot be composed: P-DARTS prunes each edge's operation vector"),
-    ('scalable+ladarts', "scalable and ladarts cannot be composed: LA-DARTS's latency encoding"),
     ('random+pcdarts', 'random is a baseline, so it composes with nothing; composable: darts, pcdarts'),
     ('pcdarts+pcdarts', 'pcdarts is named twice'),
 ])
@@ -203,8 +221,8 @@ def test_python_api_combines_strategy_classes():
     assert pc_stabilized is combine(PCDARTS, StabilizedDARTS)  # one class per set of techniques
     assert pickle.loads(pickle.dumps(pc_stabilized)) is pc_stabilized
     strategy = pc_stabilized(k=2, eta=0.5, arc_learning_rate=1e-3)
-    assert (strategy.k, strategy.architecture_gradient.eta, strategy.arc_learning_rate) == (2, 0.5, 1e-3)
-    assert combine(PCDARTS) is PCDARTS and combine(ValidatedDARTS, PCDARTS) is PCDARTS
+    assert (strategy.slots.cells.k, strategy.slots.estimator.eta, strategy.arc_learning_rate) == (2, 0.5, 1e-3)
+    assert combine(PCDARTS) is PCDARTS and combine(DifferentiableSearch, PCDARTS) is PCDARTS
     with pytest.raises(ConfigError, match='ScalableDARTS and PCDARTS cannot be composed'):
         combine(ScalableDARTS, PCDARTS)
     assert type(make_strategy('pcdarts+pdarts')) is combine(PDARTS, PCDARTS)
@@ -213,7 +231,75 @@ def test_python_api_combines_strategy_classes():
 def test_composed_defaults_and_options():
     strategy = make_strategy('pcdarts+stabilized')
     # the papers' settings; where they differ, the supernet technique's (PC-DARTS's learning rate)
-    assert (strategy.k, strategy.warmup_epochs, strategy.arc_learning_rate, strategy.eta) == (4, 15, 6e-4, 0.1)
+    assert (strategy.slots.cells.k, strategy.warmup_epochs, strategy.arc_learning_rate,
+            strategy.slots.estimator.eta) == (4, 15, 6e-4, 0.1)
     with pytest.raises(ConfigError, match="variant 'pdarts\\+pcdarts' has no option 'warmup_epochs'; its options: "
                                           'stages, skip_limit, skip_dropout_decay, arc_learning_rate'):
         make_strategy('pdarts+pcdarts', warmup_epochs=1)
+
+
+def test_the_latency_term_reads_factorized_cells_and_reaches_both_factors():
+    """Factorized cells give each edge's row over their candidates like every supernet cell, so
+    LA-DARTS's latency term composes with Scalable-DARTS and differentiates both factors' vectors."""
+    space = load_space('darts_small_factorized', 1, 10, 8)
+    strategy = make_strategy('scalable+ladarts', **cpu_settings('ladarts'))
+    strategy.deploy(space.search_space(Size(WIDTH, 3)), (1, 8, 8))
+    supernet = strategy.mutate_model(space.search_space(Size(WIDTH, 3)))
+    module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
+    module.set_model(supernet)
+    [term] = module.terms
+    factors = {name: p for name, p in supernet.named_parameters() if name.endswith(('/activation', '/conv'))}
+    assert factors and set(map(id, factors.values())) <= set(map(id, module.arch_parameters()))
+    gradients = torch.autograd.grad(term(supernet), list(factors.values()))
+    assert all(float(g.abs().sum()) > 0 for g in gradients)
+
+
+class ExpectedEdges:
+    """A toy architecture term from outside the package: ``weight`` x the expected number of cell
+    edges that carry an operation (a sparsity cost), from the public probability rows."""
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    def __call__(self, module) -> torch.Tensor:
+        # the space has cells alone: every row is an edge's, its last column the zero operation
+        return self.weight * sum(1 - row[-1] for row in probability_rows(module).values())
+
+    def diagnostics(self, module) -> dict[str, float]:
+        with torch.no_grad():
+            return {'expected_edges': float(self(module)) / self.weight}
+
+
+class Sparsity(Technique):
+    """The toy technique: its term in the terms slot."""
+    name = 'sparsity'
+
+    def __init__(self, *, sparsity_weight: float = 0.1):
+        self.term = ExpectedEdges(sparsity_weight)
+
+    def fill(self, slots):
+        slots.fill('terms', self.term)
+
+
+class SparseDARTS(DifferentiableSearch):
+    techniques = (Sparsity,)
+
+
+def test_a_technique_from_outside_composes_by_name_and_its_term_reaches_alpha():
+    preset('sparsity', 'a toy sparsity cost', SparseDARTS)
+    try:
+        strategy = make_strategy('pcdarts+sparsity', k=K, sparsity_weight=0.5)
+    finally:
+        del VARIANTS['sparsity']
+    assert strategy.filled_slots()['terms'] == ['sparsity'] and strategy.slots.cells.k == K
+    supernet = build(strategy)
+    module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
+    module.set_model(supernet)
+    [term] = module.terms
+    assert isinstance(term, ExpectedEdges) and term.weight == 0.5
+    assert set(module.epoch_fields()) == {'expected_edges'}
+    cost = term(module)
+    edge_alphas = alphas(supernet)
+    gradients = torch.autograd.grad(cost, edge_alphas)
+    # raising an edge's zero-operation logit lowers the cost; every edge's vector gets a gradient
+    assert all(float(g[-1]) < 0 and float(g.abs().sum()) > 0 for g in gradients)

@@ -83,4 +83,4 @@ def test_plain_cells_are_darts_cells_and_nnis_own_strategy_keeps_its_rule(nni):
     # NNI ranks raw alpha: edge 0's logit of 5 beats edge 2's 2.5, though `none` owns edge 0
     assert inputs_of(search_module(nni, reference).export()) == {0, 1}
     # and takes NNI's own architecture step (the training step of NNI's DartsLightningModule)
-    assert getattr(search_module(nni, reference), 'architecture_gradient', None) is None
+    assert getattr(search_module(nni, reference), 'estimator', None) is None

@@ -45,12 +45,10 @@ def refusal(space: str, variant: str) -> str | None:
         return "'cell/final' is a NasBench101CellConstraint: search this space with random"
     if 'scalable' in techniques:
         return 'scalable needs a space with a factored choice'
-    if 'pcdarts' in techniques and space == 'AutoFormer':  # its supernet is checked as it is built
-        return 'pcdarts found no choice among operations'
+    if techniques & {'pdarts', 'pcdarts'} and space == 'AutoFormer':  # the supernet is checked once built
+        return f"{'pdarts' if 'pdarts' in techniques else 'pcdarts'} found no choice among operations"
     if 'ladarts' in techniques and space in PARAMETER_CHOICES:
         return 'is a choice of another kind'
-    if 'pdarts' in techniques and space == 'AutoFormer':
-        return 'pdarts found no choice among operations'
     if 'pcdarts' in techniques and space not in CELL_SPACES:
         return 'partial channels need candidates that keep the channel count'
     if techniques & {'darts2', 'stabilized'} and space == 'MobileNetV3Space':

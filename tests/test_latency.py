@@ -16,7 +16,7 @@ from nni.nas.hub.pytorch import ProxylessNAS
 from nni.nas.nn.pytorch import Cell, LayerChoice, ModelSpace, MutableConv2d
 from nni.nas.oneshot.pytorch.strategy import DARTS
 
-from nni_darts_ext import ConfigError, LatencyAwareDARTS, ValidatedDARTS, make_strategy, trial
+from nni_darts_ext import ConfigError, DifferentiableSearch, LatencyAwareDARTS, make_strategy, trial
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.latency import measurement
 from nni_darts_ext.latency import profile as profile_module
@@ -26,6 +26,7 @@ from nni_darts_ext.latency.measurement import Timed, TimingSettings, describe_de
 from nni_darts_ext.latency.profile import profile_space
 from nni_darts_ext.spaces import load_space
 from nni_darts_ext.strategies import ladarts
+from nni_darts_ext.strategies.ladarts import LatencyLoss
 
 from .test_stabilized import searched_alphas
 from .user_spaces import USER_SPACES, DictChoices, InputChoices, Nested, Repeated, search_once, tiny_evaluator
@@ -68,10 +69,10 @@ def synthetic_timer(interaction: float = 0.0):
 def synthetic_profile(directory, interaction: float = 0.0):
     """The latency profile a quick-start trial builds (its defaults: 40 architectures, batch 1) on the synthetic
     timer, which makes every figure of it deterministic."""
-    strategy = LatencyAwareDARTS(latency_cache=directory)
+    loss = LatencyAwareDARTS(latency_cache=directory).technique(LatencyLoss)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(profile_module, 'measure', synthetic_timer(interaction))
-        return profile_space(deployed_space(), INPUT_SHAPE, strategy.timing, strategy.samples, strategy.cache)
+        return profile_space(deployed_space(), INPUT_SHAPE, loss.timing, loss.samples, loss.cache)
 
 
 @pytest.fixture(scope='module')
@@ -81,8 +82,8 @@ def quick_start_profile(tmp_path_factory):
 
 def supernet_with(profile, **options) -> tuple[LatencyAwareDARTS, torch.nn.Module]:
     strategy = LatencyAwareDARTS(input_shape=INPUT_SHAPE, **options)
-    strategy.latency_term.profile = profile
-    return strategy, ValidatedDARTS().mutate_model(QUICK_START.search_space())
+    strategy.technique(LatencyLoss).term.profile = profile
+    return strategy, DifferentiableSearch().mutate_model(QUICK_START.search_space())
 
 
 def alphas_of(supernet: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -108,7 +109,7 @@ def test_the_predictors_on_latencies_no_table_can_add_up(tmp_path):
 @pytest.mark.parametrize('predictor', ['lookup', 'network'])
 def test_latency_term_gradient_lowers_the_predicted_latency(quick_start_profile, predictor):
     strategy, supernet = supernet_with(quick_start_profile, latency_weight=1.0, latency_predictor=predictor)
-    term = strategy.latency_term
+    term = strategy.technique(LatencyLoss).term
     alphas = alphas_of(supernet)
     before = term(supernet)
     gradients = torch.autograd.grad(before, alphas)
@@ -127,10 +128,10 @@ def test_latency_term_gradient_lowers_the_predicted_latency(quick_start_profile,
 
 def test_the_hinge_is_flat_below_the_target(quick_start_profile):
     strategy, supernet = supernet_with(quick_start_profile, latency_weight=1.0)
-    expected = float(strategy.latency_term.expected_latency_ms(supernet).detach())
+    expected = float(strategy.technique(LatencyLoss).term.expected_latency_ms(supernet).detach())
     for target, active in ((expected * 2, False), (expected / 2, True)):
         hinge, _ = supernet_with(quick_start_profile, latency_weight=1.0, latency_target_ms=target)
-        gradients = torch.autograd.grad(hinge.latency_term(supernet), alphas_of(supernet))
+        gradients = torch.autograd.grad(hinge.technique(LatencyLoss).term(supernet), alphas_of(supernet))
         assert any(bool(g.abs().sum() > 0) for g in gradients) == active
 
 
@@ -237,8 +238,8 @@ def test_a_bad_device_fails_the_trial_with_one_line(tmp_path, capsys):
 def test_weight_zero_is_nnis_darts(quick_start_profile, monkeypatch):
     """With lambda = 0 the search ends where NNI's own DARTS does: the term's plumbing changes nothing else."""
     def profiled(self, model):
-        self.latency_term.profile = quick_start_profile
-        return ValidatedDARTS.mutate_model(self, model)
+        self.technique(LatencyLoss).term.profile = quick_start_profile
+        return DifferentiableSearch.mutate_model(self, model)
 
     monkeypatch.setattr(LatencyAwareDARTS, 'mutate_model', profiled)
     nni = searched_alphas(DARTS())
@@ -287,7 +288,7 @@ def test_input_shape_is_read_from_the_first_training_batch(tmp_path, monkeypatch
     monkeypatch.setattr(profile_module, 'measure', recorded)
     strategy = make_strategy('ladarts', latency_samples=4, latency_repeats=1, latency_cache=tmp_path)
     strategy.mutate_model(DictChoices())
-    assert strategy.latency_term.profile is None  # the shape is not known yet
+    assert strategy.technique(LatencyLoss).term.profile is None  # the shape is not known yet
     evaluator = tiny_evaluator()
     state = torch.get_rng_state()
     assert ladarts.first_image_shape(evaluator) == (1, 8, 8)
@@ -296,8 +297,8 @@ def test_input_shape_is_read_from_the_first_training_batch(tmp_path, monkeypatch
         strategy.mutate_evaluator(evaluator)
     assert [r.getMessage() for r in caplog.records if r.name == ladarts.__name__] == [
         "LA-DARTS times networks on input_shape [1, 8, 8], one image of the evaluator's first training batch"]
-    assert strategy.input_shape == (1, 8, 8) and shapes == [(1, 8, 8)]
-    assert make_strategy('ladarts', input_shape=[1, 8, 8]).input_shape == (1, 8, 8)
+    assert strategy.technique(LatencyLoss).input_shape == (1, 8, 8) and shapes == [(1, 8, 8)]
+    assert make_strategy('ladarts', input_shape=[1, 8, 8]).technique(LatencyLoss).input_shape == (1, 8, 8)
 
 
 def test_the_encoding_of_layer_and_input_choices():
@@ -307,7 +308,7 @@ def test_the_encoding_of_layer_and_input_choices():
     assert encoding.labels == ('branch', 'after') and encoding.shape == (2, 3)
     assert [row.columns for row in encoding.rows] == [(0, 1, 2), ('conv3x3', 'skip')]
     assert encoding.one_hot({'branch': [0, 2], 'after': 'skip'}).tolist() == [[0.5, 0.0, 0.5], [0.0, 1.0, 0.0]]
-    supernet = ValidatedDARTS().mutate_model(InputChoices(2))
+    supernet = DifferentiableSearch().mutate_model(InputChoices(2))
     alphas = dict(alphas_by_label(supernet))
     with torch.no_grad():
         alphas['branch'].copy_(torch.tensor([1.0, 0.0, -1.0]))
@@ -337,7 +338,7 @@ def test_a_choice_some_architectures_lack_is_weighed_by_what_holds_it():
     assert [row.columns[-1] for row in encoding.rows] == [3, 'conv1x1', ZERO, ZERO]  # block0 is always there
     one_hot = encoding.one_hot({'depth': 2, 'block0': 'conv1x1', 'block1': 'conv3x3', 'block2': 'conv1x1'})
     assert one_hot.tolist() == [[0, 1, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]
-    supernet = ValidatedDARTS().mutate_model(Repeated())
+    supernet = DifferentiableSearch().mutate_model(Repeated())
     alphas = dict(alphas_by_label(supernet))
     with torch.no_grad():
         alphas['depth'].copy_(torch.log(torch.tensor([0.5, 0.3, 0.2])))
@@ -351,7 +352,7 @@ def test_a_choice_some_architectures_lack_is_weighed_by_what_holds_it():
     nested = Encoding.of(Nested())
     assert nested.labels == ('outer', 'inner')
     assert nested.one_hot({'outer': 'skip', 'inner': 'conv1x1'}).tolist() == [[0, 1, 0], [0, 0, 1]]
-    supernet = ValidatedDARTS().mutate_model(Nested())
+    supernet = DifferentiableSearch().mutate_model(Nested())
     alphas = dict(alphas_by_label(supernet))
     with torch.no_grad():
         alphas['outer'].copy_(torch.log(torch.tensor([0.7, 0.3])))
@@ -406,17 +407,17 @@ def test_on_additive_latencies_the_table_is_exact_on_layer_choices(tmp_path):
 def test_the_latency_gradient_reaches_a_layer_choice_and_lowers_the_latency(tmp_path):
     profile = user_space_profile(DictChoices, tmp_path)
     strategy = LatencyAwareDARTS(input_shape=INPUT_SHAPE, latency_weight=1.0, latency_cache=tmp_path)
-    strategy.latency_term.profile = profile
-    supernet = ValidatedDARTS().mutate_model(DictChoices())
+    strategy.technique(LatencyLoss).term.profile = profile
+    supernet = DifferentiableSearch().mutate_model(DictChoices())
     alphas = dict(alphas_by_label(supernet))
-    before = strategy.latency_term(supernet)
+    before = strategy.technique(LatencyLoss).term(supernet)
     first, second = torch.autograd.grad(before, [alphas['first'], alphas['second']])
     # the convolutions cost more than the pooling and the skip: the gradient raises their logits' cost
     assert first[0] > 0 and first[2] < 0 and second[0] > 0 > second[1]
     with torch.no_grad():
         alphas['first'] -= 0.1 * first
         alphas['second'] -= 0.1 * second
-        assert float(strategy.latency_term(supernet)) < float(before)
+        assert float(strategy.technique(LatencyLoss).term(supernet)) < float(before)
 
 
 def test_the_predictors_follow_the_encodings_device(tmp_path):
@@ -435,8 +436,8 @@ def test_one_search_step_on_every_user_space(name, tmp_path, monkeypatch):
     monkeypatch.setattr(profile_module, 'measure', synthetic_timer())
     strategy = make_strategy('ladarts', latency_samples=4, latency_repeats=1, latency_cache=tmp_path)
     architecture = search_once(strategy, USER_SPACES[name])
-    assert set(architecture) == set(USER_SPACES[name]().simplify()) and strategy.input_shape == (1, 8, 8)
-    assert strategy.latency_term.profile.errors['lookup'] < (3 if 'loose_end' in name else 1e-3)
+    assert set(architecture) == set(USER_SPACES[name]().simplify()) and strategy.technique(LatencyLoss).input_shape == (1, 8, 8)
+    assert strategy.technique(LatencyLoss).term.profile.errors['lookup'] < (3 if 'loose_end' in name else 1e-3)
 
 
 def fake_images_evaluator(image_shape: tuple[int, ...]) -> Classification:
@@ -459,8 +460,8 @@ def test_one_search_step_on_nnis_proxylessnas(tmp_path, monkeypatch):
         return ProxylessNAS(num_labels=10, width_mult=0.25)
 
     architecture = search_once(strategy, build, fake_images_evaluator((3, 32, 32)), image_shape=(3, 32, 32))
-    profile = strategy.latency_term.profile
-    assert set(architecture) == set(build().simplify()) and strategy.input_shape == (3, 32, 32)
+    profile = strategy.technique(LatencyLoss).term.profile
+    assert set(architecture) == set(build().simplify()) and strategy.technique(LatencyLoss).input_shape == (3, 32, 32)
     assert profile.encoding.shape == (26, 7)  # 5 depths over 4 values, 21 choices of 6 blocks (+ absent)
     assert profile.errors['lookup'] < 1e-3
 

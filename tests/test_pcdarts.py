@@ -218,7 +218,7 @@ def test_warmup_longer_than_the_search_is_refused(quick_parameters, tmp_path):
 
 def test_paper_defaults():
     strategy = make_strategy('pcdarts')
-    assert (strategy.k, strategy.arc_learning_rate, strategy.warmup_epochs) == (4, 6e-4, 15)
+    assert (strategy.slots.cells.k, strategy.arc_learning_rate, strategy.warmup_epochs) == (4, 6e-4, 15)
 
 
 def test_pcdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():

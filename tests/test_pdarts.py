@@ -60,7 +60,7 @@ def test_dropped_operations_are_gone_from_the_next_stage_modules_and_architectur
     previous = {edge: cell.operation_weights(edge) for cell in cells_of(first) for edge in cell.edge_operations}
     assert all(len(weights) == 8 for weights in previous.values())  # 7 operations and the zero operation
 
-    second = strategy.next_stage_supernet(first, 1)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
     for cell in cells_of(second):
         for node, edges in zip(cell.output_node_indices, cell.ops):
             for source, operations in enumerate(edges):
@@ -74,7 +74,7 @@ def test_dropped_operations_are_gone_from_the_next_stage_modules_and_architectur
 
     randomize_alphas(second, seed=1)
     previous = {edge: cell.operation_weights(edge) for cell in cells_of(second) for edge in cell.edge_operations}
-    third = strategy.next_stage_supernet(second, 2)
+    third = strategy.slots.schedule.next_stage_supernet(second, 2)
     for cell in cells_of(third):
         for edge, operations in cell.edge_operations.items():
             # the last stage prunes by weight too, the zero operation included
@@ -93,7 +93,7 @@ def test_the_last_stage_keeps_the_zero_operation_where_it_ranks_and_the_final_ce
                     for op, value in ((ZERO_OPERATION, 2.0), ('sep_conv_3x3', 1.0), (SKIP_CONNECT, 0.0)):
                         alpha[operations.index(op)] = value
                     cell._arch_alpha[edge].copy_(alpha)
-        supernet = strategy.next_stage_supernet(supernet, index)
+        supernet = strategy.slots.schedule.next_stage_supernet(supernet, index)
     last = cells_of(supernet)
     assert len(last) == 5
     for cell in last:
@@ -105,7 +105,7 @@ def test_the_last_stage_keeps_the_zero_operation_where_it_ranks_and_the_final_ce
         for cell in last:
             for alpha in cell._arch_alpha.values():
                 alpha.copy_(torch.tensor([0.0, 1.0, 2.0]))
-    module = strategy.stage_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0), 2)
+    module = strategy.slots.schedule.stage_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0), 2)
     module.set_model(supernet)
     exported = module.export()
     assert set(exported) == set(small_space().simplify())
@@ -134,8 +134,8 @@ def test_dropped_operations_are_never_built():
 def test_each_stage_searches_deeper_with_fresh_weights():
     strategy = PDARTS(stages=[[3, None, 1, 0, 0.0], [4, 5, 1, 0, 0.4], [5, 3, 1, 0, 0.7]])
     first = strategy.mutate_model(small_space())
-    second = strategy.next_stage_supernet(first, 1)
-    third = strategy.next_stage_supernet(second, 2)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
+    third = strategy.slots.schedule.next_stage_supernet(second, 2)
     assert [len(cells_of(net)) for net in (first, second, third)] == [3, 4, 5]
     assert first.stem[0].weight.data_ptr() != second.stem[0].weight.data_ptr()
     assert not torch.equal(first.stem[0].weight, second.stem[0].weight)
@@ -157,7 +157,7 @@ def test_a_space_without_a_depth_argument_runs_its_stages_at_its_own_depth(caplo
     with caplog.at_level('INFO', logger='nni_darts_ext.strategies.pdarts'):
         first = strategy.mutate_model(Fixed())
     assert 'no traced depth argument' in caplog.text
-    second = strategy.next_stage_supernet(first, 1)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
     assert len(cells_of(second)) == 1 and second(torch.randn(1, 4, 5, 5)).shape == (1, 8, 5, 5)
 
 
@@ -230,7 +230,7 @@ def test_search_runs_its_stages_deeper_with_the_dropout_schedule(quick_parameter
     steps_per_epoch = len(rates.seen) // 4
     for epoch_index, (_, seen) in enumerate(rates.seen[::steps_per_epoch]):
         assert len(seen) == 1 and seen.pop() == pytest.approx(expected[epoch_index])
-    assert len(strategy.stage_seconds) == 2 and all(s > 0 for s in strategy.stage_seconds)
+    assert len(strategy.slots.schedule.stage_seconds) == 2 and all(s > 0 for s in strategy.slots.schedule.stage_seconds)
     final_cells = cells_of(search.module.model)
     assert len(final_cells) == 4 and all(len(ops) <= 5 for c in final_cells for ops in c.edge_operations.values())
 
@@ -316,12 +316,12 @@ def test_other_impossible_settings_are_refused():
 
 
 def test_paper_defaults_and_parsing():
-    assert make_strategy('pdarts').from_budget and make_strategy('pdarts').stages is None  # until the evaluator
+    assert make_strategy('pdarts').slots.schedule.from_budget and make_strategy('pdarts').slots.schedule.stages is None  # until the evaluator
     strategy = make_strategy('pdarts', stages='paper')
-    assert strategy.stages == PAPER_STAGES and not strategy.from_budget
-    assert [(s.cells, s.operations, s.epochs, s.warmup_epochs, s.skip_dropout) for s in strategy.stages] == [
+    assert strategy.slots.schedule.stages == PAPER_STAGES and not strategy.slots.schedule.from_budget
+    assert [(s.cells, s.operations, s.epochs, s.warmup_epochs, s.skip_dropout) for s in strategy.slots.schedule.stages] == [
         (5, None, 25, 10, 0.0), (11, 5, 25, 10, 0.4), (17, 3, 25, 10, 0.7)]
-    assert (strategy.skip_limit, strategy.arc_learning_rate) == (2, 6e-4)
+    assert (strategy.slots.cells.skip_limit, strategy.arc_learning_rate) == (2, 6e-4)
     assert parse_stages([{'cells': 2, 'operations': None, 'epochs': 3, 'warmup_epochs': 1, 'skip_dropout': 0.1}]) == (
         Stage(2, None, 3, 1, 0.1),)
     assert CPU_VARIANT_SETTINGS['pdarts']['stages'] != 'paper'
@@ -332,7 +332,7 @@ def test_pdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():
     strategy = PDARTS(stages=[[3, None, 1, 0, 0.0], [4, 3, 1, 0, 0.4]])
     architecture, _ = search_hub_darts(strategy)
     assert set(architecture) == hub_darts_labels()
-    assert len(strategy.stage_seconds) == 2
+    assert len(strategy.slots.schedule.stage_seconds) == 2
     last_cells = cells_of(strategy.oneshot_module.model)
     assert len(last_cells) == 4 and all(len(ops) == 3 for c in last_cells for ops in c.edge_operations.values())
 
@@ -348,7 +348,7 @@ def set_alphas(supernet: nn.Module, values: dict[str, list[float]]) -> None:
 
 
 def export_of(strategy: PDARTS, supernet: nn.Module, stage: int) -> dict:
-    module = strategy.stage_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0), stage)
+    module = strategy.slots.schedule.stage_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0), stage)
     module.set_model(supernet)
     return module.export()
 
@@ -363,7 +363,7 @@ def test_free_layer_choices_keep_their_strongest_candidates_and_the_export_picks
     assert {label: layer.names for label, layer in layers_of(first).items()} == names
     # first: the third candidate strongest, then the first; second: 2 candidates, no more than the stage keeps
     set_alphas(first, {'first': [0.0, -1.0, 2.0], 'second': [3.0, 0.0]})
-    second = strategy.next_stage_supernet(first, 1)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
     first_names, second_names = names['first'], names['second']
     kept = {'first': [first_names[0], first_names[2]], 'second': second_names}
     layers = layers_of(second)
@@ -385,14 +385,14 @@ def test_a_choice_nested_in_a_dropped_candidate_leaves_with_it():
     first = strategy.mutate_model(Nested())
     assert set(layers_of(first)) == {'outer', 'inner'}
     set_alphas(first, {'outer': [0.0, 1.0], 'inner': [1.0, 0.0]})  # skip beats the nested candidate
-    second = strategy.next_stage_supernet(first, 1)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
     assert {label: layer.names for label, layer in layers_of(second).items()} == {'outer': ['skip']}
     exported = export_of(strategy, second, 1)
     assert exported == {'outer': 'skip'}
     assert isinstance(Nested().freeze(exported).outer, nn.Identity)
 
     set_alphas(first, {'outer': [1.0, 0.0], 'inner': [0.0, 1.0]})  # the nested candidate wins: both are pruned
-    second = strategy.next_stage_supernet(first, 1)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
     assert {label: layer.names for label, layer in layers_of(second).items()} == {'outer': ['nested'],
                                                                                   'inner': ['conv1x1']}
     assert export_of(strategy, second, 1) == {'outer': 'nested', 'inner': 'conv1x1'}
@@ -402,7 +402,7 @@ def test_repeated_blocks_are_pruned_and_the_depth_is_searched_whole():
     strategy = PDARTS(stages=[[1, None, 1, 0, 0.0], [1, 1, 1, 0, 0.0]])
     first = strategy.mutate_model(Repeated())
     set_alphas(first, {'block0': [1.0, 0.0], 'block1': [0.0, 1.0], 'block2': [0.0, 1.0]})
-    second = strategy.next_stage_supernet(first, 1)
+    second = strategy.slots.schedule.next_stage_supernet(first, 1)
     assert {label: layer.names for label, layer in layers_of(second).items()} == {
         'block0': ['conv3x3'], 'block1': ['conv1x1'], 'block2': ['conv1x1']}
     depth = next(m for m in second.modules() if isinstance(m, DifferentiableMixedRepeat))
@@ -427,7 +427,7 @@ def test_every_user_space_searches_in_stages_and_freezes_on_a_fresh_space(name):
     strategy = make_strategy('pdarts', stages=[[1, None, 1, 0, 0.0], [1, 2, 1, 0, 0.0]])
     architecture = search_once(strategy, build)
     assert set(architecture) == set(build().simplify())
-    assert len(strategy.stage_seconds) == 2
+    assert len(strategy.slots.schedule.stage_seconds) == 2
 
 
 @pytest.mark.parametrize('max_epochs, stages', [
@@ -454,7 +454,7 @@ def test_the_default_stages_come_from_the_evaluators_max_epochs(caplog):
     strategy = make_strategy('pdarts')
     with caplog.at_level('INFO', logger='nni_darts_ext.strategies.pdarts'):
         search_once(strategy, ListChoices, tiny_evaluator(max_epochs=2))
-    assert strategy.stages == budget_stages(2) and len(strategy.stage_seconds) == 2
+    assert strategy.slots.schedule.stages == budget_stages(2) and len(strategy.slots.schedule.stage_seconds) == 2
     assert ("P-DARTS runs stages of 1+1 epochs (0+0 of warm-up) at the space's own depth "
             "(the evaluator's max_epochs=2 split)") in caplog.text
 
@@ -467,7 +467,7 @@ def test_given_stages_win_over_the_evaluators_max_epochs(stages, expected, caplo
     with caplog.at_level('INFO', logger='nni_darts_ext.strategies.pdarts'):
         strategy.mutate_model(small_space())
         strategy.mutate_evaluator(tiny_evaluator(max_epochs=10))
-    assert strategy.stages == expected
+    assert strategy.slots.schedule.stages == expected
     assert "(stages as given; the evaluator's max_epochs=10 is not used)" in caplog.text
 
 
@@ -478,4 +478,4 @@ def test_the_trial_splits_search_epochs_unless_stages_are_given(quick_parameters
         strategy, data, *_ = trial.prepare(config, parsed)
     assert ('search_epochs (10) is not used' in caplog.text) == bool(options)
     strategy.mutate_evaluator(trial.search_evaluator(data, config, []))
-    assert strategy.stages == stages
+    assert strategy.slots.schedule.stages == stages

@@ -22,7 +22,7 @@ from nni_darts_ext.spaces import SEARCH_SPACES_DIR, load_space
 from nni_darts_ext.spaces.factors import (ACTIVATED_OPERATIONS, ACTIVATIONS, ActivatedOperation, build_operation,
                                           combination, factor_values, split_combination)
 from nni_darts_ext.spaces.operations import OPERATIONS
-from nni_darts_ext.strategies.scalable import FactorTurns
+from nni_darts_ext.strategies.scalable import FactorizedCandidates, FactorTurns
 from nni_darts_ext.supermodules.factorized import (EdgeWeights, FactorizedCell, FactorizedEdge, FactorizedLayer,
                                                    ProductEdge)
 
@@ -293,8 +293,8 @@ def test_alternating_updates_one_factor_per_architecture_step(tmp_path):
 
 
 def test_factor_updates_option():
-    assert make_strategy('scalable').factor_updates == 'joint'
-    assert make_strategy('scalable', factor_updates='alternate').factor_updates == 'alternate'
+    assert make_strategy('scalable').technique(FactorizedCandidates).factor_updates == 'joint'
+    assert make_strategy('scalable', factor_updates='alternate').technique(FactorizedCandidates).factor_updates == 'alternate'
     with pytest.raises(ConfigError, match="unknown factor_updates 'sometimes'; accepted: alternate, joint"):
         make_strategy('scalable', factor_updates='sometimes')
 

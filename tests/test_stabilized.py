@@ -8,7 +8,7 @@ import torch
 from torch.func import functional_call
 from nni.nas.oneshot.pytorch.strategy import DARTS
 
-from nni_darts_ext import ConfigError, SecondOrderDARTS, StabilizedDARTS, ValidatedDARTS, make_strategy, trial
+from nni_darts_ext import ConfigError, DifferentiableSearch, SecondOrderDARTS, StabilizedDARTS, make_strategy, trial
 from nni_darts_ext.collapse import CollapseMonitor
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.hypergradient import Amended, BilevelProblem, FirstOrder, SecondOrder
@@ -38,7 +38,7 @@ def searched_alphas(strategy, initial: dict[str, torch.Tensor] | None = None) ->
 def test_darts_s_architecture_step_for_alpha_alone_is_nnis_first_order_step():
     """NNI's step backpropagates to every weight; the first-order estimate, to alpha alone: the same alphas."""
     nni = searched_alphas(DARTS())
-    ours = searched_alphas(ValidatedDARTS())
+    ours = searched_alphas(DifferentiableSearch())
     assert nni.keys() == ours.keys() and len(nni) > 0
     for name in nni:
         torch.testing.assert_close(ours[name], nni[name], rtol=1e-4, atol=1e-6)
@@ -125,10 +125,10 @@ def test_penalty_with_an_estimator_is_refused():
 
 
 def test_variants_carry_their_estimators():
-    assert make_strategy('stabilized').architecture_gradient.eta == StabilizedDARTS().eta == 0.1
-    assert make_strategy('stabilized', eta=0.01).architecture_gradient.eta == 0.01
-    assert isinstance(make_strategy('darts').architecture_gradient, FirstOrder)
-    assert ValidatedDARTS(penalty={'profiler': None, 'baseline': 1.0}).architecture_gradient is None  # NNI's step
+    assert make_strategy('stabilized').slots.estimator.eta == StabilizedDARTS().slots.estimator.eta == 0.1
+    assert make_strategy('stabilized', eta=0.01).slots.estimator.eta == 0.01
+    assert isinstance(make_strategy('darts').slots.estimator, FirstOrder)
+    assert DifferentiableSearch(penalty={'profiler': None, 'baseline': 1.0}).slots.estimator is None  # NNI's step
     assert CollapseMonitor().early_stop == 'none'
 
 
@@ -179,7 +179,7 @@ def test_default_products_are_exact_on_the_quick_start_supernet(strategy):
     weights = [p for n, p in net.named_parameters() if '_arch_' not in n]
     loss = BatchLoss(batch['train'])
     vector = [torch.randn_like(w) for w in weights]
-    products = strategy.architecture_gradient.products
+    products = strategy.slots.estimator.products
     hv = products.hessian_product(lambda: loss(net(loss.images)), weights, alphas, vector)
     mixed = products.mixed_product(lambda: loss(net(loss.images)), weights, alphas, vector)
     expected_hv, expected_mixed = forward_over_reverse(net, loss, weights, alphas, vector)
@@ -206,6 +206,6 @@ def test_every_pass_of_an_estimate_sees_the_same_dropout_masks(products):
         assert not torch.equal(net(batch['train'][0]), net(batch['train'][0]))
     weights = [p for n, p in net.named_parameters() if '_arch_' not in n]
     problem = module.bilevel_problem(batch, 0, torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4))
-    first, second = strategy.architecture_gradient(problem), strategy.architecture_gradient(problem)
+    first, second = strategy.slots.estimator(problem), strategy.slots.estimator(problem)
     for a, b in zip(first, second):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import IMAGES, SCALA
 from nni_darts_ext import architecture, trial
 from nni_darts_ext.board import PROBABILITY_SCALARS, TENSORBOARD_DIR, TrialBoard
 from nni_darts_ext.config import split_parameters
-from nni_darts_ext.reporting import EpochReporter
+from nni_darts_ext.epoch_reporter import EpochReporter
 from nni_darts_ext.training import ClassifierModule, make_trainer
 
 from .conftest import QUICK

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from nni_darts_ext import VARIANTS, architecture, reporting, trial
+from nni_darts_ext import VARIANTS, architecture, epoch_reporter, trial
 from nni_darts_ext.board import TrialBoard
 from nni_darts_ext.config import merge_parameters, split_parameters
 from nni_darts_ext.spaces import load_space
@@ -20,9 +20,9 @@ from .test_resume import TIMINGS
 def nni_channel(monkeypatch):
     """Pretend to run under nnictl and capture what the trial reports."""
     sent = {'intermediate': [], 'final': []}
-    monkeypatch.setattr(reporting, 'under_nni', lambda: True)
+    monkeypatch.setattr(epoch_reporter, 'under_nni', lambda: True)
     monkeypatch.setattr(trial, 'under_nni', lambda: True)
-    monkeypatch.setattr(reporting.nni, 'report_intermediate_result', sent['intermediate'].append)
+    monkeypatch.setattr(epoch_reporter.nni, 'report_intermediate_result', sent['intermediate'].append)
     monkeypatch.setattr(trial.nni, 'report_final_result', sent['final'].append)
     return sent
 

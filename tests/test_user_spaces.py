@@ -13,6 +13,7 @@ from nni.mutable import Categorical, CategoricalMultiple
 from nni.nas.experiment import NasExperiment
 
 from nni_darts_ext import make_strategy
+from nni_darts_ext.strategies.ladarts import LatencyLoss
 
 from .conftest import COMPOSED, cpu_settings
 from .nnictl_helpers import free_port
@@ -65,6 +66,6 @@ def test_nas_experiment_runs_the_python_users_defaults_on_their_space(variant, t
         experiment.stop()
     within_the_space(architecture, USER_SPACES['dict LayerChoice'])
     if variant == 'pdarts':
-        assert len(strategy.stages) == 1 and strategy.stages[0].epochs == 1
+        assert len(strategy.slots.schedule.stages) == 1 and strategy.slots.schedule.stages[0].epochs == 1
     else:
-        assert strategy.input_shape == (1, 8, 8)
+        assert strategy.technique(LatencyLoss).input_shape == (1, 8, 8)

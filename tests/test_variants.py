@@ -7,7 +7,7 @@ import pytest
 from nni.nas.evaluator.pytorch import LightningModule
 from nni.nas.strategy import DARTS
 
-from nni_darts_ext import VARIANTS, ConfigError, RandomArchitecture, ValidatedDARTS, make_strategy
+from nni_darts_ext import VARIANTS, ConfigError, RandomArchitecture, DifferentiableSearch, make_strategy
 from nni_darts_ext.spaces import load_space
 
 
@@ -31,7 +31,7 @@ def test_unknown_variant_and_option_name_the_accepted():
 
 
 def test_darts_validates_every_epoch():
-    strategy = ValidatedDARTS()
+    strategy = DifferentiableSearch()
     validation = object()
     assert strategy.val_dataloader(lambda: 'train', lambda: validation) is validation
     module = strategy.configure_oneshot_module(_Recorder())

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 from nni.nas.nn.pytorch import ModelSpace
 
-from ..files import write_whole
+from ..files import write_atomically
 from .measurement import TimingSettings, device_name
 
 DEFAULT_DIRECTORY = Path('~/.cache/nni-darts-ext/latency')
@@ -63,4 +63,4 @@ class LatencyCache:
     def save(self, content: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({**content, 'key': self.key, 'torch': torch.__version__}, indent=1)
-        write_whole(self.path, lambda partial: partial.write_text(text))  # a trial never reads half a file
+        write_atomically(self.path, lambda partial: partial.write_text(text))  # a trial never reads half a file

@@ -39,12 +39,11 @@ import torch
 from torch import Tensor, nn
 from nni.mutable import Categorical, Mutable
 from nni.nas.nn.pytorch import Cell, InputChoice, LayerChoice, ModelSpace, Repeat
-from nni.nas.oneshot.pytorch.supermodule.differentiable import (DifferentiableMixedInput, DifferentiableMixedLayer,
-                                                                DifferentiableMixedRepeat)
 
-from ..architecture import CELL_CHOICE, input_label, operation_label
+from ..architecture import CELL_CHOICE, edge_label, input_label, operation_label
 from ..errors import ConfigError
-from ..supermodules.darts_cell import DartsCell
+from ..supermodules.probabilities import cell_operations as supernet_cell_operations
+from ..supermodules.probabilities import probability_rows
 
 ZERO = 'none'
 """The zero column: the zero operation of a cell's edge (NNI's differentiable cell adds it to every
@@ -135,7 +134,7 @@ class Edge:
     @property
     def label(self) -> str:
         """The supernet's label of the edge's architecture vector."""
-        return f'{self.cell}/{self.node}_{self.source}'
+        return edge_label(self.cell, self.node, self.source)
 
 
 @dataclass(frozen=True)
@@ -430,8 +429,9 @@ class Encoding:
         """The supernet's expected encoding: differentiable in the architecture parameters.
 
         A cell edge's row is the cell's ``edge_probabilities`` (``softmax(alpha)``; with PC-DARTS's edge
-        normalization weighed by the probability the edge is kept); a free choice's, ``softmax(alpha)``
-        of NNI's mixed layer, input or repeat, weighed by the probability of what holds it.
+        normalization weighed by the probability the edge is kept; a factorized cell's product
+        weights); a free choice's, ``softmax(alpha)`` over its candidates, weighed by the
+        probability of what holds it (:func:`~nni_darts_ext.supermodules.probabilities.probability_rows`).
         """
         vectors = _architecture_vectors(supernet, {c.label: c.operations for c in self.choices
                                                    if isinstance(c, CellType)})
@@ -454,22 +454,14 @@ class Encoding:
 
 
 def _architecture_vectors(supernet: nn.Module, cell_operations: dict[str, tuple[Any, ...]]) -> dict[str, Tensor]:
-    """Every architecture vector of the supernet by label, as probabilities over its columns."""
-    vectors: dict[str, Tensor] = {}
-    for module in supernet.modules():
-        if isinstance(module, DartsCell):
-            if module.label in cell_operations and tuple(module.op_names) != cell_operations[module.label]:
-                raise ConfigError(f'cell {module.label!r} has operations {module.op_names}, the encoding '
-                                  f'{list(cell_operations[module.label])}')
-            for label in module._arch_alpha:
-                # each cell gives its own rows (P-DARTS's surviving operations, PC-DARTS's kept edges)
-                vectors.setdefault(label, module.edge_probabilities(label))
-        elif isinstance(module, (DifferentiableMixedLayer, DifferentiableMixedInput)):
-            vectors.setdefault(module.label, module._softmax(module._arch_alpha))
-        elif isinstance(module, DifferentiableMixedRepeat):
-            for label, alpha in module._arch_alpha.items():
-                vectors.setdefault(label, module._softmax(alpha))
-    return vectors
+    """Every architecture vector of the supernet by label, as probabilities over its columns
+    (:func:`~nni_darts_ext.supermodules.probabilities.probability_rows`), after checking that every
+    cell's rows are over the encoding's operations."""
+    for label, operations in supernet_cell_operations(supernet).items():
+        if label in cell_operations and operations != tuple(cell_operations[label]):
+            raise ConfigError(f'cell {label!r} has operations {list(operations)}, the encoding '
+                              f'{list(cell_operations[label])}')
+    return probability_rows(supernet)
 
 
 def _visit(module: nn.Module, path: str, presence: Presence, found: dict[str, Choice]) -> None:

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError, choose
+from ..errors import ConfigError, unknown_value
 from .operations import OPERATIONS
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -107,12 +107,12 @@ def check_factor(factor: str, value: object) -> None:
     """Refuse a value outside the factor's accepted values, naming them."""
     accepted = ACTIVATIONS if factor == ACTIVATION else ACTIVATED_OPERATIONS
     if not isinstance(value, str):
-        raise choose(factor, value, accepted)
+        raise unknown_value(factor, value, accepted)
     if factor == CONV and value in OPERATIONS and value not in accepted:
         raise ConfigError(f'{value!r} takes no activation (it is not a sequence of layers opened by a ReLU); '
                           f'accepted {CONV} values: {", ".join(accepted)}; list it under operations instead')
     if value not in accepted:
-        raise choose(factor, value, accepted)
+        raise unknown_value(factor, value, accepted)
 
 
 def combinations(activations: list[str], convs: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Callable
 from nni.nas import hub
 from nni.nas.nn.pytorch import ModelSpace
 
-from ..errors import ConfigError, choose
+from ..errors import ConfigError, unknown_value
 from .space import Regularization, Size, Space
 
 HUB_PREFIX = 'nni:'
@@ -134,7 +134,7 @@ def hub_space(name: str, num_classes: int, image_size: int) -> Space:
     """The hub space ``nni:NAME`` for a dataset of ``num_classes`` classes and ``image_size`` pixels a side."""
     key = name[len(HUB_PREFIX):]
     if key not in HUB_SPACES:
-        raise choose('NNI hub space', name, [HUB_PREFIX + k for k in HUB_SPACES])
+        raise unknown_value('NNI hub space', name, [HUB_PREFIX + k for k in HUB_SPACES])
     space = HUB_SPACES[key]
     if space.ten_classes and num_classes != 10:
         raise ConfigError(f'{name} has a 10-class classifier; the dataset has {num_classes} classes '

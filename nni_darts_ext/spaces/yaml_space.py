@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, check_number, choose
+from ..errors import ConfigError, check_number, unknown_value
 from ..yaml_reading import load_yaml
 from .cell_network import CellNetwork, reduction_positions
 from .factors import ACTIVATION, CONV, FACTORS, check_factor, combinations
@@ -62,7 +62,7 @@ def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: 
             raise ConfigError(f"{path}: do not list '{ZERO_OPERATION}': the differentiable cell adds the zero "
                               'operation to every edge by itself')
         if name not in OPERATIONS:
-            raise ConfigError(f'{path}: {choose("operation", name, OPERATIONS)}')
+            raise ConfigError(f'{path}: {unknown_value("operation", name, OPERATIONS)}')
     if len(set(operations)) != len(operations):
         raise ConfigError(f'{path}: operations are listed twice: {operations}')
     if 'factors' in spec:
@@ -130,7 +130,7 @@ def _check_keys(path: Path, spec: dict, required: set[str], optional: set[str], 
         raise ConfigError(f'{prefix}missing key {sorted(missing)[0]!r}; required keys: {", ".join(sorted(required))}')
     unknown = spec.keys() - required - optional
     if unknown:
-        raise ConfigError(prefix + choose('key', sorted(unknown)[0], required | optional).args[0])
+        raise ConfigError(prefix + unknown_value('key', sorted(unknown)[0], required | optional).args[0])
 
 
 def _positive_int(path: Path, spec: dict, key: str, default: int | None = None) -> int:

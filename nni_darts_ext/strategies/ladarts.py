@@ -28,11 +28,14 @@ from torch import Tensor
 from nni.nas.evaluator.pytorch import Lightning
 from nni.nas.nn.pytorch import ModelSpace
 
-from ..errors import ConfigError, check_directory, check_number, choose
+from ..errors import ConfigError, check_directory, check_number, unknown_value
 from ..latency.cache import DEFAULT_DIRECTORY
 from ..latency.measurement import TimingSettings, describe_device, measure, resolve_device
 from ..latency.profile import PREDICTORS, LatencyProfile, deployed, profile_space
-from .darts import ValidatedDARTS, ValidatedDartsModule
+from ..registry import preset
+from .search import DifferentiableSearch
+from .search_module import SearchModule
+from .slots import Slots, Technique
 
 _logger = logging.getLogger(__name__)
 
@@ -54,32 +57,37 @@ class LatencyTerm:
         check_number('latency_weight', weight)
         check_number('latency_target_ms', target_ms, strict=True, optional=True)
         if predictor not in PREDICTORS:
-            raise choose('latency_predictor', predictor, PREDICTORS)
+            raise unknown_value('latency_predictor', predictor, PREDICTORS)
         self.weight = float(weight)
         self.target_ms = target_ms
         self.predictor = predictor
         self.profile: LatencyProfile | None = None
 
-    def expected_latency_ms(self, module: ValidatedDartsModule) -> Tensor:
+    def expected_latency_ms(self, module: SearchModule) -> Tensor:
         """The predicted latency of the supernet's softmax encoding (a scalar, differentiable)."""
         if self.profile is None:
             raise RuntimeError('the latency term has no profile yet: LatencyAwareDARTS.mutate_model (or, without '
                                'input_shape, mutate_evaluator) measures it')
         return self.profile.predict(self.predictor, self.profile.encoding.probabilities(module))
 
-    def __call__(self, module: ValidatedDartsModule) -> Tensor:
+    def __call__(self, module: SearchModule) -> Tensor:
         latency = self.expected_latency_ms(module)
         if self.target_ms is not None:
             latency = torch.relu(latency - self.target_ms)
         return self.weight * latency
 
-    def diagnostics(self, module: ValidatedDartsModule) -> dict[str, float]:
+    def diagnostics(self, module: SearchModule) -> dict[str, float]:
         with torch.no_grad():
             return {'expected_latency_ms': round(float(self.expected_latency_ms(module)), 4)}
 
 
-class LatencyAwareDARTS(ValidatedDARTS):
-    """First-order DARTS plus LA-DARTS's differentiable latency loss, on spaces of NNI ``Cell`` s,
+PROFILE_REPEATS = 11
+"""Timed rounds per network of a latency profile: fewer than a trial's final measurement (15,
+:class:`~nni_darts_ext.latency.measurement.TimingSettings`), as a profile times dozens of networks."""
+
+
+class LatencyLoss(Technique):
+    """LA-DARTS's technique: a latency term in the terms slot, on spaces of NNI ``Cell`` s,
     ``LayerChoice`` s, ``InputChoice`` s and ``Repeat`` s (NNI's hub ProxylessNAS, a user's own).
 
     Parameters
@@ -101,79 +109,87 @@ class LatencyAwareDARTS(ValidatedDARTS):
         One image's shape, ``(channels, height, width)``; the trial sets it from the data. Not given,
         it is read from the evaluator's first training batch (logged), and the latency is measured
         when the evaluator is mutated instead of the model.
-    **kwargs
-        :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters (an
-        ``architecture_gradient`` estimator too: the latency term adds to any).
     """
+    name = 'ladarts'
+    deploys = True
 
     def __init__(self, *, latency_weight: float = 0.01, latency_target_ms: float | None = None,
                  latency_predictor: str = 'lookup', latency_device: str = 'cpu', latency_batch: int = 1,
-                 latency_warmup: int = 3, latency_repeats: int = 11, latency_threads: int = 1,
+                 latency_warmup: int = 3, latency_repeats: int = PROFILE_REPEATS, latency_threads: int = 1,
                  latency_samples: int = 40, latency_cache: str | os.PathLike | None = None,
-                 input_shape: Sequence[int] | None = None, **kwargs: Any):
-        term = LatencyTerm(latency_weight, latency_target_ms, latency_predictor)
+                 input_shape: Sequence[int] | None = None):
+        self.term = LatencyTerm(latency_weight, latency_target_ms, latency_predictor)
         check_directory('latency_cache', latency_cache or DEFAULT_DIRECTORY)
-        super().__init__(architecture_term=term, **kwargs)
-        self.latency_term = term
         self.timing = TimingSettings(latency_device, latency_batch, latency_warmup, latency_repeats, latency_threads)
         self.samples = latency_samples
         self.cache = latency_cache or DEFAULT_DIRECTORY
         self.input_shape = None if input_shape is None else checked_shape(input_shape)
         self.deployed_space: ModelSpace | None = None
 
-    def deploy(self, space: ModelSpace, input_shape: Sequence[int]) -> None:
+    def fill(self, slots: Slots) -> None:
+        slots.fill('terms', self.term)
+
+    def deploy(self, space: ModelSpace, input_shape: tuple[int, ...]) -> None:
         """Time architectures as networks of ``space`` (e.g. at the evaluation size) on ``input_shape``
         instead of the searched space at its own size."""
         self.deployed_space = space
         self.input_shape = tuple(input_shape)
 
-    def mutate_model(self, model: ModelSpace) -> ModelSpace:
-        """Measure (or load) the latency profile, then build the supernet as DARTS does. Without an
-        input shape the profile waits for the evaluator (:meth:`mutate_evaluator`), and a copy of
-        ``model`` as written is kept to time: ``model`` itself becomes the supernet."""
+    def before_supernet(self, model: ModelSpace) -> None:
+        """Measure (or load) the latency profile. Without an input shape the profile waits for the
+        evaluator (:meth:`prepare_evaluator`), and a copy of ``model`` as written is kept to time:
+        ``model`` itself becomes the supernet."""
         if self.deployed_space is None:
             self.deployed_space = model if self.input_shape is not None else copy.deepcopy(model)
         if self.input_shape is not None:
             self._profile()
-        return super().mutate_model(model)
 
-    def mutate_evaluator(self, evaluator: Lightning) -> Lightning:
-        """Without an input shape, read it from ``evaluator`` 's first training batch and measure the
-        profile; then wrap the evaluator as DARTS does."""
-        if self.latency_term.profile is None:
+    def prepare_evaluator(self, evaluator: Lightning) -> None:
+        """Without an input shape, read it from ``evaluator`` 's first training batch and measure the profile."""
+        if self.term.profile is None:
             if self.input_shape is None:
                 self.input_shape = first_image_shape(evaluator)
                 _logger.info('LA-DARTS times networks on input_shape %s, one image of the evaluator\'s first '
                              'training batch', list(self.input_shape))
             self._profile()
-        return super().mutate_evaluator(evaluator)
 
     def _profile(self) -> None:
         """The latency profile, once: P-DARTS's stages (composed) build supernets again. Measuring
         builds networks and random images; the random state is left as it was, so the search draws
         the same whether the profile was measured now or read from the cache."""
-        if self.latency_term.profile is None:
+        if self.term.profile is None:
             if self.deployed_space is None:
-                raise RuntimeError('LatencyAwareDARTS.mutate_model comes first: it keeps the space to time')
+                raise RuntimeError('the latency profile comes after mutate_model, which keeps the space to time')
             device = resolve_device(self.timing.device)
             with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
-                self.latency_term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
-                                                          self.samples, self.cache)
+                self.term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
+                                                  self.samples, self.cache)
 
-    def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
+    def summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """The predicted and the measured latency of the ``found`` architecture, as deployed, the
         predictors' held-out errors (percent), and the device they are measured on."""
-        profile = self.latency_term.profile
+        profile = self.term.profile
         if profile is None or self.deployed_space is None:
             raise RuntimeError('no latency profile: call mutate_model first')
         with torch.no_grad():
-            predicted = float(profile.predict(self.latency_term.predictor, profile.encoding.one_hot(found)))
+            predicted = float(profile.predict(self.term.predictor, profile.encoding.one_hot(found)))
         measured = measure([deployed(self.deployed_space, found)], self.input_shape, self.timing)[0].total_ms
-        return {**super().search_summary(found),
-                'predicted_latency_ms': round(predicted, 4), 'measured_latency_ms': round(measured, 4),
+        return {'predicted_latency_ms': round(predicted, 4), 'measured_latency_ms': round(measured, 4),
                 'lookup_error_pct': round(profile.errors['lookup'], 2),
                 'network_error_pct': round(profile.errors['network'], 2),
                 'latency_device': describe_device(self.timing.device)}
+
+
+class LatencyAwareDARTS(DifferentiableSearch):
+    """First-order DARTS plus LA-DARTS's differentiable latency loss: :class:`LatencyLoss`'s options and
+    :class:`~nni_darts_ext.strategies.search.DifferentiableSearch`'s (an ``estimator`` too: the
+    latency term adds to any)."""
+    techniques = (LatencyLoss,)
+
+
+# DARTS's architecture optimizer; lambda per predicted millisecond (see the README's LA-DARTS section)
+preset('ladarts', 'LA-DARTS (Xu et al., arXiv 2001.06392): a differentiable latency loss from measured latencies',
+       LatencyAwareDARTS)
 
 
 def checked_shape(input_shape: Any) -> tuple[int, ...]:

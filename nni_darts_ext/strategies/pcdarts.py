@@ -3,22 +3,23 @@
 Sampling 1/K of the channels on every edge cuts the supernet's memory and compute by about K,
 which buys larger batches and a faster, steadier search; edge normalization (a learned weight
 per incoming edge of a node) offsets the noise the channel sampling adds to edge selection.
-The search loop is DARTS's (first order); only the supernet modules differ.
+The technique sets partial channels on the cells slot; the search loop is DARTS's (first order).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from ..errors import ConfigError, check_number
+from ..registry import preset
 from ..supermodules.partial_channel import SplitsChannels
-from ..supermodules.pc_darts import PartialChannelCell, PartialChannelLayer
-from .darts import ValidatedDARTS
+from .search import DifferentiableSearch
+from .slots import Slots, Technique
 
 
-class PCDARTS(ValidatedDARTS):
-    """Partially-connected DARTS on any NNI model space with ``Cell``, ``LayerChoice``, ``InputChoice``.
+class PartialChannels(Technique):
+    """The cells slot: partial-channel edges with edge normalization, on any NNI model space with
+    ``Cell``, ``LayerChoice``, ``InputChoice``.
 
     Parameters
     ----------
@@ -28,27 +29,29 @@ class PCDARTS(ValidatedDARTS):
         channel count divisible by k; otherwise the supernet is not built and a
         :class:`~nni_darts_ext.errors.ConfigError` names the operation (no silent fallback to
         full channels, which would change the algorithm behind the user's back).
-    **kwargs
-        :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters (``arc_learning_rate``,
-        ``warmup_epochs``: the paper freezes the architecture for its first 15 of 50 epochs).
     """
+    name = 'pcdarts'
 
-    def __init__(self, *, k: int = 4, **kwargs: Any):
+    def __init__(self, *, k: int = 4):
         check_number('k', k, integer=True, strict=True)
-        super().__init__(**kwargs)
         self.k = k
 
-    def default_mutation_hooks(self):
-        # before the others' hooks: the first that takes a module wins
-        return [partial(PartialChannelCell.mutate, k=self.k), partial(PartialChannelLayer.mutate, k=self.k),
-                *super().default_mutation_hooks()]
+    def fill(self, slots: Slots) -> None:
+        slots.fill('cells', k=self.k)
 
-    def mutate_model(self, model):
-        supernet = super().mutate_model(model)
+    def check_supernet(self, supernet: Any) -> None:
         if not any(isinstance(module, SplitsChannels) and module.k for module in supernet.modules()):
             raise ConfigError('pcdarts found no choice among operations (an NNI Cell or a LayerChoice) to give partial '
                               'channels, so it would search as darts does: search this space with darts')
-        return supernet
 
-    def cell_options(self) -> dict[str, Any]:
-        return {**super().cell_options(), 'k': self.k}
+
+class PCDARTS(DifferentiableSearch):
+    """Partially-connected DARTS: :class:`PartialChannels`'s ``k`` and
+    :class:`~nni_darts_ext.strategies.search.DifferentiableSearch`'s options (``arc_learning_rate``,
+    ``warmup_epochs``: the paper freezes the architecture for its first 15 of 50 epochs)."""
+    techniques = (PartialChannels,)
+
+
+# the paper's CIFAR-10 search: K=4, Adam lr 6e-4, architecture frozen for 15 of 50 epochs
+preset('pcdarts', 'PC-DARTS (Xu et al., ICLR 2020): partial-channel edges and edge normalization', PCDARTS,
+       arc_learning_rate=6e-4, warmup_epochs=15)

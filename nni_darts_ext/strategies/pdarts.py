@@ -15,10 +15,11 @@ exponentially from the stage's rate, see :func:`skip_dropout_rate`), and a limit
 By default the stages split the evaluator's ``max_epochs`` in the paper's proportions
 (:func:`budget_stages`), so a search costs the epochs its evaluator asks for.
 
-The stages run inside the evaluator (:class:`StagedSearch`), so the strategy works the same
-in ``NasExperiment`` and in the trial: ``mutate_model`` gives the first stage's supernet,
-``evaluate`` runs every stage, and the evaluator's module ends as the last stage's, whose
-``export()`` is the result.
+The technique fills two slots of the search: the schedule (:class:`Stages`) and the cells
+(pruned, their skip-connects limited). The stages run inside the evaluator (:class:`StagedSearch`),
+so the strategy works the same in ``NasExperiment`` and in the trial: ``mutate_model`` gives the
+first stage's supernet, ``evaluate`` runs every stage, and the evaluator's module ends as the last
+stage's, whose ``export()`` is the result.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, fields, replace
-from functools import partial
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import nni
 import pytorch_lightning as pl
@@ -37,9 +37,12 @@ import torch
 from nni.nas.evaluator.pytorch import Lightning
 from nni.nas.nn.pytorch import ModelSpace
 
-from ..errors import ConfigError, check_number, choose
+from ..errors import ConfigError, check_number, unknown_value
+from ..registry import preset
 from ..supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout, SurvivingOperations
-from .darts import ValidatedDARTS, ValidatedDartsModule
+from .search import DifferentiableSearch
+from .search_module import SearchModule
+from .slots import Slots, Technique
 
 _logger = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ def parse_stages(stages: str | Sequence[Stage | Mapping[str, Any] | Sequence[Any
     (``budget``, which needs the evaluator, is :func:`budget_stages`.)"""
     if isinstance(stages, str):
         if stages not in STAGE_PRESETS:
-            raise choose('P-DARTS stage preset', stages, (BUDGET, *STAGE_PRESETS))
+            raise unknown_value('P-DARTS stage preset', stages, (BUDGET, *STAGE_PRESETS))
         return STAGE_PRESETS[stages]
     if not isinstance(stages, Sequence):
         raise ConfigError(f'stages must be {BUDGET}, a preset ({", ".join(STAGE_PRESETS)}) or a list of stages, '
@@ -241,14 +244,14 @@ class StageSpaces:
         return self.symbol(*self.args, **{**self.kwargs, self.depth_argument: cells})
 
 
-class ProgressiveDartsModule(ValidatedDartsModule):
+class ProgressiveDartsModule(SearchModule):
     """DARTS's search step for one P-DARTS stage: sets the skip-connect dropout every epoch, adds
     the stage to each epoch's record, and to each checkpoint what resuming needs (the stage, its
     surviving operations, the seconds of the stages before)."""
 
     def __init__(self, training_module, *, stage_index: int, stage: Stage, skip_dropout_decay: float,
                  surviving: SurvivingOperations, finished_seconds: list[float], **kwargs: Any):
-        super().__init__(training_module, warmup_epochs=stage.warmup_epochs, **kwargs)
+        super().__init__(training_module, **{**kwargs, 'warmup_epochs': stage.warmup_epochs})
         self.stage_index = stage_index
         self.stage = stage
         self.skip_dropout_decay = skip_dropout_decay
@@ -279,18 +282,18 @@ class ProgressiveDartsModule(ValidatedDartsModule):
 class StagedSearch(Lightning):
     """The evaluator of a P-DARTS search: ``evaluate`` runs every stage, each with a fresh trainer
     for the stage's epochs (the same callbacks and flags) and a fresh search module; between stages
-    it prunes the edges and builds the space deeper. The strategy's ``stage_seconds`` records each
+    it prunes the edges and builds the space deeper. The schedule's ``stage_seconds`` records each
     stage's time."""
 
-    def __init__(self, lightning_module, trainer, *, strategy: PDARTS, **kwargs: Any):
+    def __init__(self, lightning_module, trainer, *, schedule: Stages, **kwargs: Any):
         super().__init__(lightning_module, trainer, **kwargs)
-        self.strategy = strategy
+        self.schedule = schedule
 
     def evaluate(self, model):
         """Every stage; from the stage a checkpoint in ``fit_kwargs['ckpt_path']`` was saved in, if given."""
-        training_module = self.module.training_module
+        schedule, training_module = self.schedule, self.module.training_module
         base_trainer, fit_kwargs = self.trainer, self.fit_kwargs
-        stage_seconds = self.strategy.stage_seconds
+        stage_seconds = schedule.stage_seconds
         stage_seconds.clear()
         # each stage draws from its own seed: a search resumed in a later stage draws what an
         # uninterrupted one does (within a stage, the checkpoint keeps the random states)
@@ -300,17 +303,17 @@ class StagedSearch(Lightning):
             saved = torch.load(fit_kwargs['ckpt_path'], map_location='cpu', weights_only=False)[CHECKPOINT_KEY]
             first, stage_seconds[:] = saved['stage'], saved['stage_seconds']
             if first:
-                model = self.strategy.stage_supernet(first, saved['surviving'])
-                self.module = self.strategy.stage_module(training_module, first)
-        for index in range(first, len(self.strategy.stages)):
-            stage = self.strategy.stages[index]
+                model = schedule.stage_supernet(first, saved['surviving'])
+                self.module = schedule.stage_module(training_module, first)
+        for index in range(first, len(schedule.stages)):
+            stage = schedule.stages[index]
             started = time.perf_counter()
             resuming = index == first and fit_kwargs.get('ckpt_path')
             if not resuming:
                 pl.seed_everything((base_seed + index) % 2 ** 32, verbose=False)  # unseeded: 64 bits
             if index > first:
-                model = self.strategy.next_stage_supernet(model, index)
-                self.module = self.strategy.stage_module(training_module, index)
+                model = schedule.next_stage_supernet(model, index)
+                self.module = schedule.stage_module(training_module, index)
             self.trainer = base_trainer.trace_symbol(*base_trainer.trace_args,
                                                      **{**base_trainer.trace_kwargs, 'max_epochs': stage.epochs})
             self.fit_kwargs = fit_kwargs if resuming else {**fit_kwargs, 'ckpt_path': None}
@@ -321,8 +324,107 @@ class StagedSearch(Lightning):
         self.fit_kwargs = fit_kwargs
 
 
-class PDARTS(ValidatedDARTS):
-    """Progressive DARTS on any NNI model space (NNI's hub DARTS, our YAML spaces, a user's own).
+class Stages:
+    """P-DARTS's schedule: the search in stages, each on a fresh supernet of the stage's depth over
+    the operations that survived the stage before (a :class:`~nni_darts_ext.strategies.search.Schedule`).
+
+    Parameters
+    ----------
+    stages
+        ``budget``: the evaluator's ``max_epochs`` split into the paper's stages
+        (:func:`budget_stages`, resolved when the evaluator is given); a preset name or a list of
+        stages (:func:`parse_stages`).
+    skip_dropout_decay
+        The exponential decay of the skip-connect dropout after each stage's warm-up.
+
+    Attributes
+    ----------
+    surviving
+        The candidates each mixed operation of the stage being built keeps.
+    stage_seconds
+        Each finished stage's seconds.
+    """
+
+    def __init__(self, stages: Any, skip_dropout_decay: float):
+        self.from_budget = isinstance(stages, str) and stages == BUDGET
+        # given stages are checked now; the budget's are known with the evaluator (None until then)
+        self.stages: tuple[Stage, ...] | None = None if self.from_budget else parse_stages(stages)
+        self.skip_dropout_decay = skip_dropout_decay
+        self.stage_seconds: list[float] = []
+        self.surviving: SurvivingOperations = {}
+        self._spaces: StageSpaces | None = None
+
+    def bind(self, search: Any) -> None:
+        self.search = search
+
+    def supernet(self, model: ModelSpace) -> ModelSpace:
+        """The first stage's supernet, built anew at its depth; ``model`` itself stays unmutated
+        (later stages build from it, and NNI freezes the found architecture on it)."""
+        self._spaces = StageSpaces(model)
+        return self.stage_supernet(0, {})
+
+    def next_stage_supernet(self, supernet: ModelSpace, index: int) -> ModelSpace:
+        """Prune ``supernet`` (the stage before ``index``) by its weights; build stage ``index``'s supernet."""
+        return self.stage_supernet(index, next_surviving(supernet, self.stages[index].operations))
+
+    def stage_supernet(self, index: int, surviving: SurvivingOperations) -> ModelSpace:
+        """Stage ``index``'s supernet over the ``surviving`` operations, fresh."""
+        self.surviving = surviving
+        return self.search.build_supernet(self._spaces.build(self.stage_cells(index)))
+
+    def stage_cells(self, index: int) -> int:
+        """Stage ``index``'s depth. NNI builds the supernet before it hands over the evaluator: until
+        then the budget's stages are unknown, but their first has the paper's first depth whatever the budget."""
+        return (self.stages or budget_stages(1))[index].cells
+
+    def prepare(self, evaluator: Lightning) -> None:
+        """``budget`` stages split the evaluator's ``max_epochs`` (logged with the stages)."""
+        max_epochs = (getattr(evaluator.trainer, 'trace_kwargs', None) or {}).get('max_epochs')
+        if self.from_budget:
+            self.stages = budget_stages(max_epochs)
+        source = (f"the evaluator's max_epochs={max_epochs} split" if self.from_budget
+                  else f"stages as given; the evaluator's max_epochs={max_epochs} is not used")
+        depth = ("the space's own depth" if self._spaces is not None and self._spaces.depth_argument is None
+                 else '/'.join(str(s.cells) for s in self.stages) + ' cells')
+        _logger.info('P-DARTS runs stages of %s epochs (%s of warm-up) at %s (%s)',
+                     '+'.join(str(s.epochs) for s in self.stages), '+'.join(str(s.warmup_epochs) for s in self.stages),
+                     depth, source)
+
+    def search_module(self, training_module) -> ProgressiveDartsModule:
+        return self.stage_module(training_module, 0)
+
+    def stage_module(self, training_module, index: int) -> ProgressiveDartsModule:
+        return ProgressiveDartsModule(
+            training_module, stage_index=index, stage=self.stages[index], skip_dropout_decay=self.skip_dropout_decay,
+            surviving=self.surviving, finished_seconds=self.stage_seconds, **self.search.module_options())
+
+    def evaluator(self, mutated: Lightning) -> StagedSearch:
+        return StagedSearch(mutated.module, mutated.trainer, schedule=self, train_dataloaders=mutated.train_dataloaders,
+                            val_dataloaders=mutated.val_dataloaders, datamodule=mutated.datamodule,
+                            fit_kwargs=mutated.fit_kwargs)
+
+    def architecture_epochs(self, search_epochs: int, warmup_epochs: int) -> int:
+        """The stages' epochs after their warm-ups (the budget's stages split ``search_epochs``)."""
+        stages = budget_stages(search_epochs) if self.from_budget else self.stages
+        return sum(stage.epochs - stage.warmup_epochs for stage in stages)
+
+    def check_trial(self, search_epochs: int, warmup_epochs: int, early_stop: str) -> None:
+        """Refuse an early stop (the stages run to the end and limit skip-connects themselves)."""
+        if early_stop != 'none':
+            raise ConfigError('early_stop cannot end a P-DARTS search, which runs its stages to the end and limits '
+                              "skip-connects itself (skip_limit): set early_stop to 'none'")
+        if not self.from_budget:  # otherwise its stages split search_epochs, the evaluator's max_epochs
+            _logger.info('pdarts runs its stages (%s epochs in all); search_epochs (%d) is not used',
+                         '+'.join(str(stage.epochs) for stage in self.stages), search_epochs)
+
+    def summary(self) -> dict[str, Any]:
+        """Each stage's seconds."""
+        return {'stage_s': list(self.stage_seconds)}
+
+
+class ProgressiveStages(Technique):
+    """P-DARTS's technique: the schedule slot's stages and pruning on the cells slot, on any NNI
+    model space (NNI's hub DARTS, our YAML spaces, a user's own).
 
     Every mixed operation over candidate operations is pruned between stages: each edge of a
     ``Cell`` and each ``LayerChoice`` outside one keeps the ``operations`` strongest candidates of
@@ -346,98 +448,35 @@ class PDARTS(ValidatedDARTS):
         The most skip-connects the derived normal cell may hold (the paper's M = 2); ``None``: no limit.
     skip_dropout_decay
         The exponential decay of the skip-connect dropout after the warm-up (paper: 0.2 per epoch).
-    **kwargs
-        :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters (``arc_learning_rate``,
-        ``gradient_clip_val``, ``architecture_gradient``); the warm-up is set per stage.
     """
+    name = 'pdarts'
+    sets_itself = {'warmup_epochs': 'P-DARTS sets warmup_epochs per stage (the stages option), not for the whole search'}
 
     def __init__(self, *, stages: Any = BUDGET, skip_limit: int | None = 2,
-                 skip_dropout_decay: float = SKIP_DROPOUT_DECAY, **kwargs: Any):
-        if 'warmup_epochs' in kwargs:
-            raise ConfigError('P-DARTS sets warmup_epochs per stage (the stages option), not for the whole search')
+                 skip_dropout_decay: float = SKIP_DROPOUT_DECAY):
         check_number('skip_limit', skip_limit, integer=True, optional=True)
         check_number('skip_dropout_decay', skip_dropout_decay)
-        super().__init__(**kwargs)
-        self.from_budget = isinstance(stages, str) and stages == BUDGET
-        # given stages are checked now; the budget's are known with the evaluator (None until then)
-        self.stages: tuple[Stage, ...] | None = None if self.from_budget else parse_stages(stages)
         self.skip_limit = skip_limit
-        self.skip_dropout_decay = skip_dropout_decay
-        self.stage_seconds: list[float] = []
-        self._surviving: SurvivingOperations = {}
-        self._spaces: StageSpaces | None = None
+        self.schedule = Stages(stages, skip_dropout_decay)
 
-    def mutate_model(self, model: ModelSpace) -> ModelSpace:
-        """The first stage's supernet, built anew at its depth; ``model`` itself stays unmutated
-        (later stages build from it, and NNI freezes the found architecture on it)."""
-        self._spaces = StageSpaces(model)
-        return self.stage_supernet(0, {})
+    def fill(self, slots: Slots) -> None:
+        slots.fill('schedule', self.schedule)
+        slots.fill('cells', pruned=True, skip_limit=self.skip_limit)
 
-    def next_stage_supernet(self, supernet: ModelSpace, index: int) -> ModelSpace:
-        """Prune ``supernet`` (the stage before ``index``) by its weights; build stage ``index``'s supernet."""
-        return self.stage_supernet(index, next_surviving(supernet, self.stages[index].operations))
-
-    def stage_supernet(self, index: int, surviving: SurvivingOperations) -> ModelSpace:
-        """Stage ``index``'s supernet over the ``surviving`` operations, fresh."""
-        self._surviving = surviving
-        supernet = super().mutate_model(self._spaces.build(self.stage_cells(index)))
+    def check_supernet(self, supernet: ModelSpace) -> None:
         if not any(isinstance(module, (ProgressiveCell, ProgressiveLayer)) for module in supernet.modules()):
             raise ConfigError('pdarts found no choice among operations (an NNI Cell or a LayerChoice) to prune between '
                               'stages, so it would search as darts does: search this space with darts')
-        return supernet
 
-    def stage_cells(self, index: int) -> int:
-        """Stage ``index``'s depth. NNI builds the supernet before it hands over the evaluator: until
-        then the budget's stages are unknown, but their first has the paper's first depth whatever the budget."""
-        return (self.stages or budget_stages(1))[index].cells
 
-    def default_mutation_hooks(self):
-        # first: cells and free LayerChoices become progressive (with what composed techniques set
-        # on them, such as PC-DARTS's k)
-        options = self.cell_options()
-        return [partial(ProgressiveCell.mutate, surviving=self._surviving, skip_limit=self.skip_limit, **options),
-                partial(ProgressiveLayer.mutate, surviving=self._surviving, **options),
-                *super().default_mutation_hooks()]
+class PDARTS(DifferentiableSearch):
+    """Progressive DARTS: :class:`ProgressiveStages`'s ``stages``, ``skip_limit`` and
+    ``skip_dropout_decay`` and :class:`~nni_darts_ext.strategies.search.DifferentiableSearch`'s options
+    (``arc_learning_rate``, ``gradient_clip_val``, an ``estimator``; the warm-up is set per stage)."""
+    techniques = (ProgressiveStages,)
 
-    def stage_module(self, training_module, index: int) -> ProgressiveDartsModule:
-        return ProgressiveDartsModule(
-            training_module, stage_index=index, stage=self.stages[index], skip_dropout_decay=self.skip_dropout_decay,
-            surviving=self._surviving, finished_seconds=self.stage_seconds,
-            architecture_gradient=self.architecture_gradient, architecture_term=self.architecture_term,
-            arc_learning_rate=self.arc_learning_rate,
-            gradient_clip_val=self.gradient_clip_val, log_prob_every_n_step=self.log_prob_every_n_step,
-            penalty=self.penalty,
-        )
 
-    def configure_oneshot_module(self, training_module) -> ProgressiveDartsModule:
-        return self.stage_module(training_module, 0)
-
-    def mutate_evaluator(self, evaluator: Lightning) -> StagedSearch:
-        """The staged search; ``budget`` stages split the evaluator's ``max_epochs`` (logged with the stages)."""
-        max_epochs = (getattr(evaluator.trainer, 'trace_kwargs', None) or {}).get('max_epochs')
-        if self.from_budget:
-            self.stages = budget_stages(max_epochs)
-        source = (f"the evaluator's max_epochs={max_epochs} split" if self.from_budget
-                  else f"stages as given; the evaluator's max_epochs={max_epochs} is not used")
-        depth = ("the space's own depth" if self._spaces is not None and self._spaces.depth_argument is None
-                 else '/'.join(str(s.cells) for s in self.stages) + ' cells')
-        _logger.info('P-DARTS runs stages of %s epochs (%s of warm-up) at %s (%s)',
-                     '+'.join(str(s.epochs) for s in self.stages), '+'.join(str(s.warmup_epochs) for s in self.stages),
-                     depth, source)
-        first = super().mutate_evaluator(evaluator)
-        return StagedSearch(first.module, first.trainer, strategy=self, train_dataloaders=first.train_dataloaders,
-                            val_dataloaders=first.val_dataloaders, datamodule=first.datamodule,
-                            fit_kwargs=first.fit_kwargs)
-
-    def architecture_epochs(self, search_epochs: int) -> int:
-        """The stages' epochs after their warm-ups (the budget's stages split ``search_epochs``)."""
-        stages = budget_stages(search_epochs) if self.from_budget else self.stages
-        return sum(stage.epochs - stage.warmup_epochs for stage in stages)
-
-    def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[Any]:
-        # NNI would export from the first stage's supernet; the search ended on the last one's
-        yield self.model_space.freeze(self.oneshot_module.export())
-
-    def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
-        """Each stage's seconds."""
-        return {**super().search_summary(found), 'stage_s': list(self.stage_seconds)}
+# the paper's CIFAR-10 search (Adam lr 6e-4, at most 2 skip-connects), its 3 stages sharing the
+# evaluator's max_epochs in the paper's proportions (stages: paper, the paper's 3 x 25 epochs)
+preset('pdarts', 'P-DARTS (Chen et al., ICCV 2019): deeper stages over pruned operations, skip-connect control',
+       PDARTS, arc_learning_rate=6e-4)

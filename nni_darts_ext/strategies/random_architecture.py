@@ -9,13 +9,15 @@ from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.strategy import Random
 
 from ..errors import ConfigError, check_number
+from ..registry import Variant, register
 
 MAX_DRAWS = 1000
 """Draws before giving up on a space whose constraints (NAS-Bench-101's edge limit) reject them all."""
 
 
 class RandomArchitecture(Random):
-    """Uniform random architectures of a space.
+    """Uniform random architectures of a space (a :class:`~nni_darts_ext.strategies.search.TrialStrategy`
+    that does not search).
 
     In a trial, :meth:`sample` draws the one architecture that is retrained in place of a
     searched one: every search variant must beat it at the same retraining budget. In
@@ -26,6 +28,10 @@ class RandomArchitecture(Random):
     seed
         Seed of the draws.
     """
+
+    searches = False
+    deploys = False
+    arc_learning_rate = None  # no architecture parameters
 
     def __init__(self, *, seed: int | None = None, **kwargs: Any):
         check_number('seed', seed, integer=True, optional=True)
@@ -42,3 +48,21 @@ class RandomArchitecture(Random):
                 return architecture
         raise ConfigError(f"{MAX_DRAWS} random architectures all break the space's constraints: "
                           f'{space.check_contains(architecture)}')
+
+    def architecture_epochs(self, search_epochs: int) -> int:
+        """No architecture steps."""
+        return 0
+
+    def check_trial(self, search_epochs: int, early_stop: str) -> None:
+        """Any budget: nothing searches."""
+
+    def deploy(self, space: Any, input_shape: tuple[int, ...]) -> None:
+        """Nothing to time: the draw does not depend on latency."""
+
+    def search_summary(self, found: Sample) -> dict[str, Any]:
+        """Nothing: no search."""
+        return {}
+
+
+register(Variant('random', 'one uniformly random architecture of the same space, no search: the baseline',
+                 RandomArchitecture, options=('seed',), composable=False))

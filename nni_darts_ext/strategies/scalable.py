@@ -18,10 +18,12 @@ import pytorch_lightning as pl
 import torch
 from nni.nas.evaluator.pytorch import Lightning
 
-from ..errors import ConfigError, choose
+from ..errors import ConfigError, unknown_value
 from ..spaces.factors import FACTORS
-from ..supermodules.factorized import FactorizedCell, FactorizedLayer, FactorizedModule
-from .darts import ValidatedDARTS
+from ..registry import preset
+from ..supermodules.factorized import FactorizedModule
+from .search import DifferentiableSearch
+from .slots import Slots, Technique
 
 JOINT, ALTERNATE = 'joint', 'alternate'
 FACTOR_UPDATES = (JOINT, ALTERNATE)
@@ -67,8 +69,9 @@ class FactorTurns(pl.Callback):
         self.steps = state_dict['steps']
 
 
-class ScalableDARTS(ValidatedDARTS):
-    """DARTS with factorized architecture parameters on choices whose candidates are named ``ACTIVATION+CONV``.
+class FactorizedCandidates(Technique):
+    """Scalable-DARTS's technique: factorized cells in the cells slot, for choices whose candidates
+    are named ``ACTIVATION+CONV``.
 
     Naming rule: a choice is factored when its candidate names ``A+B`` (split at the first ``+``)
     form the full product of the ``A`` s and the ``B`` s, e.g. ``relu+conv3x3``, ``tanh+conv3x3``,
@@ -102,34 +105,40 @@ class ScalableDARTS(ValidatedDARTS):
         journal version optimizes the factors in turn so that they do not compete within one
         update; turning at every step (not every epoch) is this package's choice, so that short
         searches alternate too.
-    **kwargs
-        :class:`~nni_darts_ext.strategies.darts.ValidatedDARTS` parameters.
+    """
+    name = 'scalable'
+
+    def __init__(self, *, factor_updates: str = JOINT):
+        if factor_updates not in FACTOR_UPDATES:
+            raise unknown_value('factor_updates', factor_updates, FACTOR_UPDATES)
+        self.factor_updates = factor_updates
+
+    def fill(self, slots: Slots) -> None:
+        slots.fill('cells', factorized=True)
+
+    def check_supernet(self, supernet: Any) -> None:
+        if not any(isinstance(module, FactorizedModule) for module in supernet.modules()):
+            raise ConfigError(NO_FACTORED_CHOICE)
+
+    def prepare_evaluator(self, evaluator: Lightning) -> None:
+        callbacks = evaluator.trainer.callbacks
+        # once per trainer: a second schedule out of step with the first would rest every factor
+        if self.factor_updates == ALTERNATE and not any(isinstance(c, FactorTurns) for c in callbacks):
+            callbacks.append(FactorTurns())
+
+
+class ScalableDARTS(DifferentiableSearch):
+    """DARTS with factorized architecture parameters: :class:`FactorizedCandidates`'s
+    ``factor_updates`` and :class:`~nni_darts_ext.strategies.search.DifferentiableSearch`'s options.
 
     Raises
     ------
     ConfigError
         From :meth:`mutate_model`, when the space has no factored choice.
     """
+    techniques = (FactorizedCandidates,)
 
-    def __init__(self, *, factor_updates: str = JOINT, **kwargs: Any):
-        if factor_updates not in FACTOR_UPDATES:
-            raise choose('factor_updates', factor_updates, FACTOR_UPDATES)
-        super().__init__(**kwargs)
-        self.factor_updates = factor_updates
 
-    def default_mutation_hooks(self):
-        return [FactorizedCell.mutate, FactorizedLayer.mutate, *super().default_mutation_hooks()]
-
-    def mutate_model(self, model):
-        supernet = super().mutate_model(model)
-        if not any(isinstance(module, FactorizedModule) for module in supernet.modules()):
-            raise ConfigError(NO_FACTORED_CHOICE)
-        return supernet
-
-    def mutate_evaluator(self, evaluator: Lightning) -> Lightning:
-        mutated = super().mutate_evaluator(evaluator)
-        callbacks = mutated.trainer.callbacks
-        # once per trainer: a second schedule out of step with the first would rest every factor
-        if self.factor_updates == ALTERNATE and not any(isinstance(c, FactorTurns) for c in callbacks):
-            callbacks.append(FactorTurns())
-        return mutated
+# DARTS's architecture optimizer; factors updated jointly (``alternate``: in turn, per step)
+preset('scalable', 'Scalable-DARTS (Wang et al., arXiv 1912.13256): factorized parameters over activation x conv',
+       ScalableDARTS)

@@ -62,7 +62,7 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
 from ..spaces.factors import (ACTIVATION, ACTIVATIONS, CONV, FACTORS, ActivatedOperation, Factoring, combination,
                               factoring)
-from ..architecture import choice_name
+from ..architecture import choice_name, edge_ends, edge_label
 from .derivation import EdgeScore, derive_cell
 
 GROUP = 'group'
@@ -233,8 +233,8 @@ class FactorizedCell(FactorizedModule):
                     self.add_mutable(Categorical(self.op_names, label=choice_name('op', node, slot)))
                     self.add_mutable(CategoricalMultiple(range(node), n_chosen=1, label=choice_name('input', node, slot)))
 
-        edges = [f'{self.label}/{node}_{source}' for node in self.output_node_indices for source in range(node)]
-        self.add_factor_vectors(factored, edges, True, memo, mutate_kwargs.get('softmax', nn.Softmax(-1)))
+        self.edges = [edge_label(self.label, node, source) for node in self.output_node_indices for source in range(node)]
+        self.add_factor_vectors(factored, self.edges, True, memo, mutate_kwargs.get('softmax', nn.Softmax(-1)))
 
     @staticmethod
     def _edge(op_factory: dict[str, Any], factored: Factoring, node: int, source: int) -> nn.Module:
@@ -269,11 +269,16 @@ class FactorizedCell(FactorizedModule):
     def edge_weights(self, node: int, source: int) -> EdgeWeights:
         """The softmaxes of the edge's group (its vector plus :attr:`group_offset`), activation and
         convolution vectors."""
-        return self.factor_weights(f'{self.label}/{node}_{source}')
+        return self.factor_weights(edge_label(self.label, node, source))
 
     def candidate_weights(self, node: int, source: int) -> torch.Tensor:
         """The weight of every candidate, in ``op_names`` order, then the zero operation's: sums to one."""
         return candidate_weights(self.factored, self.edge_weights(node, source))
+
+    def edge_probabilities(self, edge: str) -> torch.Tensor:
+        """The row of ``edge`` (``CELL/NODE_SOURCE``) over the cell's candidates, then the zero
+        operation: their product weights (differentiable), as every supernet cell of this package gives it."""
+        return self.candidate_weights(*edge_ends(edge))
 
     def forward(self, *inputs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
@@ -289,7 +294,7 @@ class FactorizedCell(FactorizedModule):
         probabilities = {}
         for node in self.output_node_indices:
             for source in range(node):
-                key = f'{self.label}/{node}_{source}'
+                key = edge_label(self.label, node, source)
                 if key not in memo:
                     probabilities[key] = dict(zip(self.op_names, self.candidate_weights(node, source).tolist()))
         return probabilities

@@ -32,12 +32,11 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
 
-from ..architecture import SKIP_CONNECT, input_label, operation_label
+from ..architecture import SKIP_CONNECT, edge_label
 from ..spaces.operations import ZERO_OPERATION
-from .darts_cell import DartsCell
-from .derivation import EdgeScore, derive_cell
+from .darts_cell import DartsCell, edge_normalization
 from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
-from .pc_darts import PartialChannelEdge, edge_normalization, expected_edge_row, input_probabilities
+from .pc_darts import PartialChannelEdge
 
 SurvivingOperations = Mapping[str, tuple[Any, ...]]
 """Mixed operation -> the candidates it keeps: a cell edge (``CELL/NODE_SOURCE``) -> its operations,
@@ -64,7 +63,7 @@ def _restricted(op_factory: Any, label: str, surviving: SurvivingOperations) -> 
 
     def factory(name: str, candidate: Any):
         def build(node: int, op_index: int, source: int) -> nn.Module:
-            edge = f'{label}/{node}_{source}'
+            edge = edge_label(label, node, source)
             if edge in surviving and name not in surviving[edge]:
                 return nn.Identity()
             if isinstance(candidate, nn.Module):  # as NNI does with a module: a copy per edge
@@ -81,7 +80,8 @@ class OperationsEdge(nn.ModuleDict):
 
 
 class ProgressiveCell(DartsCell):
-    """A differentiable cell whose edges mix only their surviving operations.
+    """A differentiable cell whose edges mix only their surviving operations (read and derived as
+    every :class:`~.darts_cell.DartsCell`, its skip-connects limited).
 
     Parameters
     ----------
@@ -93,8 +93,6 @@ class ProgressiveCell(DartsCell):
         ``None``: every edge sees all channels. Otherwise PC-DARTS's partial channels (1/k of
         them through the operations) and edge normalization.
     """
-
-    _arch_parameter_names: list[str] = ['_arch_alpha', '_arch_beta']
 
     def __init__(self, op_factory, num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor,
                  concat_dim, memo, mutate_kwargs, label, *, surviving: SurvivingOperations,
@@ -109,7 +107,7 @@ class ProgressiveCell(DartsCell):
         self._arch_alpha = nn.ParameterDict()
         for node, node_edges in zip(self.output_node_indices, self.ops):
             for source, operations in enumerate(node_edges):
-                edge = f'{self.label}/{node}_{source}'
+                edge = edge_label(self.label, node, source)
                 kept = surviving.get(edge, (*self.op_names, ZERO_OPERATION))
                 # P-DARTS's placement: dropout after identity skip-connects, not a stride-2 one (FactorizedReduce)
                 edge_module = OperationsEdge({
@@ -136,71 +134,6 @@ class ProgressiveCell(DartsCell):
                        memo, mutate_kwargs, module.label, surviving=surviving, skip_limit=limit, k=k)
         return None
 
-    def operation_weights(self, edge: str) -> dict[str, float]:
-        """``softmax(alpha)`` of ``edge`` (``CELL/NODE_SOURCE``) by operation name, the zero operation included."""
-        weights = self._softmax(self._arch_alpha[edge]).tolist()
-        return dict(zip(self.edge_operations[edge], weights))
-
-    def edge_probabilities(self, edge: str) -> torch.Tensor:
-        """``softmax(alpha)`` of ``edge`` over all the cell's operations, then the zero operation,
-        0 for the dropped ones; with edge normalization, weighed by the probability the edge is
-        kept (:func:`expected_edge_row`). The row LA-DARTS's latency encoding reads (differentiable)."""
-        columns = [*self.op_names, ZERO_OPERATION]
-        weights = self._softmax(self._arch_alpha[edge])
-        kept = torch.tensor([columns.index(op) for op in self.edge_operations[edge]], device=weights.device)
-        row = weights.new_zeros(len(columns)).index_put((kept,), weights)
-        if not self._arch_beta:
-            return row
-        return expected_edge_row(row, edge, self.edge_weights, self.num_ops_per_node)
-
-    def edge_weights(self, node: int) -> torch.Tensor:
-        """``softmax(beta)`` over the node's incoming edges with edge normalization; all 1 without."""
-        if not self._arch_beta:
-            return torch.ones(node)
-        return self._softmax(self._arch_beta[f'{self.label}/{node}'])
-
-    def export_probs(self, memo):
-        operations = {edge: {op: w for op, w in self.operation_weights(edge).items() if op != ZERO_OPERATION}
-                      for edge in self._arch_alpha if edge not in memo}
-        return {**operations, **(input_probabilities(self, memo) if self._arch_beta else {})}
-
-    @torch.no_grad()
-    def edge_scores(self, node: int, ruled_out: set[tuple[int, int]]) -> list[EdgeScore]:
-        """Per incoming edge: (weight of its best non-zero operation, times the edge's weight with
-        edge normalization, source, that operation); a skip-connect on a ``(node, source)`` edge in
-        ``ruled_out`` does not count. An edge left with nothing does not compete."""
-        beta = self.edge_weights(node)
-        scores = []
-        for source in range(node):
-            weights = self.operation_weights(f'{self.label}/{node}_{source}')
-            candidates = [(w, op) for op, w in weights.items()
-                          if op != ZERO_OPERATION and not (op == SKIP_CONNECT and (node, source) in ruled_out)]
-            if candidates:
-                weight, operation = max(candidates)
-                scores.append((weight * float(beta[source]), source, operation))
-        # a node whose every edge is a ruled-out skip-connect keeps its skip-connects
-        return scores or self.edge_scores(node, set())
-
-    def export(self, memo):
-        ruled_out: set[tuple[int, int]] = set()
-        while True:
-            exported = derive_cell(self.label, self.output_node_indices, self.num_ops_per_node, memo,
-                                   lambda node: self.edge_scores(node, ruled_out))
-            skip_connects = self._chosen_skip_connects(exported)
-            if self.skip_limit is None or len(skip_connects) <= self.skip_limit:
-                return exported
-            replaceable = [edge for edge in skip_connects if edge not in ruled_out]
-            if not replaceable:
-                return exported
-            ruled_out.add(min(replaceable, key=lambda edge: self.operation_weights(
-                f'{self.label}/{edge[0]}_{edge[1]}')[SKIP_CONNECT]))
-
-    def _chosen_skip_connects(self, exported: dict[str, Any]) -> list[tuple[int, int]]:
-        """The ``(node, source)`` edges of ``exported`` that carry a skip-connect."""
-        return [(node, exported[input_label(self.label, node, slot)][0])
-                for node in self.output_node_indices for slot in range(self.num_ops_per_node)
-                if exported.get(operation_label(self.label, node, slot)) == SKIP_CONNECT]
-
 
 class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
     """A ``LayerChoice`` outside a cell that mixes only its surviving candidates.
@@ -208,7 +141,7 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
     It is NNI's differentiable layer (``names``, one weight per name in ``_arch_alpha``, the
     export ``names[argmax alpha]``) over the surviving candidates alone, under the user's names
     (a list's indices, a dict's keys), so the export picks among them and freezes on the user's
-    space; the label keeps its whole domain. The dropped candidates' modules leave the supernet,
+    space; the label keeps its whole ``domain``. The dropped candidates' modules leave the supernet,
     and with them any choice nested in them (which then is not exported: NNI freezes a network
     without the choices its chosen candidates do not hold).
 
@@ -230,6 +163,7 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
         # LayerChoice's constructor (DifferentiableMixedLayer's wants a weight for every candidate):
         # it names the candidates as the user's LayerChoice does; the dropped ones then leave
         super(DifferentiableMixedLayer, self).__init__(paths, label=label)
+        self.domain = list(self.names)
         for name in self.names:
             if name not in kept:
                 delattr(self, str(name))
@@ -264,6 +198,12 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
     def operation_weights(self) -> dict[Any, float]:
         """``softmax(alpha)`` by candidate name."""
         return dict(zip(self.names, self._softmax(self._arch_alpha).tolist()))
+
+    def probabilities(self) -> torch.Tensor:
+        """``softmax(alpha)`` over the label's whole ``domain``, 0 for the dropped candidates (differentiable)."""
+        weights = self._softmax(self._arch_alpha)
+        kept = torch.tensor([self.domain.index(name) for name in self.names], device=weights.device)
+        return weights.new_zeros(len(self.domain)).index_put((kept,), weights)
 
     def forward(self, *args, **kwargs):
         if self.k is None:

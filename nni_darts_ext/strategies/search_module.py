@@ -1,0 +1,127 @@
+"""The Lightning module of a differentiable search: NNI's DARTS loop with the search's estimator
+and architecture terms, and the evaluator's validation every epoch."""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import Tensor
+from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
+
+from ..hypergradient import BilevelProblem, InnerStep, same_draws
+
+if TYPE_CHECKING:
+    from .slots import ArchitectureTerm
+
+Estimator = Callable[[BilevelProblem], list[Tensor]]
+"""The architecture gradient of one step, per architecture parameter."""
+
+class SearchModule(DartsLightningModule):
+    """NNI's DARTS search loop with the slots' estimator and terms, plus the evaluator's own validation step.
+
+    Parameters
+    ----------
+    estimator
+        ``None``: NNI's first-order architecture step. Otherwise the estimator that gives the
+        architecture parameters their gradient before the architecture optimizer's step.
+    terms
+        Costs of the architecture whose gradients are added to the estimator's.
+    """
+
+    def __init__(self, training_module, *, estimator: Estimator | None = None,
+                 terms: tuple[ArchitectureTerm, ...] = (), **kwargs: Any):
+        super().__init__(training_module, **kwargs)
+        self.estimator = estimator
+        self.terms = tuple(terms)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        return self.training_module.validation_step(batch, batch_idx)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.estimator is None:
+            return super().training_step(batch, batch_idx)
+        if self.trainer.current_epoch >= self.warmup_epochs:
+            self.resample()
+            self.estimated_architecture_step(batch, batch_idx)
+        # the weight step, as NNI's DARTS takes it
+        self.resample()
+        loss_and_metrics = self.training_module.training_step(batch['train'], 2 * batch_idx + 1)
+        loss = loss_and_metrics['loss'] if isinstance(loss_and_metrics, dict) else loss_and_metrics
+        self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
+        self.advance_lr_schedulers(batch_idx)
+        if batch_idx % self.log_prob_every_n_step == 0:
+            self.log_probs(self.export_probs())
+        return loss_and_metrics
+
+    def estimated_architecture_step(self, batch: Any, batch_idx: int) -> None:
+        """Set the architecture gradients from the estimator and the terms, averaged over processes, and step."""
+        weight_optimizer = next(o for o in self.trainer.optimizers if not getattr(o, 'is_arch_optimizer', False))
+        problem = self.bilevel_problem(batch, batch_idx, weight_optimizer)
+        alphas = problem.alphas
+        architecture_optimizer = self.architecture_optimizers()
+        architecture_optimizer.zero_grad()
+        gradients = self.estimator(problem)
+        if self.terms:
+            cost = sum(term(self) for term in self.terms)
+            term_gradients = torch.autograd.grad(cost, alphas, allow_unused=True)
+            gradients = [g if t is None else g + t for g, t in zip(gradients, term_gradients)]
+        for alpha, gradient in zip(alphas, gradients):
+            alpha.grad = gradient
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # the estimator's backward passes bypass Lightning's gradient sync: average here
+            for alpha in alphas:
+                torch.distributed.all_reduce(alpha.grad)
+                alpha.grad /= torch.distributed.get_world_size()
+        architecture_optimizer.step()
+
+    def bilevel_problem(self, batch: Any, batch_idx: int, weight_optimizer: torch.optim.Optimizer) -> BilevelProblem:
+        """The architecture step's problem on ``batch`` (``train`` and ``val`` halves): the weights
+        ``weight_optimizer`` trains, this module's architecture parameters, and losses that draw the
+        same dropout masks in every pass of the estimate."""
+        weights = [p for group in weight_optimizer.param_groups for p in group['params'] if p.requires_grad]
+        return BilevelProblem(
+            weights, self.arch_parameters(),
+            train_loss=same_draws(lambda: self.loss(batch['train'], 2 * batch_idx + 1)),
+            val_loss=same_draws(lambda: self.loss(batch['val'], 2 * batch_idx)),
+            inner_step=InnerStep.of(weight_optimizer, weights),
+        )
+
+    def loss(self, batch: Any, batch_idx: int) -> Tensor:
+        """The evaluator's training loss on ``batch`` at the current parameters."""
+        result = self.training_module.training_step(batch, batch_idx)
+        return result['loss'] if isinstance(result, dict) else result
+
+    def epoch_fields(self) -> dict[str, Any]:
+        """What the search adds to each epoch's record: its terms' diagnostics."""
+        fields: dict[str, Any] = {}
+        for term in self.terms:
+            fields.update(term.diagnostics(self))
+        return fields
+
+    def arch_parameters(self) -> list[torch.nn.Parameter]:
+        """The architecture parameters in module order. NNI's come from a set, whose order differs
+        between processes: DDP ranks would add up different tensors, and a resumed search would
+        give the architecture optimizer's state to the wrong ones."""
+        return self._of_this_supernet('arch_parameters', self._arch_parameters_in_module_order)
+
+    def _arch_parameters_in_module_order(self) -> list[torch.nn.Parameter]:
+        alphas = set(super().arch_parameters())
+        return [p for _, p in self.named_parameters() if p in alphas]
+
+    def supernet_modules(self) -> list[Any]:
+        """NNI's supernet modules, found once per supernet (NNI walks every module of the network at
+        each of a step's two ``resample`` calls)."""
+        return self._of_this_supernet('supernet_modules', self._every_supernet_module)
+
+    def _every_supernet_module(self) -> list[Any]:
+        return list(super().supernet_modules())
+
+    def _of_this_supernet(self, name: str, find: Callable[[], list[Any]]) -> list[Any]:
+        """``find()``, found again only when the training module holds another supernet."""
+        model = self.training_module.model
+        found = self.__dict__.setdefault('_found_in_supernet', {})  # before nn.Module's own attributes exist
+        if name not in found or found[name][0]() is not model:
+            found[name] = (weakref.ref(model), find())
+        return found[name][1]

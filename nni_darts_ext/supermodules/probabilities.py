@@ -1,0 +1,52 @@
+"""The one reader of a supernet's architecture parameters: every vector, by label, as probabilities.
+
+Every supernet cell of this package gives each edge's row through ``edge_probabilities`` (over
+the cell's candidates, then the zero operation: :class:`~.darts_cell.DartsCell`,
+:class:`~.factorized.FactorizedCell`); the free choices give ``softmax(alpha)`` over their
+candidates (NNI's differentiable layer, input and repeat, and this package's layers over the
+label's whole domain). Code outside ``supermodules/`` reads architecture weights through
+:func:`probability_rows` alone.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from nni.nas.oneshot.pytorch.supermodule.differentiable import (DifferentiableMixedInput, DifferentiableMixedLayer,
+                                                                DifferentiableMixedRepeat)
+
+from .darts_cell import DartsCell
+from .factorized import FactorizedCell, FactorizedLayer
+from .progressive_cell import ProgressiveLayer
+
+
+def probability_rows(supernet: nn.Module) -> dict[str, Tensor]:
+    """Every architecture vector of ``supernet`` by label, as a differentiable row of probabilities.
+
+    A cell edge (``CELL/NODE_SOURCE``) gives a row over its cell's ``op_names`` then the zero
+    operation (0 for the operations P-DARTS dropped; with PC-DARTS's edge normalization, weighed
+    by the probability the edge is kept); a free ``LayerChoice`` a row over its candidates, an
+    ``InputChoice`` over its inputs, a ``Repeat`` over its depths. Modules sharing a label give
+    one row.
+    """
+    rows: dict[str, Tensor] = {}
+    for module in supernet.modules():
+        if isinstance(module, (DartsCell, FactorizedCell)):
+            for edge in module.edges:
+                if edge not in rows:  # each cell gives its own rows (P-DARTS's survivors, PC-DARTS's kept edges)
+                    rows[edge] = module.edge_probabilities(edge)
+        elif isinstance(module, ProgressiveLayer):
+            rows.setdefault(module.label, module.probabilities())
+        elif isinstance(module, FactorizedLayer):
+            rows.setdefault(module.label, module.candidate_weights())
+        elif isinstance(module, (DifferentiableMixedLayer, DifferentiableMixedInput)):
+            rows.setdefault(module.label, module._softmax(module._arch_alpha))
+        elif isinstance(module, DifferentiableMixedRepeat):
+            for label, alpha in module._arch_alpha.items():
+                rows.setdefault(label, module._softmax(alpha))
+    return rows
+
+
+def cell_operations(supernet: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Per cell label, the operations its ``edge_probabilities`` rows are over (the zero operation after them)."""
+    return {module.label: tuple(module.op_names) for module in supernet.modules()
+            if isinstance(module, (DartsCell, FactorizedCell))}
