@@ -42,18 +42,17 @@ class SearchModule(DartsLightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         if self.estimator is None:
             return super().training_step(batch, batch_idx)
-        if self.trainer.current_epoch >= self.warmup_epochs:
+        warmup_epochs = self.warmup_epochs
+        if self.trainer.current_epoch >= warmup_epochs:
             self.resample()
             self.estimated_architecture_step(batch, batch_idx)
-        # the weight step, as NNI's DARTS takes it
-        self.resample()
-        loss_and_metrics = self.training_module.training_step(batch['train'], 2 * batch_idx + 1)
-        loss = loss_and_metrics['loss'] if isinstance(loss_and_metrics, dict) else loss_and_metrics
-        self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
-        self.advance_lr_schedulers(batch_idx)
-        if batch_idx % self.log_prob_every_n_step == 0:
-            self.log_probs(self.export_probs())
-        return loss_and_metrics
+        # then NNI's step with its own architecture step held back, as in a warm-up epoch: the weight
+        # step, the learning-rate schedule and the logging as NNI's DARTS takes them
+        self.warmup_epochs = self.trainer.current_epoch + 1
+        try:
+            return super().training_step(batch, batch_idx)
+        finally:
+            self.warmup_epochs = warmup_epochs
 
     def estimated_architecture_step(self, batch: Any, batch_idx: int) -> None:
         """Set the architecture gradients from the estimator and the terms, averaged over processes, and step."""
