@@ -474,7 +474,7 @@ def test_given_stages_win_over_the_evaluators_max_epochs(stages, expected, caplo
 @pytest.mark.parametrize('options, stages', [({}, budget_stages(10)), ({'stages': 'cpu'}, CPU_STAGES)])
 def test_the_trial_splits_search_epochs_unless_stages_are_given(quick_parameters, options, stages, caplog):
     config, parsed = split_parameters({**quick_parameters, 'variant': 'pdarts', 'search_epochs': 10, **options})
-    with caplog.at_level(logging.INFO, logger='nni_darts_ext.trial'):
+    with caplog.at_level(logging.INFO, logger='nni_darts_ext'):
         strategy, data, *_ = trial.prepare(config, parsed)
     assert ('search_epochs (10) is not used' in caplog.text) == bool(options)
     strategy.mutate_evaluator(trial.search_evaluator(data, config, []))

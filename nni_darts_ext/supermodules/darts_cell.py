@@ -31,18 +31,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
 from torch import nn
 
-from ..architecture import SKIP_CONNECT, edge_ends, edge_label, input_label, node_label, operation_label
+from ..architecture import SKIP_CONNECT, edge_ends, edge_label, node_label
 from ..spaces.operations import ZERO_OPERATION
 from .batched_edges import mix_edges
-from .derivation import EdgeScore, derive_cell
+from .derivation import EdgeScore
 from .partial_channel import partial_channel_node
+from .supernet_cell import SupernetCell
 
 
-class DartsCell(DifferentiableMixedCell):
+class DartsCell(SupernetCell, DifferentiableMixedCell):
     """NNI's differentiable cell (the same edges, parameters and forward pass) with DARTS's derivation;
     the base of every differentiable cell of this package.
 
@@ -60,19 +60,11 @@ class DartsCell(DifferentiableMixedCell):
 
     _arch_parameter_names: list[str] = ['_arch_alpha', '_arch_beta']
     k: int | None = None
-    skip_limit: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.edge_operations = {edge: [*self.op_names, ZERO_OPERATION] for edge in self._arch_alpha}
         self._arch_beta = nn.ParameterDict()
-
-    def forward(self, *inputs):
-        processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
-        states = self.preprocessor(processed_inputs)
-        for node, edges in zip(self.output_node_indices, self.ops):
-            states.append(self.node_output(node, states[:node], edges))
-        return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
 
     def node_output(self, node: int, inputs: list[torch.Tensor], edges: nn.ModuleList) -> torch.Tensor:
         """The mixture ``node`` computes from ``inputs`` over its incoming ``edges``."""
@@ -141,30 +133,6 @@ class DartsCell(DifferentiableMixedCell):
                 scores.append((weight * float(beta[source]), source, operation))
         # a node whose every edge is a ruled-out skip-connect keeps its skip-connects
         return scores or self.edge_scores(node)
-
-    def export(self, memo):
-        """Each node's best-scoring incoming edges, each with its best non-zero operation; while the
-        cell holds more skip-connects than ``skip_limit``, its weakest chosen one is ruled out, so
-        its edge falls back to its next-best operation or the node to its next-best edge."""
-        ruled_out: frozenset[tuple[int, int]] = frozenset()
-        while True:
-            exported = derive_cell(self.label, self.output_node_indices, self.num_ops_per_node, memo,
-                                   lambda node: self.edge_scores(node, ruled_out))
-            if self.skip_limit is None:
-                return exported
-            chosen = self._chosen_skip_connects(exported)
-            replaceable = [edge for edge in chosen if edge not in ruled_out]
-            if len(chosen) <= self.skip_limit or not replaceable:
-                return exported
-            weakest = min(replaceable, key=lambda edge: self.operation_weights(
-                edge_label(self.label, *edge))[SKIP_CONNECT])
-            ruled_out = ruled_out | {weakest}
-
-    def _chosen_skip_connects(self, exported: dict[str, Any]) -> list[tuple[int, int]]:
-        """The ``(node, source)`` edges of ``exported`` that carry a skip-connect."""
-        return [(node, exported[input_label(self.label, node, slot)][0])
-                for node in self.output_node_indices for slot in range(self.num_ops_per_node)
-                if exported.get(operation_label(self.label, node, slot)) == SKIP_CONNECT]
 
 
 def edge_normalization(label: str, nodes: list[int], memo: dict[str, Any]) -> nn.ParameterDict:

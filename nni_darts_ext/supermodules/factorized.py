@@ -57,13 +57,14 @@ import torch
 from torch import nn
 from nni.mutable import Categorical, CategoricalMultiple, label_scope
 from nni.nas.nn.pytorch import Cell, LayerChoice
-from nni.nas.nn.pytorch.cell import create_cell_op_candidates, preprocess_cell_inputs
+from nni.nas.nn.pytorch.cell import create_cell_op_candidates
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
 from ..spaces.factors import (ACTIVATION, ACTIVATIONS, CONV, FACTORS, ActivatedOperation, Factoring, combination,
                               factoring)
 from ..architecture import choice_name, edge_ends, edge_label
-from .derivation import EdgeScore, derive_cell
+from .derivation import EdgeScore
+from .supernet_cell import SupernetCell
 
 GROUP = 'group'
 """The vector over [the factored group, each unfactored candidate, the zero operation]."""
@@ -201,7 +202,7 @@ class FactorizedModule(BaseSuperNetModule):
                            self._softmax(self._arch_alpha[f'{prefix}/{CONV}']))
 
 
-class FactorizedCell(FactorizedModule):
+class FactorizedCell(SupernetCell, FactorizedModule):
     """An NNI ``Cell`` with factored candidates as a differentiable supernet cell with factorized parameters.
 
     It keeps the cell's choices (``CELL/op_NODE_SLOT`` over every candidate name, combinations
@@ -280,13 +281,8 @@ class FactorizedCell(FactorizedModule):
         operation: their product weights (differentiable), as every supernet cell of this package gives it."""
         return self.candidate_weights(*edge_ends(edge))
 
-    def forward(self, *inputs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
-        states = self.preprocessor(processed_inputs)
-        for node, edges in zip(self.output_node_indices, self.ops):
-            states.append(sum(edge(states[source], self.edge_weights(node, source))
-                              for source, edge in enumerate(edges)))
-        return self.postprocessor(torch.cat(states[self.num_predecessors:], self.concat_dim), processed_inputs)
+    def node_output(self, node: int, inputs: list[torch.Tensor], edges: nn.ModuleList) -> torch.Tensor:
+        return sum(edge(inputs[source], self.edge_weights(node, source)) for source, edge in enumerate(edges))
 
     @torch.no_grad()
     def export_probs(self, memo):
@@ -300,19 +296,16 @@ class FactorizedCell(FactorizedModule):
         return probabilities
 
     @torch.no_grad()
-    def edge_scores(self, node: int) -> list[EdgeScore]:
-        """Per incoming edge: (weight of its best non-zero candidate, source, that candidate)."""
+    def edge_scores(self, node: int, ruled_out: frozenset[tuple[int, int]] = frozenset()) -> list[EdgeScore]:
+        """Per incoming edge: (weight of its best non-zero candidate, source, that candidate); the
+        best combination is the largest product of the factors' weights (times the group's).
+        Factorized cells take no skip limit, so nothing is ``ruled_out``."""
         scores = []
         for source in range(node):
             weights = self.candidate_weights(node, source)[:-1]
             best = int(weights.argmax())
             scores.append((float(weights[best]), source, self.op_names[best]))
         return scores
-
-    def export(self, memo):
-        """Each node's best inputs, each with its best candidate: the best combination is the
-        largest product of the factors' weights (times the group's)."""
-        return derive_cell(self.label, self.output_node_indices, self.num_ops_per_node, memo, self.edge_scores)
 
 
 class FactorizedLayer(LayerChoice, FactorizedModule):

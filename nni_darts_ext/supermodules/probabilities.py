@@ -1,8 +1,7 @@
 """The one reader of a supernet's architecture parameters: every vector, by label, as probabilities.
 
-Every supernet cell of this package gives each edge's row through ``edge_probabilities`` (over
-the cell's candidates, then the zero operation: :class:`~.darts_cell.DartsCell`,
-:class:`~.factorized.FactorizedCell`); the free choices give ``softmax(alpha)`` over their
+Every supernet cell of this package (:class:`~.supernet_cell.SupernetCell`) gives each edge's
+row through ``edge_probabilities`` (over the cell's candidates, then the zero operation); the free choices give ``softmax(alpha)`` over their
 candidates (NNI's differentiable layer, input and repeat, and this package's layers over the
 label's whole domain). Code outside ``supermodules/`` reads architecture weights through
 :func:`probability_rows` alone.
@@ -14,9 +13,9 @@ from torch import Tensor, nn
 from nni.nas.oneshot.pytorch.supermodule.differentiable import (DifferentiableMixedInput, DifferentiableMixedLayer,
                                                                 DifferentiableMixedRepeat)
 
-from .darts_cell import DartsCell
-from .factorized import FactorizedCell, FactorizedLayer
+from .factorized import FactorizedLayer
 from .progressive_cell import ProgressiveLayer
+from .supernet_cell import SupernetCell
 
 
 def probability_rows(supernet: nn.Module) -> dict[str, Tensor]:
@@ -30,7 +29,7 @@ def probability_rows(supernet: nn.Module) -> dict[str, Tensor]:
     """
     rows: dict[str, Tensor] = {}
     for module in supernet.modules():
-        if isinstance(module, (DartsCell, FactorizedCell)):
+        if isinstance(module, SupernetCell):
             for edge in module.edges:
                 if edge not in rows:  # each cell gives its own rows (P-DARTS's survivors, PC-DARTS's kept edges)
                     rows[edge] = module.edge_probabilities(edge)
@@ -49,4 +48,4 @@ def probability_rows(supernet: nn.Module) -> dict[str, Tensor]:
 def cell_operations(supernet: nn.Module) -> dict[str, tuple[str, ...]]:
     """Per cell label, the operations its ``edge_probabilities`` rows are over (the zero operation after them)."""
     return {module.label: tuple(module.op_names) for module in supernet.modules()
-            if isinstance(module, (DartsCell, FactorizedCell))}
+            if isinstance(module, SupernetCell)}
