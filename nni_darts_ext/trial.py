@@ -35,11 +35,11 @@ from .collapse import CollapseMonitor
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
+from .epoch_reporter import EpochReporter, is_rank_zero, under_nni
 from .errors import ConfigError, check_directory
 from .files import remove_partial_files, write_atomically
 from .latency.measurement import TimingSettings, measure
 from .reference_sample import matching_sample
-from .epoch_reporter import EpochReporter, is_rank_zero, under_nni
 from .spaces import Regularization, Size, Space, load_space
 from .spaces.cell_network import check_auxiliary_head
 from .spaces.hub import HUB_PREFIX, HUB_SPACES

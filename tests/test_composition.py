@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+import yaml
 
 from nni_darts_ext import (PCDARTS, PDARTS, VARIANTS, ConfigError, DifferentiableSearch, ScalableDARTS,
                            StabilizedDARTS, Technique, combine, make_strategy, preset, probability_rows)
@@ -238,13 +239,17 @@ def test_composed_defaults_and_options():
         make_strategy('pdarts+pcdarts', warmup_epochs=1)
 
 
-def test_the_latency_term_reads_factorized_cells_and_reaches_both_factors():
+def test_the_latency_term_reads_factorized_cells_and_reaches_both_factors(tmp_path):
     """Factorized cells give each edge's row over their candidates like every supernet cell, so
     LA-DARTS's latency term composes with Scalable-DARTS and differentiates both factors' vectors."""
-    space = load_space('darts_small_factorized', 1, 10, 8)
-    strategy = make_strategy('scalable+ladarts', **cpu_settings('ladarts'))
-    strategy.deploy(space.search_space(Size(WIDTH, 3)), (1, 8, 8))
-    supernet = strategy.mutate_model(space.search_space(Size(WIDTH, 3)))
+    path = tmp_path / 'factored.yml'  # two activations x two convolutions in one cell of two nodes: quick to time
+    path.write_text(yaml.safe_dump({'operations': ['max_pool_3x3', 'skip_connect'], 'nodes': 2, 'cells': 1, 'width': 4,
+                                    'factors': {'activation': ['relu', 'swish'], 'conv': ['sep_conv_3x3', 'dil_conv_3x3']},
+                                    'evaluation': {'cells': 1, 'width': 4}}))
+    space = load_space(str(path), 1, 10, 8)
+    strategy = make_strategy('scalable+ladarts', latency_samples=8, latency_repeats=3, latency_cache=tmp_path)
+    strategy.deploy(space.search_space(), (1, 8, 8))
+    supernet = strategy.mutate_model(space.search_space())
     module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
     module.set_model(supernet)
     [term] = module.terms

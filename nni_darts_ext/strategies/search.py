@@ -43,6 +43,9 @@ class TrialStrategy(Protocol):
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """What the trial's final result carries about the search."""
 
+    def sample(self, space: Any) -> dict[str, Any]:
+        """The architecture a strategy that does not search draws from ``space``."""
+
 
 class DifferentiableSearch(DARTS):
     """A DARTS-family search assembled from its techniques' parts (module docstring), validated every
