@@ -66,7 +66,7 @@ class LatencyTerm:
     def expected_latency_ms(self, module: SearchModule) -> Tensor:
         """The predicted latency of the supernet's softmax encoding (a scalar, differentiable)."""
         if self.profile is None:
-            raise RuntimeError('the latency term has no profile yet: LatencyAwareDARTS.mutate_model (or, without '
+            raise RuntimeError("the latency term has no profile yet: the search's mutate_model (or, without "
                                'input_shape, mutate_evaluator) measures it')
         return self.profile.predict(self.predictor, self.profile.encoding.probabilities(module))
 
