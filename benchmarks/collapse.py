@@ -61,10 +61,10 @@ def run_once(variant: str, budget: int, seed: int, parameters: dict[str, Any], s
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
-    figure, (ranks, free) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure, (ranks, free, skips) = plt.subplots(1, 3, figsize=(15, 3.8))
     for index, variant in enumerate(dict.fromkeys(run['variant'] for run in runs)):
         budgets = sorted({run['budget'] for run in runs if run['variant'] == variant})
-        for axes, key in ((ranks, 'percentile'), (free, 'parameter_free')):
+        for axes, key in ((ranks, 'percentile'), (free, 'parameter_free'), (skips, 'skip_connects')):
             points = [(b, statistics.fmean(values)) for b in budgets
                       if (values := [run[key] for run in runs if (run['variant'], run['budget']) == (variant, b)
                                      and run[key] is not None])]
@@ -72,7 +72,8 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
                 axes.plot(*zip(*points), marker='o', color=f'C{index}', label=variant)
     ranks.set_ylabel('percentile among the draws (mean over seeds)')
     free.set_ylabel('parameter-free edges (mean over seeds)')
-    for axes in (ranks, free):
+    skips.set_ylabel('skip-connects (mean over seeds)')
+    for axes in (ranks, free, skips):
         axes.set_xlabel('search budget (x the benchmark\'s)')
         axes.set_xscale('log', base=2)
         axes.grid(alpha=0.3)
@@ -118,15 +119,17 @@ def main() -> None:
                     'experiment': str(arguments.experiment.relative_to(ROOT) if arguments.experiment.is_relative_to(ROOT)
                                       else arguments.experiment), 'runs': runs}, indent=1))
     plot(runs, arguments.output.with_suffix('.png'))
-    print('| variant | budget | percentile per seed | parameter-free edges per seed | normalized entropy |')
-    print('|---|---:|---|---|---|')
+    print('| variant | budget | percentile per seed | parameter-free edges per seed | skip-connects per seed '
+          '| normalized entropy |')
+    print('|---|---:|---|---|---|---|')
     for variant in arguments.variants:
         for budget in arguments.budgets:
             chosen = [r for r in runs if (r['variant'], r['budget']) == (variant, budget)]
             percentiles = ', '.join('–' if r['percentile'] is None else f"{r['percentile']:.0f}" for r in chosen)
             free = ', '.join(str(r['parameter_free']) for r in chosen)
+            skips = ', '.join(str(r['skip_connects']) for r in chosen)
             entropies = ', '.join(f"{r['normalized_entropy']:.2f}" for r in chosen)
-            print(f'| {variant} | {budget}x | {percentiles} | {free} | {entropies} |')
+            print(f'| {variant} | {budget}x | {percentiles} | {free} | {skips} | {entropies} |')
 
 
 if __name__ == '__main__':
