@@ -308,3 +308,13 @@ def test_a_technique_from_outside_composes_by_name_and_its_term_reaches_alpha():
     gradients = torch.autograd.grad(cost, edge_alphas)
     # raising an edge's zero-operation logit lowers the cost; every edge's vector gets a gradient
     assert all(float(g[-1]) < 0 and float(g.abs().sum()) > 0 for g in gradients)
+
+
+def test_a_search_takes_terms_and_an_estimator_from_its_options_where_no_technique_sets_one():
+    term = ExpectedEdges(1.0)
+    strategy = PCDARTS(terms=(term,), estimator=Amended(0.5))
+    assert strategy.slots.terms == [term] and strategy.slots.estimator.eta == 0.5
+    assert strategy.filled_slots()['terms'] == ['the terms option']
+    with pytest.raises(ConfigError, match='stabilized and the estimator option cannot be composed: both set the '
+                                          'architecture-gradient estimator'):
+        StabilizedDARTS(estimator=FirstOrder())

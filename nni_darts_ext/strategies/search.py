@@ -90,10 +90,10 @@ class DifferentiableSearch(DARTS):
 
     def _filled_slots(self, estimator: Estimator | None, terms: tuple[ArchitectureTerm, ...]) -> Slots:
         slots = fill_slots([(part.name, part) for part in self.parts])
-        slots.filling = 'estimator'
+        slots.filling = 'the estimator option'
         if estimator is not None:
             slots.fill('estimator', estimator)
-        slots.filling = 'terms'
+        slots.filling = 'the terms option'
         for term in terms:
             slots.fill('terms', term)
         if self.penalty is not None:
