@@ -24,7 +24,7 @@ def combine(*strategies: type, names: Mapping[type, str] | None = None) -> type[
     A class without techniques (``DifferentiableSearch``, DARTS itself) adds none; the class of one
     technique is returned as it is. The class takes every keyword option of its techniques, e.g.
     ``combine(PCDARTS, StabilizedDARTS)(k=2, eta=1e-3)``; its techniques are in slot order
-    (:data:`~nni_darts_ext.strategies.search.SLOTS`), whatever the order given.
+    (:data:`~nni_darts_ext.strategies.slots.SLOTS`), whatever the order given.
 
     Parameters
     ----------

@@ -42,7 +42,7 @@ def find_variant(name: str) -> Variant:
 
     A composition takes every option of its members but those one of them sets itself; where
     two members' defaults differ, the member whose technique fills the earlier slot wins
-    (:data:`~nni_darts_ext.strategies.search.SLOTS`: P-DARTS's and PC-DARTS's architecture learning
+    (:data:`~nni_darts_ext.strategies.slots.SLOTS`: P-DARTS's and PC-DARTS's architecture learning
     rate over Stabilized-DARTS's).
 
     Raises

@@ -326,7 +326,7 @@ class StagedSearch(Lightning):
 
 class Stages:
     """P-DARTS's schedule: the search in stages, each on a fresh supernet of the stage's depth over
-    the operations that survived the stage before (a :class:`~nni_darts_ext.strategies.search.Schedule`).
+    the operations that survived the stage before (a :class:`~nni_darts_ext.strategies.slots.Schedule`).
 
     Parameters
     ----------
