@@ -12,7 +12,9 @@ means over its steps (NNI logs the probabilities every 10th), the report's the m
   (every optimizer's ``step``), ``clipping``, ``probabilities`` (NNI's ``export_probs`` and
   ``log_probs``), ``resample``, and ``rest`` (Lightning, logging, Python between them);
 - ``memory_mb``: the growth of the process's peak resident memory over the search, from its
-  resident memory before the first step (the supernet, the data and the optimizers built).
+  resident memory before the first step (the supernet, the data and the optimizers built); with
+  ``--warm-process``, after one step of a tiny network first, so that what torch maps on its
+  first use (code, thread pools, kernels) counts in neither supernet's growth.
 
     python benchmarks/step_profile.py                            # every variant, CPU
     python benchmarks/step_profile.py --variants pcdarts --k 4 8 --rounds 3
@@ -134,6 +136,19 @@ def instrument(timer: ExclusiveTimer, search_module: Any) -> None:
     search_module.resample = timer.wrap('resample', search_module.resample)
 
 
+def warm_process() -> None:
+    """One training step of a tiny network of the supernet's kinds of layers, second derivatives
+    included: torch's one-time costs paid before the baseline."""
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3, padding=1, groups=4), torch.nn.Conv2d(4, 4, 1), torch.nn.MaxPool2d(3, 1, 1),
+        torch.nn.AvgPool2d(3, 1, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    loss = torch.nn.functional.cross_entropy(net(torch.randn(2, 3, 8, 8)), torch.tensor([0, 1]))
+    gradients = torch.autograd.grad(loss, list(net.parameters()), create_graph=True)
+    sum((gradient * gradient).sum() for gradient in gradients).backward()
+    torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9).step()
+
+
 def build_strategy(variant: str, k: int) -> Any:
     if variant == BASE:
         return DARTS(gradient_clip_val=CLIP)
@@ -146,6 +161,8 @@ def build_strategy(variant: str, k: int) -> Any:
 def profile_one(variant: str, arguments: argparse.Namespace) -> dict[str, Any]:
     """One process's run of ``variant``: its steps' medians and its memory growth."""
     torch.set_num_threads(arguments.threads)
+    if arguments.warm_process:
+        warm_process()
     torch.manual_seed(0)
     size = arguments.image_size
     space = load_space('nni:DARTS', 3, 10, size).search_space(Size(arguments.width, arguments.cells))
@@ -182,6 +199,8 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument('--steps', type=int, default=10, help='timed batches per round')
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--warm-process', action='store_true',
+                        help="pay torch's one-time costs before the memory baseline (a tiny network's step)")
     parser.add_argument('--output', type=Path, help='write the rounds and the machine as JSON')
     parser.add_argument('--one', help=argparse.SUPPRESS)  # a child process: profile this run, print JSON
     return parser
@@ -199,6 +218,7 @@ def runs(arguments: argparse.Namespace) -> list[tuple[str, str, int]]:
 def child(arguments: argparse.Namespace, variant: str, k: int) -> dict[str, Any]:
     flags = [f'--{name.replace("_", "-")}={getattr(arguments, name)}'
              for name in ('width', 'cells', 'image_size', 'batch', 'skip', 'steps', 'threads')]
+    flags += ['--warm-process'] * arguments.warm_process
     completed = subprocess.run([sys.executable, __file__, '--one', variant, f'--k={k or 1}', *flags],
                                capture_output=True, text=True, check=False)
     if completed.returncode:
@@ -225,7 +245,8 @@ def main() -> None:
     base = summary[BASE]
     print(f'# {cpu_name()}, torch {torch.__version__}, {arguments.threads} thread(s); NNI hub DARTS space: '
           f'{arguments.cells} cells x {arguments.width} channels, {arguments.image_size}x{arguments.image_size} '
-          f'images, batch {arguments.batch}; medians of {arguments.rounds} rounds of {arguments.steps} steps')
+          f'images, batch {arguments.batch}; medians of {arguments.rounds} rounds of {arguments.steps} steps'
+          + ('; memory after a warm-up of the process' * arguments.warm_process))
     print('| run | step ms | step ratio | memory MB | memory ratio | ' + ' | '.join(f'{p} ms' for p in PARTS) + ' |')
     print('|---' * (5 + len(PARTS)) + '|')
     for name, run in summary.items():

@@ -127,6 +127,7 @@ def check_pcdarts(written: dict[str, Any]) -> None:
 
 def check_step_profile(written: dict[str, Any]) -> None:
     assert set(written['summary']) == {'nni-darts', 'pcdarts k=2'}
+    assert written['arguments']['warm_process']
     for run in written['summary'].values():
         parts = run['parts_ms']
         assert run['step_ms'] > 0 and parts['forward'] > 0 and parts['backward'] > 0 and parts['optimizer'] > 0
@@ -262,8 +263,8 @@ SMOKE_RUNS = {
         'second_derivatives.json', check_second_derivatives),
     'step_profile.py': SmokeRun(
         lambda tmp: ['--variants', 'pcdarts', '--k', '2', '--width', '4', '--cells', '3', '--image-size', '8',
-                     '--batch', '2', '--skip', '1', '--steps', '2', '--rounds', '1', '--output',
-                     str(tmp / 'step_profile.json')],
+                     '--batch', '2', '--skip', '1', '--steps', '2', '--rounds', '1', '--warm-process',
+                     '--output', str(tmp / 'step_profile.json')],
         'step_profile.json', check_step_profile),
     'stabilized_vs_darts.py': SmokeRun(
         lambda tmp: ['--batch', '4', '--search-subset', '8', '--warmup-steps', '0', '--threads', '1', '--output',
