@@ -23,7 +23,8 @@ from nni_darts_ext import trial
 from nni_darts_ext.architecture import NOT_CONVERGED_ABOVE
 from nni_darts_ext.config import parse_options
 
-from machine import cpu_name  # benchmarks/ is the script's first import path
+from figures import save_figure  # benchmarks/ is the script's first import path
+from machine import cpu_name
 from testbed import ROOT, SEARCH_QUALITY, search_curve, trial_parameters
 
 matplotlib.use('Agg')
@@ -47,9 +48,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     axes.set_ylabel('normalized entropy')
     axes.set_ylim(0, 1.02)
     axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, axes)
 
 
 def main() -> None:

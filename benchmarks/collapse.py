@@ -29,6 +29,7 @@ from nni_darts_ext.config import parse_options, split_parameters
 from nni_darts_ext.reference_sample import SAMPLES_DIR, ReferenceSample
 
 import reference_sample  # benchmarks/ is the script's first import path
+from figures import save_figure
 from machine import cpu_name
 from testbed import ROOT, SEARCH_QUALITY, search_curve, trial_parameters
 
@@ -76,10 +77,8 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     for axes in (ranks, free, skips):
         axes.set_xlabel('search budget (x the benchmark\'s)')
         axes.set_xscale('log', base=2)
-        axes.grid(alpha=0.3)
     ranks.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, ranks, free, skips)
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ from nni_darts_ext.latency.measurement import TimingSettings, measure
 from nni_darts_ext.latency.profile import deployed
 from nni_darts_ext.spaces import load_space
 
+from figures import save_figure  # benchmarks/ is the script's first import path
+
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -86,9 +88,7 @@ def plot(runs: list[dict], rows: list[dict], path: Path) -> None:
     axes.set_ylabel('test accuracy (%)')
     axes.set_title('quick start (digits): seeds (dots) and their mean (diamonds)', fontsize=9)
     axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, axes)
 
 
 def main() -> None:

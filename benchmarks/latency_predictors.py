@@ -11,7 +11,6 @@ mean. The tests check the predictors on synthetic latencies; this is the figure 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 from pathlib import Path
@@ -21,6 +20,8 @@ import torch
 from nni_darts_ext.latency.measurement import TimingSettings
 from nni_darts_ext.latency.profile import profile_space
 from nni_darts_ext.spaces import load_space
+
+from machine import write_results
 
 
 def main() -> None:
@@ -51,9 +52,7 @@ def main() -> None:
     for run in runs:
         errors = run['errors']
         print(f'| {run["seed"]} | {errors["lookup"]:.1f} | {errors["network"]:.1f} | {errors["mean"]:.1f} |')
-    if arguments.output:
-        arguments.output.write_text(json.dumps({'machine': machine, 'arguments': {**vars(arguments), 'output': None},
-                                                'runs': runs}, indent=2))
+    write_results(arguments, machine, runs=runs)
 
 
 if __name__ == '__main__':

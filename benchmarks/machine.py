@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import platform
 import re
 from pathlib import Path
@@ -12,3 +14,10 @@ def cpu_name() -> str:
     cpuinfo = Path('/proc/cpuinfo')
     names = re.findall(r'model name\s*:\s*(.+)', cpuinfo.read_text()) if cpuinfo.is_file() else []
     return names[0].strip() if names else platform.processor() or 'unknown CPU'
+
+
+def write_results(arguments: argparse.Namespace, machine: str, **results) -> None:
+    """``results`` as JSON at ``arguments.output`` (when given), with the machine and the arguments."""
+    if arguments.output:
+        arguments.output.write_text(json.dumps(
+            {'machine': machine, 'arguments': {**vars(arguments), 'output': None}, **results}, indent=2))

@@ -15,7 +15,6 @@ that ``eta`` next to the direct gradient ``grad_a L_val``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 from pathlib import Path
@@ -29,6 +28,8 @@ from nni_darts_ext import make_strategy, trial
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.data import search_split
 from nni_darts_ext.second_derivatives import DoubleBackward, FiniteDifferences, dot, gradients, norm
+
+from machine import write_results
 
 
 def cosine(a: list[Tensor], b: list[Tensor]) -> float:
@@ -117,9 +118,7 @@ def main() -> None:
         cells = [statistics.median(b[key] for b in point['batches'])
                  for key in ('hu_over_u', 'eta', 'implicit_over_direct')]
         print(f'| {point["weight_steps"]} | {cells[0]:.2f} | {cells[1]:.3g} | {cells[2]:.2f} |')
-    if arguments.output:
-        arguments.output.write_text(json.dumps({'machine': machine, 'arguments': {**vars(arguments), 'output': None},
-                                                'points': points}, indent=2))
+    write_results(arguments, machine, points=points)
 
 
 if __name__ == '__main__':

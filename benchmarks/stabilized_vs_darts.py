@@ -22,6 +22,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from machine import write_results
+
 REFERENCE = "NNI's DARTS (first order)"
 CONFIGURATIONS = {
     REFERENCE: ('darts', None),  # NNI's own strategy, unchanged
@@ -104,9 +106,7 @@ def main() -> None:
     for name, run in runs.items():
         print(f'| {name} | {run["step_s"]:.3f} | {run["step_s"] / base["step_s"]:.2f} | '
               f'{run["peak_rss_mb"]:.0f} | {run["peak_rss_mb"] / base["peak_rss_mb"]:.2f} |')
-    if arguments.output:
-        arguments.output.write_text(json.dumps({'machine': machine, 'arguments': {**vars(arguments), 'output': None},
-                                                'runs': runs}, indent=2))
+    write_results(arguments, machine, runs=runs)
 
 
 if __name__ == '__main__':

@@ -217,12 +217,9 @@ class FactorizedCell(SupernetCell, FactorizedModule):
                  preprocessor: nn.Module, postprocessor: nn.Module, concat_dim: int, memo: dict[str, Any],
                  mutate_kwargs: dict[str, Any], label: str, *, factored: Factoring):
         super().__init__()
-        self.num_nodes = num_nodes
-        self.num_ops_per_node = num_ops_per_node
-        self.num_predecessors = num_predecessors
-        self.preprocessor = preprocessor
-        self.postprocessor = postprocessor
-        self.concat_dim = concat_dim
+        # NNI's cell attributes, as its differentiable cell keeps them
+        self.num_nodes, self.num_ops_per_node, self.num_predecessors = num_nodes, num_ops_per_node, num_predecessors
+        self.preprocessor, self.postprocessor, self.concat_dim = preprocessor, postprocessor, concat_dim
         self.op_names = factored.names
         self.output_node_indices = list(range(num_predecessors, num_nodes + num_predecessors))
         self.ops = nn.ModuleList(nn.ModuleList(self._edge(op_factory, factored, node, source) for source in range(node))
