@@ -218,7 +218,8 @@ def runs(arguments: argparse.Namespace) -> list[tuple[str, str, int]]:
 def child(arguments: argparse.Namespace, variant: str, k: int) -> dict[str, Any]:
     flags = [f'--{name.replace("_", "-")}={getattr(arguments, name)}'
              for name in ('width', 'cells', 'image_size', 'batch', 'skip', 'steps', 'threads')]
-    flags += ['--warm-process'] * arguments.warm_process
+    if arguments.warm_process:
+        flags.append('--warm-process')
     completed = subprocess.run([sys.executable, __file__, '--one', variant, f'--k={k or 1}', *flags],
                                capture_output=True, text=True, check=False)
     if completed.returncode:
@@ -246,7 +247,7 @@ def main() -> None:
     print(f'# {cpu_name()}, torch {torch.__version__}, {arguments.threads} thread(s); NNI hub DARTS space: '
           f'{arguments.cells} cells x {arguments.width} channels, {arguments.image_size}x{arguments.image_size} '
           f'images, batch {arguments.batch}; medians of {arguments.rounds} rounds of {arguments.steps} steps'
-          + ('; memory after a warm-up of the process' * arguments.warm_process))
+          + ('; memory after a warm-up of the process' if arguments.warm_process else ''))
     print('| run | step ms | step ratio | memory MB | memory ratio | ' + ' | '.join(f'{p} ms' for p in PARTS) + ' |')
     print('|---' * (5 + len(PARTS)) + '|')
     for name, run in summary.items():

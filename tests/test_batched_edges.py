@@ -27,9 +27,10 @@ norm over PC-DARTS's 2-channel edges of 8 images amplifies rounding to 1e-3 on s
 
 @pytest.fixture(autouse=True)
 def double_precision():
+    previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
-    torch.set_default_dtype(torch.float32)
+    torch.set_default_dtype(previous)
 
 
 def edge_by_edge(cell: DartsCell, node: int, inputs: list[torch.Tensor], edges: nn.ModuleList) -> torch.Tensor:
