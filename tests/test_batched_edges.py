@@ -161,3 +161,32 @@ def test_mix_edges_weighs_every_candidate_and_ignores_the_zero_operation_s_weigh
     weights = [torch.rand(4) for _ in candidates]  # the zero operation's weight last
     expected = sum(w * op(x) for x, ops, ws in zip(inputs, candidates, weights) for w, op in zip(ws, ops))
     torch.testing.assert_close(mix_edges(inputs, candidates, weights), expected, **TOLERANCE)
+
+
+def saved_activation_bytes(compute) -> int:
+    """The bytes of the batch-sized tensors (activations, not weights) that ``compute`` 's graph keeps
+    for its backward pass, each storage once."""
+    storages = {}
+
+    def pack(tensor):
+        if tensor.dim() == 4 and tensor.shape[0] == BATCH:
+            storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        compute()
+    return sum(storages.values())
+
+
+BATCH = 3
+
+
+def test_weighing_and_the_shared_relu_keep_nothing_beyond_the_candidates_own_activations():
+    torch.manual_seed(0)
+    sep_conv, dil_conv = SepConv(4, 4, 3, 1, 1), DilConv(4, 4, 3, 1, 2, 2)
+    x = torch.randn(BATCH, 4, 8, 8, requires_grad=True)
+    weights = torch.rand(3, requires_grad=True)
+    alone = saved_activation_bytes(lambda: sep_conv(x)) + saved_activation_bytes(lambda: dil_conv(x))
+    mixed = saved_activation_bytes(lambda: mix_edges([x], [[sep_conv, dil_conv]], [weights]))
+    # one ReLU of the input for both; no weighted output kept for the weights' gradient
+    assert mixed == alone - x.numel() * x.element_size()

@@ -10,6 +10,11 @@ each edge's own). It computes the same values (to rounding) with ``n`` times few
 search sizes PyTorch's cost per call, not the arithmetic, dominates small convolutions: DARTS's
 supernets at 8 or 16 channels, and PC-DARTS's 1/K of them most of all.
 
+Two more savings, in memory kept for the backward pass: the candidates that begin with a ReLU
+(DARTS's convolutions) share one ReLU of their input, and a candidate that ends in a batch norm
+takes its weight ``w[e, o]`` into the norm's affine transform, so the product keeps no copy of the
+candidate's output (batch norm's backward needs only its input and statistics).
+
 A candidate with any other layer (a ``FactorizedReduce``, a dropout, the user's own module) or with
 hooks runs on its own, edge by edge, in the order the edges and candidates come, so random draws
 (dropout) follow the same order as a loop over the edges would.
@@ -33,15 +38,27 @@ def signature(module: nn.Module) -> Hashable | None:
     not their weights); ``None`` for a module that must run on its own (one with a forward hook
     anywhere inside it among them). A module's structure is read once: what a cell's candidates
     are made of does not change while it searches."""
-    if module not in _STRUCTURES:
-        _STRUCTURES[module] = (_structure(module), tuple(module.modules()))
-    structure, layers = _STRUCTURES[module]
-    if structure is None or any(layer._forward_hooks or layer._forward_pre_hooks for layer in layers):
+    structure, modules, _ = _read(module)
+    if structure is None or any(layer._forward_hooks or layer._forward_pre_hooks for layer in modules):
         return None
     return structure, module.training
 
 
-_STRUCTURES: WeakKeyDictionary[nn.Module, tuple[Hashable | None, tuple[nn.Module, ...]]] = WeakKeyDictionary()
+def _read(module: nn.Module) -> tuple[Hashable | None, tuple[nn.Module, ...], tuple[nn.Module, ...]]:
+    """``module`` 's structure, every module in it, and its layers in the order they run."""
+    if module not in _STRUCTURES:
+        _STRUCTURES[module] = (_structure(module), tuple(module.modules()), _layers(module))
+    return _STRUCTURES[module]
+
+
+def _layers(module: nn.Module) -> tuple[nn.Module, ...]:
+    if isinstance(module, nn.Sequential):
+        return tuple(layer for child in module for layer in _layers(child))
+    return (module,)
+
+
+_STRUCTURES: WeakKeyDictionary[nn.Module, tuple[Hashable | None, tuple[nn.Module, ...], tuple[nn.Module, ...]]] = \
+    WeakKeyDictionary()
 
 
 def _structure(module: nn.Module) -> Hashable | None:
@@ -73,29 +90,37 @@ def _computes_as(module: nn.Module, layer: type[nn.Module]) -> bool:
 def run_side_by_side(modules: Sequence[nn.Module], x: Tensor) -> Tensor:
     """``cat([m(x_m) for each module m])`` for ``x = cat(x_m)`` along the channels, one call per layer;
     the modules share one :func:`signature`."""
-    first = modules[0]
-    if isinstance(first, nn.Sequential):
-        for layers in zip(*modules):
-            x = run_side_by_side(layers, x)
-        return x
+    for layers in zip(*(_read(module)[2] for module in modules)):
+        x = _layers_side_by_side(layers, x)
+    return x
+
+
+def _layers_side_by_side(layers: Sequence[nn.Module], x: Tensor, scale: Tensor | None = None) -> Tensor:
+    first = layers[0]
     if isinstance(first, nn.Conv2d):
-        bias = torch.cat([m.bias for m in modules]) if first.bias is not None else None
-        return F.conv2d(x, torch.cat([m.weight for m in modules]), bias, first.stride, first.padding,
-                        first.dilation, first.groups * len(modules))
+        bias = torch.cat([m.bias for m in layers]) if first.bias is not None else None
+        return F.conv2d(x, torch.cat([m.weight for m in layers]), bias, first.stride, first.padding,
+                        first.dilation, first.groups * len(layers))
     if isinstance(first, nn.BatchNorm2d):
-        return _batch_norm_side_by_side(modules, x)
+        return _batch_norm_side_by_side(layers, x, scale)
     if isinstance(first, nn.ReLU):
         return F.relu(x)  # never in place: the stacked input feeds the other candidates too
     return first(x)  # identity and pooling work per channel
 
 
-def _batch_norm_side_by_side(modules: Sequence[nn.BatchNorm2d], x: Tensor) -> Tensor:
+def _batch_norm_side_by_side(modules: Sequence[nn.BatchNorm2d], x: Tensor, scale: Tensor | None) -> Tensor:
+    """The batch norms side by side, each module's output times ``scale[m]`` when given: folded into
+    the affine transform, so that no output is saved for the product's backward."""
     first = modules[0]
     tracking = first.track_running_stats
     mean = torch.cat([m.running_mean for m in modules]) if tracking else None
     variance = torch.cat([m.running_var for m in modules]) if tracking else None
     weight = torch.cat([m.weight for m in modules]) if first.affine else None
     bias = torch.cat([m.bias for m in modules]) if first.affine else None
+    if scale is not None:
+        per_channel = scale.repeat_interleave(first.num_features)
+        weight = per_channel if weight is None else weight * per_channel
+        bias = None if bias is None else bias * per_channel
     output = F.batch_norm(x, mean, variance, weight, bias, first.training or not tracking, first.momentum, first.eps)
     if tracking and first.training:  # F.batch_norm updated the stacked statistics: hand each module its own
         torch._foreach_copy_([m.running_mean for m in modules], list(mean.chunk(len(modules))))
@@ -104,6 +129,41 @@ def _batch_norm_side_by_side(modules: Sequence[nn.BatchNorm2d], x: Tensor) -> Te
         if counting:  # NNI's mixed batch norm counts no batches
             torch._foreach_add_(counting, 1)
     return output
+
+
+class _StackedInputs:
+    """A node's inputs side by side for a group of its edges, and their ReLU, each computed once for
+    every candidate that reads them (most cell candidates begin with a ReLU)."""
+
+    def __init__(self, inputs: Sequence[Tensor]):
+        self.inputs = inputs
+        self._computed: dict[tuple[tuple[int, ...], bool], Tensor] = {}
+
+    def get(self, edges: tuple[int, ...], rectified: bool) -> Tensor:
+        if (edges, rectified) not in self._computed:
+            if rectified:
+                stacked = F.relu(self.get(edges, False))
+            else:
+                stacked = torch.cat([self.inputs[e] for e in edges], 1) if len(edges) > 1 else self.inputs[edges[0]]
+            self._computed[edges, rectified] = stacked
+        return self._computed[edges, rectified]
+
+
+def _weighted_side_by_side(modules: Sequence[nn.Module], inputs: _StackedInputs, edges: tuple[int, ...],
+                           weights: Tensor) -> Tensor:
+    """``sum over m of weights[m] * modules[m](inputs of edges[m])``, the modules side by side; the
+    weights ride on a final batch norm's affine transform where there is one."""
+    steps = list(zip(*(_read(module)[2] for module in modules)))
+    rectified = bool(steps) and isinstance(steps[0][0], nn.ReLU)
+    x = inputs.get(edges, rectified)
+    if rectified:
+        steps = steps[1:]
+    folded = bool(steps) and isinstance(steps[-1][0], nn.BatchNorm2d)
+    for layers in steps[:-1] if folded else steps:
+        x = _layers_side_by_side(layers, x)
+    if folded:
+        return _layers_side_by_side(steps[-1], x, weights).unflatten(1, (len(modules), -1)).sum(1)
+    return torch.einsum('bn...,n->b...', x.unflatten(1, (len(modules), -1)), weights)
 
 
 def mix_edges(inputs: Sequence[Tensor], candidates: Sequence[Sequence[nn.Module]],
@@ -123,18 +183,11 @@ def mix_edges(inputs: Sequence[Tensor], candidates: Sequence[Sequence[nn.Module]
                 total = term if total is None else total + term
             else:
                 groups.setdefault((key, x.shape, x.dtype), []).append((edge, index))
-    stacked_inputs: dict[tuple[int, ...], Tensor] = {}
+    stacked = _StackedInputs(inputs)
     for members in groups.values():
-        if len(members) == 1:
-            (edge, index), = members
-            term = weights[edge][index] * candidates[edge][index](inputs[edge])
-        else:
-            edges = tuple(edge for edge, _ in members)
-            if edges not in stacked_inputs:
-                stacked_inputs[edges] = torch.cat([inputs[edge] for edge in edges], 1)
-            output = run_side_by_side([candidates[edge][index] for edge, index in members], stacked_inputs[edges])
-            member_weights = torch.stack([weights[edge][index] for edge, index in members])
-            term = torch.einsum('bn...,n->b...', output.unflatten(1, (len(members), -1)), member_weights)
+        term = _weighted_side_by_side([candidates[edge][index] for edge, index in members], stacked,
+                                      tuple(edge for edge, _ in members),
+                                      torch.stack([weights[edge][index] for edge, index in members]))
         total = term if total is None else total + term
     assert total is not None, 'a node with no candidate operations'
     return total
