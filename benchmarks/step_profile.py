@@ -18,6 +18,9 @@ means over its steps (NNI logs the probabilities every 10th), the report's the m
 
     python benchmarks/step_profile.py                            # every variant, CPU
     python benchmarks/step_profile.py --variants pcdarts --k 4 8 --rounds 3
+    python benchmarks/step_profile.py --variants darts pcdarts --layouts default channels-last
+
+Every ratio is to the first run: NNI's DARTS in the first of ``--layouts``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from nni_darts_ext.training import ClassifierModule, make_trainer
 BASE = 'nni-darts'
 """NNI's own DARTS strategy, the base of every ratio."""
 VARIANTS = ('darts', 'pcdarts', 'darts2', 'stabilized', 'ladarts', 'pcdarts+stabilized')
+LAYOUTS = ('default', 'channels-last')
 PARTS = ('forward', 'backward', 'optimizer', 'clipping', 'probabilities', 'resample', 'rest')
 CLIP = 5.0
 """DARTS's gradient clip, which every variant here and NNI's DARTS share."""
@@ -173,7 +177,7 @@ def profile_one(variant: str, arguments: argparse.Namespace) -> dict[str, Any]:
     timer = ExclusiveTimer()
     clock = StepClock(timer, arguments.skip)
     evaluator = Lightning(
-        ClassifierModule(), make_trainer(1, 'cpu', 1, [clock]),
+        ClassifierModule(channels_last=arguments.layout == 'channels-last'), make_trainer(1, 'cpu', 1, [clock]),
         train_dataloaders=DataLoader(TensorDataset(images, labels), batch_size=arguments.batch, shuffle=True),
         val_dataloaders=DataLoader(TensorDataset(images, labels), batch_size=arguments.batch, shuffle=True))
     supernet = strategy.mutate_model(space)
@@ -199,28 +203,36 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument('--steps', type=int, default=10, help='timed batches per round')
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--layouts', nargs='+', choices=LAYOUTS, default=['default'],
+                        help="the supernets' memory layouts, each a run of every variant")
     parser.add_argument('--warm-process', action='store_true',
                         help="pay torch's one-time costs before the memory baseline (a tiny network's step)")
     parser.add_argument('--output', type=Path, help='write the rounds and the machine as JSON')
     parser.add_argument('--one', help=argparse.SUPPRESS)  # a child process: profile this run, print JSON
+    parser.add_argument('--layout', choices=LAYOUTS, help=argparse.SUPPRESS)  # the child's layout
     return parser
 
 
-def runs(arguments: argparse.Namespace) -> list[tuple[str, str, int]]:
-    """(run name, variant, K) for NNI's DARTS and each variant, one run per K for partial channels."""
-    listed = [(BASE, BASE, 0)]
-    for variant in arguments.variants:
-        ks = arguments.k if 'pcdarts' in variant else [0]
-        listed += [(f'{variant} k={k}' if k else variant, variant, k) for k in ks]
+def runs(arguments: argparse.Namespace) -> list[tuple[str, str, int, str]]:
+    """(run name, variant, K, layout) for NNI's DARTS and each variant, one run per K for partial
+    channels, per layout."""
+    listed = []
+    for layout in arguments.layouts:
+        suffix = '' if layout == 'default' else f', {layout}'
+        listed.append((BASE + suffix, BASE, 0, layout))
+        for variant in arguments.variants:
+            ks = arguments.k if 'pcdarts' in variant else [0]
+            listed += [((f'{variant} k={k}' if k else variant) + suffix, variant, k, layout) for k in ks]
     return listed
 
 
-def child(arguments: argparse.Namespace, variant: str, k: int) -> dict[str, Any]:
+def child(arguments: argparse.Namespace, variant: str, k: int, layout: str) -> dict[str, Any]:
     flags = [f'--{name.replace("_", "-")}={getattr(arguments, name)}'
              for name in ('width', 'cells', 'image_size', 'batch', 'skip', 'steps', 'threads')]
     if arguments.warm_process:
         flags.append('--warm-process')
-    completed = subprocess.run([sys.executable, __file__, '--one', variant, f'--k={k or 1}', *flags],
+    completed = subprocess.run([sys.executable, __file__, '--one', variant, f'--k={k or 1}', f'--layout={layout}',
+                                *flags],
                                capture_output=True, text=True, check=False)
     if completed.returncode:
         sys.exit(f'error: the {variant} run failed:\n{completed.stderr[-3000:]}')
@@ -235,15 +247,15 @@ def main() -> None:
         return
     rounds: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for _ in range(arguments.rounds):
-        for name, variant, k in runs(arguments):
-            rounds[name].append(child(arguments, variant, k))
+        for name, variant, k, layout in runs(arguments):
+            rounds[name].append(child(arguments, variant, k, layout))
             print(f'{name}: {rounds[name][-1]["step_ms"]:.1f} ms', file=sys.stderr)
     summary = {name: {'step_ms': statistics.median(r['step_ms'] for r in results),
                       'memory_mb': statistics.median(r['memory_mb'] for r in results),
                       'parts_ms': {part: statistics.median(r['parts_ms'].get(part, 0.0) for r in results)
                                    for part in PARTS}}
                for name, results in rounds.items()}
-    base = summary[BASE]
+    base = next(iter(summary.values()))
     print(f'# {cpu_name()}, torch {torch.__version__}, {arguments.threads} thread(s); NNI hub DARTS space: '
           f'{arguments.cells} cells x {arguments.width} channels, {arguments.image_size}x{arguments.image_size} '
           f'images, batch {arguments.batch}; medians of {arguments.rounds} rounds of {arguments.steps} steps'

@@ -62,6 +62,7 @@ class TrialConfig:
     devices: int = 1
     threads: int | None = None
     num_workers: int = 0
+    channels_last: bool = False
     output_dir: str | None = None
     resume: bool = False
 

@@ -38,11 +38,14 @@ class ClassifierModule(LightningModule):
     learning_rate_setting
         The name of the setting that gave ``learning_rate`` (the search's or the retraining's):
         a diverging loss says to lower it.
+    channels_last
+        Hold the network's weights and feed its images in the channels-last layout (the same
+        values; faster convolutions on CPUs, and on GPUs in reduced precision).
     """
 
     def __init__(self, learning_rate: float = 0.025, min_learning_rate: float = 0.001,
                  momentum: float = 0.9, weight_decay: float = 3e-4, auxiliary_weight: float = 0.0,
-                 learning_rate_setting: str = 'learning_rate'):
+                 learning_rate_setting: str = 'learning_rate', channels_last: bool = False):
         super().__init__()
         self.learning_rate = learning_rate
         self.learning_rate_setting = learning_rate_setting
@@ -50,9 +53,14 @@ class ClassifierModule(LightningModule):
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.auxiliary_weight = auxiliary_weight
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def setup(self, stage: str) -> None:
+        if self.memory_format is torch.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
+        return self.model(images.contiguous(memory_format=self.memory_format))
 
     def _loss_and_accuracy(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch

@@ -126,7 +126,8 @@ def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Ca
     ``resume_from``, where given."""
     weights_half, architecture_half = search_split(data.train, config.search_subset)
     return Lightning(
-        ClassifierModule(config.learning_rate, config.min_learning_rate, config.momentum, config.weight_decay),
+        ClassifierModule(config.learning_rate, config.min_learning_rate, config.momentum, config.weight_decay,
+                         channels_last=config.channels_last),
         make_trainer(config.search_epochs, config.accelerator, config.devices, callbacks,
                      checkpoint_dir=checkpoint_dir),
         train_dataloaders=DataLoader(weights_half, batch_size=config.batch_size, shuffle=True,
@@ -164,7 +165,7 @@ def search(strategy: TrialStrategy, space: Space, size: Size, data: ImageData, c
     return found
 
 
-RUN_SETTINGS = ('accelerator', 'threads', 'num_workers', 'output_dir', 'resume', 'test_subset', 'retrain_epochs',
+RUN_SETTINGS = ('accelerator', 'threads', 'num_workers', 'channels_last', 'output_dir', 'resume', 'test_subset', 'retrain_epochs',
                 'retrain_batch_size', 'retrain_learning_rate', 'retrain_gradient_clip', 'retrain_cutout',
                 'retrain_drop_path', 'retrain_auxiliary_weight')
 """Trial parameters a resumed search may change: where it runs and writes, and what comes after the search."""
@@ -212,7 +213,7 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
     """
     module = ClassifierModule(config.retrain_learning_rate, min(config.min_learning_rate, config.retrain_learning_rate),
                               config.momentum, config.weight_decay, config.retrain_auxiliary_weight,
-                              'retrain_learning_rate')
+                              'retrain_learning_rate', config.channels_last)
     module.set_model(model)
     schedule = [DropPathSchedule(config.retrain_drop_path)] if config.retrain_drop_path else []
     statistics = BatchNormStatistics(statistics_loader(data, config))

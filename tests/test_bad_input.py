@@ -65,6 +65,7 @@ BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
     'num_workers': (NOT_A_NUMBER, -1, {}),
     'output_dir': (3, None, {}),  # a path that cannot be a directory: see the test below
     'resume': ('yes', None, {}),  # a switch has no impossible value
+    'channels_last': ('fast', None, {}),
 }
 
 # variant option -> (wrong type, impossible value); each is tried with the first variant that has it

@@ -126,7 +126,8 @@ def check_pcdarts(written: dict[str, Any]) -> None:
 
 
 def check_step_profile(written: dict[str, Any]) -> None:
-    assert set(written['summary']) == {'nni-darts', 'pcdarts k=2'}
+    assert set(written['summary']) == {'nni-darts', 'pcdarts k=2', 'nni-darts, channels-last',
+                                       'pcdarts k=2, channels-last'}
     assert written['arguments']['warm_process']
     for run in written['summary'].values():
         parts = run['parts_ms']
@@ -264,7 +265,7 @@ SMOKE_RUNS = {
     'step_profile.py': SmokeRun(
         lambda tmp: ['--variants', 'pcdarts', '--k', '2', '--width', '4', '--cells', '3', '--image-size', '8',
                      '--batch', '2', '--skip', '1', '--steps', '2', '--rounds', '1', '--warm-process',
-                     '--output', str(tmp / 'step_profile.json')],
+                     '--layouts', 'default', 'channels-last', '--output', str(tmp / 'step_profile.json')],
         'step_profile.json', check_step_profile),
     'stabilized_vs_darts.py': SmokeRun(
         lambda tmp: ['--batch', '4', '--search-subset', '8', '--warmup-steps', '0', '--threads', '1', '--output',
