@@ -163,7 +163,7 @@ def _weighted_side_by_side(modules: Sequence[nn.Module], inputs: _StackedInputs,
         x = _layers_side_by_side(layers, x)
     if folded:
         return _layers_side_by_side(steps[-1], x, weights).unflatten(1, (len(modules), -1)).sum(1)
-    return torch.einsum('bn...,n->b...', x.unflatten(1, (len(modules), -1)), weights)
+    return (x.unflatten(1, (len(modules), -1)) * weights.view(1, -1, 1, 1, 1)).sum(1)
 
 
 def mix_edges(inputs: Sequence[Tensor], candidates: Sequence[Sequence[nn.Module]],
