@@ -33,6 +33,16 @@ def share_the_cores_among_workers() -> None:
 share_the_cores_among_workers()
 
 
+@pytest.fixture
+def double_precision() -> Iterator[None]:
+    """float64 as torch's default dtype during the test, for comparisons beyond float32's rounding;
+    the previous default restored after."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
 QUICK = {
     'dataset': 'digits', 'space': 'darts_small', 'train_subset': 256, 'test_subset': 128,
     'batch_size': 32, 'search_epochs': 1, 'retrain_epochs': 1, 'accelerator': 'cpu',

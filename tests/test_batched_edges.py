@@ -24,13 +24,7 @@ TOLERANCE = {'rtol': 1e-9, 'atol': 1e-12}
 """In double precision: the two orders of summation agree to rounding there, while in float32 batch
 norm over PC-DARTS's 2-channel edges of 8 images amplifies rounding to 1e-3 on some processors."""
 
-
-@pytest.fixture(autouse=True)
-def double_precision():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures('double_precision')
 
 
 def edge_by_edge(cell: DartsCell, node: int, inputs: list[torch.Tensor], edges: nn.ModuleList) -> torch.Tensor:

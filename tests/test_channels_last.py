@@ -13,12 +13,7 @@ from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.training import ClassifierModule
 
 
-@pytest.fixture(autouse=True)
-def double_precision():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # the layouts sum in different orders: compare beyond float32's rounding
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures('double_precision')  # the layouts sum in different orders
 
 
 def classifier(net: torch.nn.Module, channels_last: bool) -> ClassifierModule:

@@ -141,8 +141,7 @@ class TinyMixture(nn.Module):
 
 
 @pytest.fixture
-def tiny():
-    torch.set_default_dtype(torch.float64)
+def tiny(double_precision):
     torch.manual_seed(0)
     model = TinyMixture()
     train = (torch.randn(16, 3), torch.randint(0, 2, (16,)))
@@ -150,8 +149,7 @@ def tiny():
     names = [n for n, _ in model.named_parameters() if n != 'alpha']
     weights = [model.get_parameter(n) for n in names]
     buffers = [torch.randn_like(w) for w in weights]
-    yield model, train, val, names, weights, buffers
-    torch.set_default_dtype(torch.float32)
+    return model, train, val, names, weights, buffers
 
 
 def loss_of(model: nn.Module, batch, parameters: dict[str, Tensor] | None = None) -> Tensor:

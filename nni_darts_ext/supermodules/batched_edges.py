@@ -90,7 +90,16 @@ def _computes_as(module: nn.Module, layer: type[nn.Module]) -> bool:
 def run_side_by_side(modules: Sequence[nn.Module], x: Tensor) -> Tensor:
     """``cat([m(x_m) for each module m])`` for ``x = cat(x_m)`` along the channels, one call per layer;
     the modules share one :func:`signature`."""
-    for layers in zip(*(_read(module)[2] for module in modules)):
+    return _run_steps(_steps(modules), x)
+
+
+def _steps(modules: Sequence[nn.Module]) -> list[tuple[nn.Module, ...]]:
+    """The modules' layers in the order they run, the modules' ``i`` th layers together."""
+    return list(zip(*(_read(module)[2] for module in modules)))
+
+
+def _run_steps(steps: Sequence[tuple[nn.Module, ...]], x: Tensor) -> Tensor:
+    for layers in steps:
         x = _layers_side_by_side(layers, x)
     return x
 
@@ -153,14 +162,12 @@ def _weighted_side_by_side(modules: Sequence[nn.Module], inputs: _StackedInputs,
                            weights: Tensor) -> Tensor:
     """``sum over m of weights[m] * modules[m](inputs of edges[m])``, the modules side by side; the
     weights ride on a final batch norm's affine transform where there is one."""
-    steps = list(zip(*(_read(module)[2] for module in modules)))
+    steps = _steps(modules)
     rectified = bool(steps) and isinstance(steps[0][0], nn.ReLU)
-    x = inputs.get(edges, rectified)
     if rectified:
         steps = steps[1:]
     folded = bool(steps) and isinstance(steps[-1][0], nn.BatchNorm2d)
-    for layers in steps[:-1] if folded else steps:
-        x = _layers_side_by_side(layers, x)
+    x = _run_steps(steps[:-1] if folded else steps, inputs.get(edges, rectified))
     if folded:
         return _layers_side_by_side(steps[-1], x, weights).unflatten(1, (len(modules), -1)).sum(1)
     return (x.unflatten(1, (len(modules), -1)) * weights.view(1, -1, 1, 1, 1)).sum(1)
