@@ -64,13 +64,14 @@ class TrialConfig:
     num_workers: int = 0
     channels_last: bool = False
     output_dir: str | None = None
+    nb201_table: str | None = None
     resume: bool = False
 
     def __post_init__(self) -> None:
         for name in FIELDS:
             _check_type(name, getattr(self, name))
         object.__setattr__(self, 'variant', variant_name(self.variant))  # one variant, one name in every report
-        positive = ('batch_size', 'search_epochs', 'retrain_epochs', 'devices', 'train_subset', 'test_subset',
+        positive = ('batch_size', 'search_epochs', 'devices', 'train_subset', 'test_subset',
                     'image_size', 'search_subset', 'search_width', 'search_cells', 'retrain_width', 'retrain_cells',
                     'retrain_batch_size', 'threads')
         for name in positive:
@@ -80,7 +81,8 @@ class TrialConfig:
         for name in ('learning_rate', 'retrain_learning_rate'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name} must be positive, got {getattr(self, name)}')
-        for name in ('min_learning_rate', 'weight_decay', 'retrain_gradient_clip', 'num_workers', 'eigenvalue_batches'):
+        for name in ('min_learning_rate', 'weight_decay', 'retrain_gradient_clip', 'num_workers', 'eigenvalue_batches',
+                     'retrain_epochs'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must not be negative, got {getattr(self, name)}')
         if self.arc_travel is not None and self.arc_travel <= 0:

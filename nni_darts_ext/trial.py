@@ -14,6 +14,7 @@ TensorBoard event files: :mod:`nni_darts_ext.board`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import nni
 import pytorch_lightning as pl
@@ -32,6 +33,7 @@ from . import architecture
 from .board import TENSORBOARD_DIR, TrialBoard
 from .checkpoints import CHECKPOINT_DIR, SearchSettings, checkpoint_to_resume
 from .collapse import CollapseMonitor
+from .connected import NoConnectedArchitecture, by_joint_probability, first_connected, is_connected
 from .config import TrialConfig, command_line, merge_parameters, parse_options, split_parameters
 from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
@@ -39,6 +41,7 @@ from .epoch_reporter import EpochReporter, is_rank_zero, under_nni
 from .errors import ConfigError, check_directory
 from .files import remove_partial_files, write_atomically
 from .latency.measurement import TimingSettings, measure
+from .nb201 import NB201_SPACE, GroundTruth, load_table
 from .reference_sample import matching_sample
 from .spaces import Regularization, Size, Space, load_space
 from .spaces.cell_network import check_auxiliary_head
@@ -77,6 +80,9 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[TrialStrategy
             raise ConfigError(f'batch_size ({config.batch_size}) exceeds the search split ({search_images // 2} '
                               'images): lower batch_size or raise search_subset or train_subset')
         strategy.check_trial(config.search_epochs, config.early_stop)
+    elif not config.retrain_epochs and config.nb201_table is None:
+        raise ConfigError(f'{config.variant} does not search: with retrain_epochs 0 and no nb201_table its trial '
+                          'would measure nothing; retrain (retrain_epochs at least 1) or give nb201_table')
     apply_arc_travel(strategy, config, search_images, options)
     if not config.space.startswith('nni:'):
         check_resolution(search_size.cells, data.image_size, 'search_cells')
@@ -139,16 +145,21 @@ def search_evaluator(data: ImageData, config: TrialConfig, callbacks: list[pl.Ca
     )
 
 
+Candidates = Iterator[dict[str, Any]]
+"""Architectures in the order a strategy would hand them out: the one it found first."""
+
+
 def search(strategy: TrialStrategy, space: Space, size: Size, data: ImageData, config: TrialConfig,
            records: list[dict[str, Any]], monitor: CollapseMonitor, output_dir: Path,
-           settings: dict[str, Any], board: TrialBoard) -> dict[str, Any]:
-    """Run the strategy on the space and return the architecture it exports (or the one the
-    monitor's early stop rolled back to); checkpoints go to ``output_dir``, with the search's
-    ``settings``, each epoch to ``board``, and with ``resume`` the search goes on from the last
-    checkpoint there."""
+           settings: dict[str, Any], board: TrialBoard) -> Candidates:
+    """Run the strategy on the space; the architectures it would export, first the one it found (or
+    the one the monitor's early stop rolled back to), then the others by the derivation rule's order
+    (:func:`~nni_darts_ext.connected.by_joint_probability`) or, for a strategy that does not search,
+    its next draws. Checkpoints go to ``output_dir``, with the search's ``settings``, each epoch to
+    ``board``, and with ``resume`` the search goes on from the last checkpoint there."""
     model_space = space.search_space(size)
     if not strategy.searches:
-        return strategy.sample(model_space)
+        return (strategy.sample(model_space) for _ in itertools.count())
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     resume_from = checkpoint_to_resume(checkpoint_dir, settings) if config.resume else None
     evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor, board),
@@ -162,10 +173,11 @@ def search(strategy: TrialStrategy, space: Space, size: Size, data: ImageData, c
         alphas = torch.cat([p.detach().cpu().flatten() for p in search_module.module.arch_parameters()])
         _logger.info('rank %d: architecture parameters sha1 %s; found %s', torch.distributed.get_rank(),
                      hashlib.sha1(alphas.numpy().tobytes()).hexdigest(), architecture.describe(found))
-    return found
+    return itertools.chain([found], by_joint_probability(found, search_module.module.export_probs()))
 
 
-RUN_SETTINGS = ('accelerator', 'threads', 'num_workers', 'channels_last', 'output_dir', 'resume', 'test_subset', 'retrain_epochs',
+RUN_SETTINGS = ('accelerator', 'threads', 'num_workers', 'channels_last', 'output_dir', 'resume', 'nb201_table',
+                'test_subset', 'retrain_epochs',
                 'retrain_batch_size', 'retrain_learning_rate', 'retrain_gradient_clip', 'retrain_cutout',
                 'retrain_drop_path', 'retrain_auxiliary_weight')
 """Trial parameters a resumed search may change: where it runs and writes, and what comes after the search."""
@@ -225,8 +237,9 @@ def retrain(model: torch.nn.Module, data: ImageData, config: TrialConfig, record
 
 
 def retrain_found(found: dict[str, Any], space: Space, size: Size, data: ImageData, config: TrialConfig,
-                  records: list[dict[str, Any]], board: TrialBoard | None = None) -> tuple[torch.nn.Module, float]:
-    """The network of architecture ``found`` at ``size``, retrained (:func:`retrain`), and its test accuracy.
+                  records: list[dict[str, Any]], board: TrialBoard | None = None) -> tuple[torch.nn.Module, float | None]:
+    """The network of architecture ``found`` at ``size``, retrained (:func:`retrain`), and its test
+    accuracy; with ``retrain_epochs`` 0 the untrained network and ``None``.
 
     The retraining draws from the trial's seed, not from what the search (whole, resumed or
     absent) left: the same architecture and seed retrain to the same network, in a trial or in a
@@ -235,7 +248,24 @@ def retrain_found(found: dict[str, Any], space: Space, size: Size, data: ImageDa
     pl.seed_everything(config.seed, workers=True, verbose=False)
     model = space.evaluation_model(found, size,
                                    Regularization(config.retrain_drop_path, config.retrain_auxiliary_weight > 0))
-    return model, retrain(model, data, config, records, board)
+    return model, (retrain(model, data, config, records, board) if config.retrain_epochs else None)
+
+
+def ground_truth(config: TrialConfig) -> GroundTruth | None:
+    """The NB201 table of ``nb201_table``, read and checked before any work; refused on another space."""
+    if config.nb201_table is None:
+        return None
+    if config.space != NB201_SPACE:
+        raise ConfigError(f'nb201_table scores cells of {NB201_SPACE}; this trial searches {config.space}: '
+                          'leave nb201_table unset')
+    return load_table(config.nb201_table)
+
+
+def connected_first(candidates: Candidates, space: Space, size: Size, data: ImageData) -> dict[str, Any]:
+    """The first of the search's ``candidates`` whose network at ``size`` is connected
+    (:mod:`~nni_darts_ext.connected`)."""
+    shape = (data.channels, data.image_size, data.image_size)
+    return first_connected(candidates, lambda found: is_connected(space.evaluation_model(found, size), shape))
 
 
 def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[str, Any]:
@@ -248,24 +278,32 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     strategy, data, space, search_size, evaluation_size = prepare(config, options)
+    table = ground_truth(config)
     records: list[dict[str, Any]] = []
     board = TrialBoard(output_dir / TENSORBOARD_DIR)
 
     monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
     started = time.perf_counter()
-    found = search(strategy, space, search_size, data, config, records, monitor, output_dir,
-                   search_settings(config, options), board)
+    candidates = search(strategy, space, search_size, data, config, records, monitor, output_dir,
+                        search_settings(config, options), board)
+    unconstrained = next(candidates)
+    found = connected_first(itertools.chain([unconstrained], candidates), space, evaluation_size, data)
     search_seconds = time.perf_counter() - started
     _logger.info('found: %s', architecture.describe(found))
+    if found != unconstrained:
+        _logger.warning('no path leads from input to output in %s: took %s', architecture.describe(unconstrained),
+                        architecture.describe(found))
 
     started = time.perf_counter()
     model, test_accuracy = retrain_found(found, space, evaluation_size, data, config, records, board)
     retrain_seconds = time.perf_counter() - started
     # the retrained network's latency, one image at a time on one CPU thread: the same yardstick for every variant
     latency = measure([model], (data.channels, data.image_size, data.image_size), TimingSettings())[0]
+    truth = table.score(found) if table else {}
+    unconstrained_truth = table.score(unconstrained) if table else {}
 
     final = {
-        'default': test_accuracy,
+        'default': score(test_accuracy, truth, records),
         'variant': config.variant,
         'seed': config.seed,
         'search_s': round(search_seconds, 2),
@@ -276,7 +314,10 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         'parameter_free': architecture.parameter_free(found),
         'none_edges': architecture.none_edges(found),
         'arch': architecture.describe(found),
+        'unconstrained_arch': architecture.describe(unconstrained),
         'stopped_early': monitor.stopped,
+        **truth,
+        **{f'unconstrained_{name}': value for name, value in unconstrained_truth.items() if not name.endswith('percentile')},
         **strategy.search_summary(found),
         **convergence(strategy, records),
         **standing(found, config),
@@ -286,6 +327,18 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
         if under_nni():
             nni.report_final_result(final)
     return final
+
+
+def score(test_accuracy: float | None, truth: dict[str, float], records: list[dict[str, Any]]) -> float:
+    """The trial's ``default``: the retrained network's test accuracy; without retraining, the found cell's
+    NB201 CIFAR-10 accuracy as a fraction (its first dataset's, for a table without CIFAR-10), else the
+    supernet's last validation accuracy."""
+    if test_accuracy is not None:
+        return test_accuracy
+    if truth:
+        name = 'nb201_cifar10' if 'nb201_cifar10' in truth else next(iter(truth))
+        return truth[name] / 100
+    return records[-1]['default']
 
 
 def convergence(strategy: TrialStrategy, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -364,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FloatingPointError as err:
         print(f'error: training diverged: {err}', file=sys.stderr)
+        return 1
+    except NoConnectedArchitecture as err:
+        print(f'error: {err}', file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):

@@ -50,7 +50,7 @@ BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
     'min_learning_rate': (NOT_A_NUMBER, -0.1, {}),
     'momentum': (NOT_A_NUMBER, 1.5, {}),
     'weight_decay': (NOT_A_NUMBER, -1.0, {}),
-    'retrain_epochs': (NOT_A_NUMBER, 0, {}),
+    'retrain_epochs': (NOT_A_NUMBER, -1, {}),
     'retrain_width': (NOT_A_NUMBER, 0, {}),
     'retrain_cells': (NOT_A_NUMBER, 0, {}),
     'retrain_batch_size': (NOT_A_NUMBER, 0, {}),
@@ -63,6 +63,7 @@ BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
     'devices': (NOT_A_NUMBER, 0, {}),
     'threads': (NOT_A_NUMBER, 0, {}),
     'num_workers': (NOT_A_NUMBER, -1, {}),
+    'nb201_table': (3, '/nonexistent/nb201.csv', {'space': 'nni:NasBench201'}),
     'output_dir': (3, None, {}),  # a path that cannot be a directory: see the test below
     'resume': ('yes', None, {}),  # a switch has no impossible value
     'channels_last': ('fast', None, {}),
