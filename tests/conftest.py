@@ -76,9 +76,13 @@ REQUIRE_SYSTEM_TOOLS = 'NNI_DARTS_EXT_REQUIRE_SYSTEM_TOOLS'
 
 def require_system_tool(present: bool, what: str, package: str) -> None:
     """Skip the test, naming what to install, unless CI asked for every tool (then fail)."""
+    require(present, f'{what} is missing: apt-get install {package}')
+
+
+def require(present: bool, message: str) -> None:
+    """Skip the test with ``message`` unless CI asked for everything (then fail)."""
     if present:
         return
-    message = f'{what} is missing: apt-get install {package}'
     if os.environ.get(REQUIRE_SYSTEM_TOOLS):
         pytest.fail(f'{message} ({REQUIRE_SYSTEM_TOOLS} is set)')
     pytest.skip(message)
