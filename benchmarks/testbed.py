@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import tempfile
 import time
@@ -32,17 +33,20 @@ def trial_parameters(experiment: Path, variant: str) -> dict[str, Any]:
 
 
 def search_curve(variant: str, seed: int, parameters: dict[str, Any]) -> dict[str, Any]:
-    """One search on the CPU; its per-epoch records, architecture learning rate and the architecture it exports."""
+    """One search on the CPU; its per-epoch records, architecture learning rate and the architecture the trial
+    would take (:func:`nni_darts_ext.trial.connected_first`), and the one it exported."""
     config, options = split_parameters({**parameters, 'variant': variant, 'seed': seed, 'accelerator': 'cpu'})
     pl.seed_everything(seed, workers=True, verbose=False)
-    strategy, data, space, search_size, _ = trial.prepare(config, options)
+    strategy, data, space, search_size, evaluation_size = trial.prepare(config, options)
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     # the search's per-epoch checkpoints are not kept: each search gets a scratch folder
     with tempfile.TemporaryDirectory() as scratch:
-        found = trial.search(strategy, space, search_size, data, config, records,
-                             CollapseMonitor(config.eigenvalue_batches, config.early_stop), Path(scratch),
-                             trial.search_settings(config, options), TrialBoard(Path(scratch) / TENSORBOARD_DIR))
+        candidates = trial.search(strategy, space, search_size, data, config, records,
+                                  CollapseMonitor(config.eigenvalue_batches, config.early_stop), Path(scratch),
+                                  trial.search_settings(config, options), TrialBoard(Path(scratch) / TENSORBOARD_DIR))
+        unconstrained = next(candidates)
+        found = trial.connected_first(itertools.chain([unconstrained], candidates), space, evaluation_size, data)
     return {'variant': variant, 'seed': seed, 'search_s': round(time.perf_counter() - started, 1),
             'arc_learning_rate': strategy.arc_learning_rate, 'epochs': records, 'architecture': found,
-            'arch': architecture.describe(found)}
+            'arch': architecture.describe(found), 'unconstrained_arch': architecture.describe(unconstrained)}

@@ -3,7 +3,9 @@
 ``python -m nni_darts_ext.report EXPERIMENT_ID`` reads the final results from NNI's REST API
 while the experiment runs and from its database afterwards. Trials that followed a reference
 sample's protocol are ranked in it as the sample stands now
-(:mod:`~nni_darts_ext.reference_sample`); searches that ended near uniform are flagged. Variant and seed are read from
+(:mod:`~nni_darts_ext.reference_sample`); searches that ended near uniform are flagged. With
+``--nb201-table``, the cells found on ``nni:NasBench201`` are also scored by NAS-Bench-201's published
+accuracies (:mod:`~nni_darts_ext.nb201_summary`). Variant and seed are read from
 the final result each trial reports (the trial's own account of what it ran).
 """
 
@@ -25,8 +27,9 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
-from . import architecture  # noqa: E402
+from . import architecture, nb201_summary  # noqa: E402
 from .errors import ConfigError  # noqa: E402
+from .nb201 import load_table  # noqa: E402
 from .reference_sample import SAMPLES_DIR, ReferenceSample  # noqa: E402
 
 NNI_HOME = Path.home() / 'nni-experiments'
@@ -289,9 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('experiment_id')
     parser.add_argument('--png', type=Path, help='where to write the charts (default: report-ID.png)')
     parser.add_argument('--nni-home', type=Path, default=NNI_HOME, help=f'default: {NNI_HOME}')
+    parser.add_argument('--nb201-table', type=Path, metavar='CSV',
+                        help="score the cells found on nni:NasBench201 by NAS-Bench-201's published accuracies")
     arguments = parser.parse_args(argv)
     try:
         results = final_results(arguments.experiment_id, arguments.nni_home)
+        if results and arguments.nb201_table:
+            table = load_table(arguments.nb201_table)
+            ground_truth = nb201_summary.format_table(nb201_summary.summarize(results, table), table)
     except ConfigError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
@@ -300,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = summarize(results)
     print(format_table(rows))
+    if arguments.nb201_table:
+        print(f'\nNAS-Bench-201 ground truth ({arguments.nb201_table}):\n{ground_truth}')
     warning = convergence_warning(rows)
     if warning:
         print(warning)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,6 +90,39 @@ def require(present: bool, message: str) -> None:
     if os.environ.get(REQUIRE_SYSTEM_TOOLS):
         pytest.fail(f'{message} ({REQUIRE_SYSTEM_TOOLS} is set)')
     pytest.skip(message)
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    """``array`` (uint8) as an idx file, the format of Fashion-MNIST's files; gzipped with ``compress``."""
+    raw = b'\x00\x00\x08' + bytes([array.ndim]) + struct.pack(f'>{array.ndim}I', *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+def fake_fashion_mnist(root: Path, compress: bool, train: int = 40, test: int = 20) -> None:
+    """Fashion-MNIST's four idx files in ``root``: ``train`` and ``test`` random 28x28 images, labels 0..9 in turn.
+
+    For tests of the reader and of configurations' plumbing, which need the format, not the real images.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    suffix = '.gz' if compress else ''
+    for prefix, count in (('train', train), ('t10k', test)):
+        write_idx(root / f'{prefix}-images-idx3-ubyte{suffix}', rng.integers(0, 256, (count, 28, 28), dtype=np.uint8), compress)
+        write_idx(root / f'{prefix}-labels-idx1-ubyte{suffix}', (np.arange(count) % 10).astype(np.uint8), compress)
+
+
+FAKE_FASHION_MNIST_IMAGES = 5000
+"""Images in each split of :func:`fashion_mnist_copy`: experiments/search_quality.yml's ``--train-subset``
+and ``--test-subset``, so its subsets are drawn as from the real files, not cut to what the copy holds."""
+
+
+@pytest.fixture(scope='session')
+def fashion_mnist_copy(tmp_path_factory) -> Path:
+    """A generated Fashion-MNIST directory, written once a session: tests of a configuration's plumbing
+    run without Debian's dataset-fashion-mnist (only test_data.py's test of the real files needs it)."""
+    root = tmp_path_factory.mktemp('fashion-mnist')
+    fake_fashion_mnist(root, False, FAKE_FASHION_MNIST_IMAGES, FAKE_FASHION_MNIST_IMAGES)
+    return root
 
 
 @pytest.fixture(autouse=True)

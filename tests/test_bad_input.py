@@ -24,7 +24,7 @@ from nni_darts_ext.files import write_atomically
 from nni_darts_ext.trial import RUN_SETTINGS, search_settings
 from nni_darts_ext.variants import VARIANTS, find_variant, variant_name
 
-from .test_data import fake_fashion_mnist, write_idx
+from .conftest import fake_fashion_mnist, write_idx
 
 NOT_A_NUMBER = 'many'
 

@@ -23,16 +23,15 @@ import torch
 import yaml
 
 from nni_darts_ext import make_strategy
-from nni_darts_ext.config import split_parameters
-from nni_darts_ext.reference_sample import PROTOCOL_SETTINGS, ReferenceSample
+from nni_darts_ext.nb201_summary import architecture_of
 from nni_darts_ext.spaces import Size, load_space
 
-from .conftest import QUICK
+from .conftest import QUICK, fake_fashion_mnist
+from .nb201_table import fake_nb201_table
 from .nnictl_helpers import NNICTL, REPOSITORY, free_port, small_experiment, trial_command
 
 BENCHMARKS = REPOSITORY / 'benchmarks'
 sys.path.insert(0, str(BENCHMARKS))
-from testbed import SEARCH_QUALITY, trial_parameters  # noqa: E402  (benchmarks/testbed.py)
 SIDE_BY_SIDE_KEYS = {'device', 'threads', 'arguments', 'runs'}
 """What :func:`side_by_side.report` writes."""
 SIDE_BY_SIDE_TINY = ['--width', '4', '--cells', '1', '--image-size', '4', '--batch', '2', '--steps', '1',
@@ -72,8 +71,8 @@ class SmokeRun:
 
 
 def check_collapse(written: dict[str, Any]) -> None:
-    assert set(written) == {'machine', 'sample', 'experiment', 'runs'}
-    assert (written['sample'], written['experiment']) == ('tiny', 'experiments/search_quality.yml')
+    assert set(written) == {'machine', 'experiment', 'runs'}
+    assert written['experiment'] == 'experiments/search_quality.yml'
     assert [(run['variant'], run['budget'], run['seed']) for run in written['runs']] == [
         ('darts', 1, 0), ('pdarts', 1, 0), ('darts', 2, 0), ('pdarts', 2, 0)]
     epochs = [len(run['epochs']) for run in written['runs']]
@@ -81,23 +80,40 @@ def check_collapse(written: dict[str, Any]) -> None:
     darts_1x, pdarts_1x, darts_2x, _ = written['runs']
     assert darts_2x['arc_learning_rate'] == pytest.approx(darts_1x['arc_learning_rate'])  # the 1x rate throughout
     for run in written['runs']:
-        assert run['score'] is not None and run['percentile'] is None  # scored; a sample without draws ranks nothing
+        assert set(architecture_of(run)) == set(architecture_of(run, 'unconstrained_arch')) and len(architecture_of(run)) == 6
         assert 0 <= run['parameter_free'] <= 6 and 0 <= run['normalized_entropy'] <= 1
 
 
-COLLAPSE_SETTINGS = {'dataset': 'digits', 'image_size': 8, 'train_subset': 64, 'test_subset': 32, 'search_subset': 64,
-                     'batch_size': 16, 'search_epochs': 1, 'retrain_epochs': 1, 'retrain_batch_size': 16}
-"""The testbed on a slice of digits: one search epoch (P-DARTS's stages keep their 10), one retraining epoch."""
+TESTBED_ON_DIGITS = {'dataset': 'digits', 'image_size': 8, 'train_subset': 64, 'test_subset': 32, 'search_subset': 64,
+                     'batch_size': 16, 'search_epochs': 1}
+"""The testbed on a slice of digits: one search epoch (P-DARTS's stages keep their 10)."""
 
 
 def collapse_options(tmp_path: Path) -> list[str]:
-    """Two budgets of darts and pdarts, scored in an empty sample of their protocol."""
-    config, _ = split_parameters({**trial_parameters(SEARCH_QUALITY, 'darts'), **COLLAPSE_SETTINGS})
-    ReferenceSample('tiny', {name: getattr(config, name) for name in PROTOCOL_SETTINGS}, seeds=[0]).save(
-        tmp_path / 'tiny.json')
-    return ['--variants', 'darts', 'pdarts', '--budgets', '1', '2', '--seeds', '0', '--sample', 'tiny',
-            '--directory', str(tmp_path), *(f'--set={name}={value}' for name, value in COLLAPSE_SETTINGS.items()),
+    """Two budgets of darts and pdarts, scored by a made-up table of every NB201 cell."""
+    return ['--variants', 'darts', 'pdarts', '--budgets', '1', '2', '--seeds', '0',
+            '--table', str(fake_nb201_table(tmp_path / 'table.csv')),
+            *(f'--set={name}={value}' for name, value in TESTBED_ON_DIGITS.items()),
             '--output', str(tmp_path / 'collapse.json')]
+
+
+def ground_truth_options(tmp_path: Path) -> list[str]:
+    """The ground-truth grid cut to darts and random at seed 0 on digits, scored by a made-up table."""
+    table = fake_nb201_table(tmp_path / 'table.csv')
+    return ['--variants', 'darts', 'random', '--seeds', '0', '--table', str(table),
+            *(f'--set={name}={value}' for name, value in {**TESTBED_ON_DIGITS, 'nb201_table': table}.items()),
+            '--port', str(free_port()), '--poll-s', '2', '--timeout-min', '5', '--out', str(tmp_path / 'truth')]
+
+
+def check_ground_truth(written: dict[str, Any]) -> None:
+    assert set(written) == {'experiment', 'status', 'date', 'machine', 'config', 'anchors', 'summary', 'results'}
+    assert written['status'] == 'DONE' and written['config']['searchSpace']['seed']['_value'] == [0]
+    assert ' --dataset digits ' in written['config']['trialCommand']  # the --set flags, after the config's
+    assert sorted((r['variant'], r['seed']) for r in written['results']) == [('darts', 0), ('random', 0)]
+    rows = {row['variant']: row for row in written['summary']}
+    for result in written['results']:
+        assert rows[result['variant']]['accuracies'] == [result['nb201_cifar10']]
+    assert rows['random']['p_above_random'] is None and 0 < rows['darts']['p_above_random'] <= 1
 
 
 def check_ladarts(written: dict[str, Any]) -> None:
@@ -182,6 +198,16 @@ def check_arc_travel(written: dict[str, Any]) -> None:
     assert all(0 <= record['normalized_entropy'] <= 1 for run in written['runs'] for record in run['epochs'])
 
 
+def arc_travel_options(tmp_path: Path) -> list[str]:
+    """The testbed's darts at two travels, one epoch on 256 generated Fashion-MNIST images (the testbed's dataset,
+    without Debian's dataset-fashion-mnist) and no NB201 table (a search reads none)."""
+    fake_fashion_mnist(tmp_path / 'fashion-mnist', False, train=256, test=32)
+    settings = {'data_dir': tmp_path / 'fashion-mnist', 'nb201_table': 'null', 'train_subset': 256,
+                'search_subset': 128, 'search_epochs': 1, 'batch_size': 16, 'image_size': 8}
+    return ['--travels', 'none', '6', '--seeds', '0', *(f'--set={name}={value}' for name, value in settings.items()),
+            '--output', str(tmp_path / 'arc_travel.json')]
+
+
 def check_reference_sample(written: dict[str, Any]) -> None:
     assert written['name'] == 'tiny' and written['seeds'] == [0] and len(written['draws']) == 1
     [entry] = written['architectures'].values()
@@ -217,11 +243,7 @@ def every_variant_options(tmp_path: Path) -> list[str]:
 
 
 SMOKE_RUNS = {
-    'arc_travel.py': SmokeRun(
-        lambda tmp: ['--travels', 'none', '6', '--seeds', '0', '--set', 'train_subset=256', '--set', 'search_subset=128',
-                     '--set', 'search_epochs=1', '--set', 'batch_size=16', '--set', 'image_size=8',
-                     '--output', str(tmp / 'arc_travel.json')],
-        'arc_travel.json', check_arc_travel, ('arc_travel.png',)),
+    'arc_travel.py': SmokeRun(arc_travel_options, 'arc_travel.json', check_arc_travel, ('arc_travel.png',)),
     'reference_sample.py': SmokeRun(
         lambda tmp: ['draw', '--directory', str(tmp), '--sample', 'tiny', '--count', '1', '--seeds', '0',
                      *(f'--setting={pair}' for pair in ('dataset=digits', 'train_subset=64', 'test_subset=32',
@@ -235,6 +257,7 @@ SMOKE_RUNS = {
                      '--trial-flags=--train-subset 64 --test-subset 32 --batch-size 16 --search-epochs 1 '
                      '--retrain-epochs 1'],
         'concurrent_trials.json', check_concurrent_trials),
+    'nb201_quality.py': SmokeRun(ground_truth_options, 'truth.json', check_ground_truth, ('truth.md', 'truth.png')),
     'every_variant.py': SmokeRun(every_variant_options, 'every_variant.json', check_every_variant,
                                  ('every_variant.md', 'every_variant.png')),
     'ladarts_vs_darts.py': SmokeRun(
@@ -285,7 +308,7 @@ def test_script_runs_at_a_tiny_budget_and_writes_its_results(script, tmp_path):
         finished = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True,
                                   timeout=300)
     finally:
-        if script in ('every_variant.py', 'concurrent_trials.py'):  # an experiment stays until stopped
+        if script in ('every_variant.py', 'concurrent_trials.py', 'nb201_quality.py'):  # an experiment stays until stopped
             port = command[command.index('--port') + 1]
             subprocess.run([NNICTL, 'stop', '--port', port], capture_output=True, timeout=120)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import gzip
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +10,7 @@ import torch
 from nni_darts_ext.data import FASHION_MNIST_DIR, load_dataset, read_idx, search_split
 from nni_darts_ext.errors import ConfigError
 
-
-def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
-    raw = b'\x00\x00\x08' + bytes([array.ndim]) + struct.pack(f'>{array.ndim}I', *array.shape) + array.tobytes()
-    path.write_bytes(gzip.compress(raw) if compress else raw)
-
-
-def fake_fashion_mnist(root: Path, compress: bool) -> None:
-    rng = np.random.default_rng(0)
-    suffix = '.gz' if compress else ''
-    for prefix, count in (('train', 40), ('t10k', 20)):
-        write_idx(root / f'{prefix}-images-idx3-ubyte{suffix}', rng.integers(0, 256, (count, 28, 28), dtype=np.uint8), compress)
-        write_idx(root / f'{prefix}-labels-idx1-ubyte{suffix}', (np.arange(count) % 10).astype(np.uint8), compress)
+from .conftest import fake_fashion_mnist, require_system_tool
 
 
 def test_digits_is_the_embedded_default():
@@ -62,8 +49,9 @@ def test_fashion_mnist_reads_idx_files(tmp_path, compress):
     assert fashion.train.labels.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=f'Debian dataset-fashion-mnist not installed ({FASHION_MNIST_DIR})')
 def test_fashion_mnist_from_debian():
+    require_system_tool(FASHION_MNIST_DIR.is_dir(), f'{FASHION_MNIST_DIR} (Fashion-MNIST)',
+                        'dataset-fashion-mnist')
     fashion = load_dataset('fashion_mnist', test_subset=100)
     assert (len(fashion.train), len(fashion.test), fashion.image_size, fashion.channels) == (60000, 100, 28, 1)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 import yaml
 
 from nni_darts_ext import VARIANTS, report
 
+from .nb201_table import fake_nb201_table
 from .nnictl_helpers import REPOSITORY, rest
 
 
@@ -47,9 +49,17 @@ def experiment_variants(name: str) -> list[tuple[str, str]]:
     return [(name, variant) for variant in config['searchSpace']['variant']['_value']]
 
 
+@pytest.fixture(scope='module')
+def nb201_copy(tmp_path_factory) -> Path:
+    """A made-up NB201 table: the experiments' plumbing is checked without ../shared/nb201 beside the clone."""
+    return fake_nb201_table(tmp_path_factory.mktemp('nb201') / 'nb201.csv')
+
+
 @pytest.mark.parametrize('experiment, variant', experiment_variants('quickstart') + experiment_variants('search_quality'))
-def test_every_trial_of_the_quickstart_and_the_benchmark_builds_its_supernet(experiment, variant):
-    """The experiment's command line and per-variant settings give each variant a valid setup."""
+def test_every_trial_of_the_quickstart_and_the_benchmark_builds_its_supernet(experiment, variant, fashion_mnist_copy,
+                                                                            nb201_copy):
+    """The experiment's command line and per-variant settings give each variant a valid setup
+    (on generated Fashion-MNIST files and NB201 table, where the experiment names them)."""
     from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
     from nni_darts_ext import trial
     from nni_darts_ext.config import command_line, merge_parameters, parse_options, split_parameters
@@ -59,9 +69,15 @@ def test_every_trial_of_the_quickstart_and_the_benchmark_builds_its_supernet(exp
     flags = vars(command_line().parse_args(command[3:]))
     options = parse_options(flags.pop('option'))
     settings = flags.pop('variant_settings')
-    trial_config, variant_options = split_parameters(merge_parameters(flags, options, settings,
-                                                                      {'variant': variant, 'seed': 0}))
+    tuned: dict[str, object] = {'variant': variant, 'seed': 0}
+    if flags.get('dataset') == 'fashion_mnist':
+        tuned['data_dir'] = str(fashion_mnist_copy)
+    if flags.get('nb201_table') is not None:  # not None: a trial that does not search needs a table to score
+        tuned['nb201_table'] = str(nb201_copy)
+    trial_config, variant_options = split_parameters(merge_parameters(flags, options, settings, tuned))
     strategy, data, space, search_size, _ = trial.prepare(trial_config, variant_options)
+    if trial_config.dataset == 'fashion_mnist':  # the experiment's subsets, none cut short by the smaller copy
+        assert (len(data.train), len(data.test)) == (trial_config.train_subset, trial_config.test_subset)
     if isinstance(strategy, OneShotStrategy):
         strategy.mutate_model(space.search_space(search_size))
 
