@@ -9,8 +9,9 @@ DARTS), beside the field's published NB201 results, as ``OUT.json``, ``OUT.md`` 
 ``OUT.png``. ``--resume ID`` goes on with a stopped experiment (NNI skips the trials that reported a
 final result); ``--attach ID`` waits for a running one; ``--no-wait`` writes what it holds now.
 ``--variants``, ``--seeds`` and ``--set NAME=VALUE`` (a trial parameter or a variant option over the
-trial command's) run a part of the grid or the testbed with one setting changed, for example
-``--variants pcdarts --set search_width=16``.
+trial command's; ``VARIANT.OPTION=VALUE`` for one variant's option) run a part of the grid or the
+testbed with one setting changed, for example ``--variants pcdarts random --set search_width=16`` or
+``--variants stabilized random --set stabilized.eta=0.01``.
 """
 
 from __future__ import annotations
@@ -78,11 +79,20 @@ def changed(config: Path, variants: list[str] | None, seeds: list[int] | None, s
                 sys.exit(f'error: --{name}s {", ".join(map(str, sorted(unknown)))} are not in {config}\'s grid '
                          f'({", ".join(map(str, space[name]["_value"]))})')
             space[name]['_value'] = values
-    flags = []
+    command = shlex.split(experiment['trialCommand'])
+    at = command.index('--variant-settings') + 1 if '--variant-settings' in command else None
+    per_variant = yaml.safe_load(command[at]) if at else {}
     for setting in settings:
         name, _, value = setting.partition('=')
-        flags += [f'--{name.replace("_", "-")}', value] if name in FIELDS else ['--option', setting]
-    experiment['trialCommand'] += ' ' + shlex.join(flags)
+        variant, dot, option = name.rpartition('.')
+        if dot:
+            per_variant.setdefault(variant, {})[option] = yaml.safe_load(value)
+        else:
+            command += [f'--{name.replace("_", "-")}', value] if name in FIELDS else ['--option', setting]
+    if per_variant:
+        settings_yaml = yaml.safe_dump(per_variant, default_flow_style=True, width=10_000).strip()
+        command = command[:at] + [settings_yaml] + command[at + 1:] if at else command + ['--variant-settings', settings_yaml]
+    experiment['trialCommand'] = shlex.join(command)
     experiment['trialCodeDirectory'] = str((config.parent / experiment['trialCodeDirectory']).resolve())
     if settings or variants or seeds:
         experiment['experimentName'] += ' (' + ', '.join(settings + [f'{n} {v}' for n, v in (('variants', variants),

@@ -102,13 +102,14 @@ def ground_truth_options(tmp_path: Path) -> list[str]:
     table = fake_nb201_table(tmp_path / 'table.csv')
     return ['--variants', 'darts', 'random', '--seeds', '0', '--table', str(table),
             *(f'--set={name}={value}' for name, value in {**TESTBED_ON_DIGITS, 'nb201_table': table}.items()),
-            '--port', str(free_port()), '--poll-s', '2', '--timeout-min', '5', '--out', str(tmp_path / 'truth')]
+            '--set=darts.gradient_clip_val=4', '--port', str(free_port()), '--poll-s', '2', '--timeout-min', '5', '--out', str(tmp_path / 'truth')]
 
 
 def check_ground_truth(written: dict[str, Any]) -> None:
     assert set(written) == {'experiment', 'status', 'date', 'machine', 'config', 'anchors', 'summary', 'results'}
     assert written['status'] == 'DONE' and written['config']['searchSpace']['seed']['_value'] == [0]
     assert ' --dataset digits ' in written['config']['trialCommand']  # the --set flags, after the config's
+    assert 'darts: {gradient_clip_val: 4}, pcdarts: {k: 4' in written['config']['trialCommand']  # one variant's option
     assert sorted((r['variant'], r['seed']) for r in written['results']) == [('darts', 0), ('random', 0)]
     rows = {row['variant']: row for row in written['summary']}
     for result in written['results']:
