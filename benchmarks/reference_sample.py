@@ -16,7 +16,10 @@ seed and report the Kendall tau between the two protocols' rankings.
 (``add EXPERIMENT_ID``) or that ``arch.json`` files hold (``add --arch-file PATH``); they are kept
 beside the draws, never counted as draws.
 
-``show``: the sample's size, its scores' quantiles and the fidelity check.
+``show``: the sample's size, its scores' quantiles and the fidelity check; with ``--nb201-table``
+(a sample of ``nni:NasBench201``), how its scores transfer to NAS-Bench-201's published accuracies:
+the Kendall tau over every scored architecture, and what the architectures the protocol ranks best
+score there (the best a search could do that found the protocol's favourites).
 
     python benchmarks/reference_sample.py draw --count 64
 """
@@ -39,6 +42,7 @@ from scipy.stats import kendalltau
 from nni_darts_ext import architecture, trial
 from nni_darts_ext.config import TrialConfig, parse_options
 from nni_darts_ext.errors import ConfigError
+from nni_darts_ext.nb201 import GroundTruth, load_table
 from nni_darts_ext.reference_sample import PROTOCOL_SETTINGS, SAMPLES_DIR, ReferenceSample
 from nni_darts_ext.report import final_results
 from nni_darts_ext.strategies.random_architecture import RandomArchitecture
@@ -170,6 +174,26 @@ def show(sample: ReferenceSample) -> None:
     print(describe_fidelity(sample))
 
 
+def show_transfer(sample: ReferenceSample, table: GroundTruth) -> None:
+    """The sample's scores against the table's first dataset (see the module)."""
+    dataset = table.datasets[0]
+    scored = sorted(((sample.score(key), table.score(entry['architecture'])[f'nb201_{dataset}'])
+                     for key, entry in sample.architectures.items() if sample.score(key) is not None), reverse=True)
+    if len(scored) < 2:
+        print('transfer: fewer than two scored architectures')
+        return
+    scores, truths = zip(*scored)
+    fair = [(score, truth) for score, truth in scored if truth > 10]  # not the constant networks
+    print(f'transfer to NB201 {dataset}: Kendall tau {kendalltau(scores, truths).statistic:.3f} over {len(scored)} '
+          f'architectures, {kendalltau(*zip(*fair)).statistic:.3f} over the {len(fair)} that can learn')
+    for count in (1, 3, 5, 10):
+        best = truths[:count]
+        print(f'the protocol\'s best {count}: NB201 {dataset} mean {statistics.fmean(best):.2f} '
+              f'(from {min(best):.2f} to {max(best):.2f})')
+    print(f'best of all {len(scored)} on NB201: {max(truths):.2f}, scored {scores[truths.index(max(truths))]:.4f} '
+          f'(rank {1 + truths.index(max(truths))})')
+
+
 _HELD: dict[Path, Any] = {}
 """The sample files whose lock this process holds, with the open lock file."""
 
@@ -223,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--count', type=int, default=64, help='draw: the draws; fidelity: the draws checked')
     parser.add_argument('--factor', type=int, default=4, help='fidelity: how many times longer to retrain')
     parser.add_argument('--arch-file', type=Path, action='append', default=[], help='add: an arch.json')
+    parser.add_argument('--nb201-table', type=Path, help="show: the transfer to NAS-Bench-201's published accuracies")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(1)
     trial.configure_output()
@@ -237,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             add(sample, path, found_architectures(arguments.experiments, arguments.arch_file))
         else:
             show(sample)
+            if arguments.nb201_table:
+                show_transfer(sample, load_table(arguments.nb201_table))
     except ConfigError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

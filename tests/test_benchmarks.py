@@ -340,3 +340,17 @@ def test_bfloat16_autocast_keeps_the_architecture_gradient_within_tolerance(vari
     images, labels = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
     cosine = architecture_gradient_cosine(net, images, labels, 'bfloat16')
     assert BFLOAT16_COSINE <= cosine < 1, cosine  # below 1: autocast did compute in bfloat16
+
+
+def test_the_reference_samples_transfer_ranks_its_favourites_on_the_table(tmp_path, capsys):
+    import reference_sample  # benchmarks/reference_sample.py
+    from nni_darts_ext.nb201 import load_table
+    from nni_darts_ext.reference_sample import SAMPLES_DIR, ReferenceSample
+    sample = ReferenceSample.load(SAMPLES_DIR / f'{reference_sample.DEFAULT_SAMPLE}.json')
+    table = load_table(fake_nb201_table(tmp_path / 'table.csv'))
+    reference_sample.show_transfer(sample, table)
+    lines = capsys.readouterr().out.splitlines()
+    favourite = max((key for key in sample.architectures if sample.score(key) is not None), key=sample.score)
+    truth = table.score(sample.architectures[favourite]['architecture'])['nb201_cifar10']
+    assert lines[0].startswith('transfer to NB201 cifar10: Kendall tau ') and len(lines) == 6
+    assert lines[1] == f"the protocol's best 1: NB201 cifar10 mean {truth:.2f} (from {truth:.2f} to {truth:.2f})"
