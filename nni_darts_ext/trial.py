@@ -173,7 +173,10 @@ def search(strategy: TrialStrategy, space: Space, size: Size, data: ImageData, c
         alphas = torch.cat([p.detach().cpu().flatten() for p in search_module.module.arch_parameters()])
         _logger.info('rank %d: architecture parameters sha1 %s; found %s', torch.distributed.get_rank(),
                      hashlib.sha1(alphas.numpy().tobytes()).hexdigest(), architecture.describe(found))
-    return itertools.chain([found], by_joint_probability(found, search_module.module.export_probs()))
+
+    def alternatives() -> Candidates:  # read only where the found architecture is disconnected
+        yield from by_joint_probability(found, search_module.module.export_probs())
+    return itertools.chain([found], alternatives())
 
 
 RUN_SETTINGS = ('accelerator', 'threads', 'num_workers', 'channels_last', 'output_dir', 'resume', 'nb201_table',

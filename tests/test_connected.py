@@ -89,3 +89,22 @@ def test_a_trial_reports_the_disconnected_draw_and_retrains_a_connected_one(tmp_
     assert reaches_the_output(architecture) and final['arch'] != final['unconstrained_arch']
     unconstrained = dict(pair.split('=') for pair in final['unconstrained_arch'].split())
     assert unconstrained == RandomArchitecture(seed=seed).sample(space) and not reaches_the_output(unconstrained)
+
+
+def test_a_search_that_exports_a_disconnected_cell_hands_on_its_most_probable_connected_one(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from nni_darts_ext.strategies.search_module import SearchModule
+    monkeypatch.setattr(SearchModule, 'export', lambda self: dict(DISCONNECTED))
+    seen = {}
+    export_probs = SearchModule.export_probs
+    monkeypatch.setattr(SearchModule, 'export_probs', lambda self: seen.setdefault('probabilities', export_probs(self)))
+    parameters = {'variant': 'darts', 'dataset': 'digits', 'space': 'nni:NasBench201', 'search_width': 4,
+                  'search_cells': 1, 'retrain_width': 4, 'retrain_cells': 1, 'train_subset': 128, 'test_subset': 32,
+                  'batch_size': 32, 'search_epochs': 1, 'retrain_epochs': 1, 'accelerator': 'cpu'}
+    monkeypatch.setattr(trial.nni, 'get_next_parameter', lambda: parameters)
+    assert trial.main(['--output-dir', str(tmp_path)]) == 0
+    final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    found = json.loads((tmp_path / 'arch.json').read_text())['architecture']
+    assert dict(pair.split('=') for pair in final['unconstrained_arch'].split()) == DISCONNECTED
+    expected = next(a for a in by_joint_probability(DISCONNECTED, seen['probabilities']) if reaches_the_output(a))
+    assert found == expected
