@@ -130,7 +130,7 @@ def checkpoint_to_resume(directory: Path, settings: dict[str, Any]) -> Path | No
     unreadable = []
     for candidate in candidates:
         try:
-            checkpoint = _read(candidate)
+            checkpoint = read_checkpoint(candidate)
         except ValueError as err:
             unreadable.append(f'{candidate} ({err})')
             continue
@@ -146,8 +146,9 @@ def checkpoint_to_resume(directory: Path, settings: dict[str, Any]) -> Path | No
                       f'delete {"it" if one else "them"} to restart the search from scratch')
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The checkpoint at ``path``, loaded as Lightning loads it.
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, loaded as Lightning loads it: by torch's weights-only unpickler,
+    which builds tensors and plain values and runs no code a file could name.
 
     Raises
     ------

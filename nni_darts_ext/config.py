@@ -14,7 +14,7 @@ import math
 import typing
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -100,8 +100,9 @@ class TrialConfig:
         self._check_retraining_protocol()
 
     def _check_retraining_protocol(self) -> None:
-        """Cutout's square, drop-path's rate and the auxiliary loss's weight (0 turns each off);
-        the cutout is checked against the images' size again once they are loaded."""
+        """Cutout's square, drop-path's rate and the auxiliary loss's weight (0 turns each off), and a
+        batch the auxiliary head can train on; the cutout is checked against the images' size again
+        once they are loaded."""
         if self.retrain_cutout < 0:
             raise ConfigError('retrain_cutout must be a non-negative number of pixels (0: off), '
                               f'got {self.retrain_cutout}')
@@ -112,6 +113,11 @@ class TrialConfig:
             raise ConfigError(f'retrain_drop_path must be in [0, 1) (0: off), got {self.retrain_drop_path}')
         if self.retrain_auxiliary_weight < 0:
             raise ConfigError(f'retrain_auxiliary_weight must be non-negative (0: off), got {self.retrain_auxiliary_weight}')
+        batch_size = self.retrain_batch_size or self.batch_size
+        if self.retrain_auxiliary_weight and self.retrain_epochs and batch_size < 2:
+            # the head's last batch norm sees one value per channel and image: one image cannot be normalized
+            raise ConfigError(f'retrain_batch_size (batch_size where unset) must be at least 2 with '
+                              f'retrain_auxiliary_weight, whose head normalizes over the batch; got {batch_size}')
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
@@ -189,6 +195,7 @@ def check_variant_settings(variant_settings: str, flags: Mapping[str, Any]) -> d
             variant = find_variant(name)
         except ConfigError as err:
             raise ConfigError(f'--variant-settings: {err}') from None
+        _check_parameter_names(name, parameters, variant.options)
         try:
             _, options = split_parameters({**flags, **parameters, 'variant': variant.name})
             variant.build(**options)
@@ -196,6 +203,18 @@ def check_variant_settings(variant_settings: str, flags: Mapping[str, Any]) -> d
             raise ConfigError(f'--variant-settings: {name}: {err}') from None
         checked[variant.name] = parameters
     return checked
+
+
+def _check_parameter_names(name: str, parameters: Mapping[Any, Any], options: Iterable[str]) -> None:
+    """Refuse a ``--variant-settings`` entry ``name`` whose parameters are not named by strings (they
+    become keyword arguments) or that names ``variant``, which chose the entry: it would run another."""
+    for key in parameters:
+        if key == 'variant':
+            raise ConfigError(f'--variant-settings: {name}: variant cannot be set in an entry for a variant; '
+                              'give variant as a flag or in the search space')
+        if not isinstance(key, str):
+            raise ConfigError(f'--variant-settings: {name}: parameter names must be strings, got {key!r}; accepted: '
+                              f'the trial parameters and {", ".join(sorted(options)) or "no options"}')
 
 
 def _parse_flag(name: str):

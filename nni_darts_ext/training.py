@@ -3,13 +3,17 @@ architecture when retraining) and the trainer settings every run shares."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.optim.swa_utils import update_bn
 from nni.nas.evaluator.pytorch import LightningModule, Trainer
@@ -125,12 +129,42 @@ def make_trainer(max_epochs: int, accelerator: str = 'cpu', devices: int = 1,
     checkpoint after every epoch in ``checkpoint_dir`` if one is given."""
     checkpoints = epoch_checkpoints(checkpoint_dir) if checkpoint_dir else []
     return Trainer(
-        max_epochs=max_epochs, accelerator=accelerator, devices=devices, callbacks=[*(callbacks or []), *checkpoints],
+        max_epochs=max_epochs, accelerator=accelerator, devices=devices,
+        callbacks=[*(callbacks or []), *checkpoints, StopWhenTerminated()],
         logger=False, enable_checkpointing=bool(checkpoints), enable_model_summary=False,
         plugins=[AtomicCheckpointIO()] if checkpoints else None,
         enable_progress_bar=sys.stderr.isatty(), num_sanity_val_steps=0,
         gradient_clip_val=gradient_clip_val,
     )
+
+
+class StopWhenTerminated(pl.Callback):
+    """A fit that received SIGTERM ends in Lightning's ``SIGTERMException``, also where the signal came
+    after the loops' last look (then Lightning's fit would return as if complete, and the trial go on)."""
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.received_sigterm:
+            raise SIGTERMException
+
+
+@contextlib.contextmanager
+def terminated_by_sigterm() -> Iterator[None]:
+    """Within it, SIGTERM (how ``nnictl stop`` ends a trial) raises Lightning's ``SIGTERMException``
+    (a ``SystemExit``: catch it to exit non-zero): at once outside a fit, at the next batch inside one,
+    where Lightning's own handler stands in for this one and stops the fit (its other processes too)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread handles signals
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if signal.getsignal(signal.SIGTERM) is stop:  # else a fit's handler called this one: the fit stops itself
+            raise SIGTERMException
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class DropPathSchedule(pl.Callback):

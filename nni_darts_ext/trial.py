@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -28,6 +29,7 @@ import nni
 import pytorch_lightning as pl
 import torch
 from nni.nas.evaluator.pytorch import DataLoader, Lightning
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from . import architecture
 from .board import TENSORBOARD_DIR, TrialBoard
@@ -49,7 +51,7 @@ from .spaces.hub import HUB_PREFIX, HUB_SPACES
 from .spaces.yaml_space import check_resolution
 from .strategies.search import TrialStrategy
 from .training import (BatchNormStatistics, ClassifierModule, DropPathSchedule, check_accelerator, count_parameters,
-                       make_trainer)
+                       make_trainer, terminated_by_sigterm)
 from .trial_parameters import next_parameters
 from .variants import find_variant
 
@@ -414,10 +416,16 @@ def main(argv: list[str] | None = None) -> int:
         variant_settings = arguments.pop('variant_settings')
         parameters = merge_parameters(arguments, options, variant_settings, next_parameters())
         config, options = split_parameters(parameters)
-        final = run(config, options, default_output_dir(config))
+        output_dir = default_output_dir(config)
+        with terminated_by_sigterm():
+            final = run(config, options, output_dir)
     except ConfigError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
+    except SIGTERMException:  # a SystemExit, which would exit 0 with no result: NNI would mark the trial SUCCEEDED
+        print(f'error: the trial was stopped (SIGTERM) before its result; run it again with --resume true and '
+              f'--output-dir {output_dir} to continue from its last checkpoint', file=sys.stderr)
+        return 128 + signal.SIGTERM
     except FloatingPointError as err:
         print(f'error: training diverged: {err}', file=sys.stderr)
         return 1

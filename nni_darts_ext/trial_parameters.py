@@ -21,10 +21,15 @@ included), and none takes a queued entry from another trial.
 
 Other platforms keep NNI's channel: NNI 3.0's remote training service has the same queue, but
 its trials' channel is served on the remote machine, which cannot tell the manager's address.
+
+The record is read as plain JSON (:func:`parameter_record`), never with ``nni.load``: that would
+unpickle the ``__nni_obj__`` payloads of whatever server ``NNI_TRIAL_COMMAND_CHANNEL`` names, and
+parameters are names and values, which JSON holds.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -36,6 +41,8 @@ import requests
 from nni.runtime.trial_command_channel import set_default_trial_command_channel
 from nni.runtime.trial_command_channel.v3 import TrialCommandChannelV3
 from nni.typehint import ParameterRecord
+
+from .errors import ConfigError
 
 _logger = logging.getLogger(__name__)
 
@@ -80,12 +87,36 @@ class OwnParameterChannel(TrialCommandChannelV3):
         """The trial job's parameter record, or ``None`` while the manager has none for it."""
         try:
             response = requests.get(self.trial_job_url, timeout=10)
-            job: dict[str, Any] = response.json() if response.ok and response.text.strip() else {}
+            job: Any = response.json() if response.ok and response.text.strip() else {}
         except (requests.ConnectionError, ValueError):  # the manager not serving its REST API (yet)
             return None
-        recorded = job.get('hyperParameters') or []
+        recorded = job.get('hyperParameters') if isinstance(job, dict) else None
+        if not recorded:
+            return None
         # one record per parameter index; a trial of NNI 3.0's training services asks for one
-        return nni.load(recorded[-1]) if recorded else None
+        return parameter_record(recorded[-1] if isinstance(recorded, list) else recorded, self.trial_job_url)
+
+
+def parameter_record(text: object, source: str) -> ParameterRecord:
+    """The parameter record ``text`` (NNI's JSON, as the REST API at ``source`` serves it), read as
+    plain JSON: only a mapping of parameter names to JSON values (``None``, booleans, numbers,
+    strings, lists and mappings of them) and an integer ``parameter_id`` (or ``None``) come out.
+
+    Raises
+    ------
+    ConfigError
+        For anything else, naming ``source``: a parameter record is all a trial may take from it.
+    """
+    try:
+        record = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        record = None
+    parameter_id = record.get('parameter_id') if isinstance(record, dict) else None
+    if not (isinstance(record, dict) and isinstance(record.get('parameters'), dict)
+            and (parameter_id is None or type(parameter_id) is int)):
+        raise ConfigError(f'the parameter record at {source} must be a JSON object of "parameters" (a mapping of '
+                          f'names to values) and "parameter_id" (an integer or null), got {str(text)[:200]!r}')
+    return record
 
 
 def next_parameters() -> dict[str, Any]:

@@ -74,6 +74,16 @@ def cpu_settings(variant: str) -> dict:
     return settings
 
 
+class CreatesFile:
+    """An object that, unpickled, creates the file ``path``: what a file or a server must never get a trial to run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
 REQUIRE_SYSTEM_TOOLS = 'NNI_DARTS_EXT_REQUIRE_SYSTEM_TOOLS'
 """Set (``.ci/run`` sets it) to fail, not skip, the tests whose Debian package is missing."""
 

@@ -220,6 +220,7 @@ SPACE_FILES = {
     'garbage.yml': (bytes(range(128, 256)) * 4, 'not a text file; a model space is a YAML file'),
     'nested.yml': (b'operations: [[skip_connect]]\nnodes: 2\ncells: 2\nwidth: 4\n',
                    "operations must be a list of names, got ['skip_connect'] in it; accepted names: "),
+    'list_key.yml': (b'operations: [skip_connect]\n[nodes]: 2\n', 'not valid YAML: while constructing a mapping '),
 }
 
 
@@ -236,6 +237,19 @@ SPACE_FILES = {
      'error: --variant-settings: PDARTS: batch_size must be at least 1, got 0'),
     (['--variant-settings', '{pcdarts+pdarts: {learning_rate: 0.01, min_learning_rate: 0.1}}'],
      'error: --variant-settings: pcdarts+pdarts: min_learning_rate (0.1) exceeds learning_rate (0.01)'),
+    # a key no Python mapping can hold, a parameter name that is not a string, an entry that would run another variant
+    (['--variant-settings', '{[a]: 1}'], "error: --variant-settings must map variant names to mappings of parameters"),
+    (['--option', 'arc_learning_rate={[1]: 2}'], "error: --option arc_learning_rate: '{[1]: 2}' is not valid YAML ("),
+    (['--variant-settings', '{darts: {1: 2}}'], 'error: --variant-settings: darts: parameter names must be strings, '
+     'got 1; accepted: the trial parameters and arc_learning_rate, gradient_clip_val, warmup_epochs'),
+    (['--variant-settings', '{darts: {variant: random}}'],
+     'error: --variant-settings: darts: variant cannot be set in an entry for a variant; give variant as a flag or in '
+     'the search space'),
+    # the auxiliary head's batch norm cannot train on one image a batch
+    (['--train-subset', '64', '--test-subset', '16', '--image-size', '32', '--batch-size', '16', '--search-epochs', '1',
+      '--retrain-epochs', '1', '--retrain-auxiliary-weight', '0.4', '--retrain-batch-size', '1'],
+     'error: retrain_batch_size (batch_size where unset) must be at least 2 with retrain_auxiliary_weight, whose head '
+     'normalizes over the batch; got 1'),
     *[(['--space', name], f'error: {{tmp}}/{name}: {message}') for name, (_, message) in SPACE_FILES.items()],
 ])
 def test_bad_input_on_the_command_line_is_one_line(arguments, message, tmp_path, capsys):

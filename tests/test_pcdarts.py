@@ -13,6 +13,7 @@ from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 from nni.nas.oneshot.pytorch.strategy import DARTS
 
 from nni_darts_ext import PCDARTS, ConfigError, make_strategy, trial
+from nni_darts_ext.architecture import edge_label
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.supermodules.partial_channel import build_for_channel_fraction, channel_shuffle
@@ -65,6 +66,41 @@ def test_node_outputs_have_the_full_channel_count_and_reduction_cells_halve_reso
         reduces = name in ('cells.1', 'cells.2')
         # the cell's two inputs are at its input resolution, its nodes at its output resolution
         assert shape_out[-1] == (shapes_in[0][-1] // 2 if reduces else shapes_in[0][-1]), (name, node)
+
+
+def test_k_1_mixes_every_channel_as_darts_does_with_edge_normalization(double_precision):
+    """K=1: no bypass, no shuffle; each node ``sum_e b_e sum_o w_eo o(x_e)`` over all the channels."""
+    torch.manual_seed(0)
+    net = supernet(PCDARTS(k=1), width=4, cells=2).eval()
+    with torch.no_grad():
+        for name, parameter in net.named_parameters():
+            if '_arch_' in name:
+                parameter.normal_()
+    compared = []
+    for cell in net.modules():
+        if isinstance(cell, PartialChannelCell):
+            def checked(node, inputs, edges, cell=cell):
+                output = PartialChannelCell.node_output(cell, node, inputs, edges)
+                mixtures = [sum(w * op(x) for w, op in zip(cell.operation_probabilities(edge_label(cell.label, node, e)),
+                                                            edge.operations.values()))
+                            for e, (x, edge) in enumerate(zip(inputs, edges))]
+                expected = sum(b * mixture for b, mixture in zip(cell.edge_weights(node), mixtures))
+                assert all(conv.in_channels == x.shape[1] for x, edge in zip(inputs, edges)
+                           for conv in edge.modules() if isinstance(conv, nn.Conv2d))
+                torch.testing.assert_close(output, expected)
+                compared.append(node)
+                return output
+            cell.node_output = checked
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert len(compared) == 2 * 4  # two cells of four nodes
+
+
+def test_a_k_1_search_runs():
+    def build():
+        return load_space('darts_small', 1, 10, 8).search_space(Size(4, 3))
+
+    architecture = search_once(make_strategy('pcdarts', k=1, warmup_epochs=0), build)
+    assert set(architecture) == set(build().simplify())
 
 
 def test_rebuilt_operations_have_k_times_fewer_channels_and_weights():

@@ -23,7 +23,7 @@ from nni_darts_ext.strategies.pdarts import (CPU_STAGES, PAPER_STAGES, Stage, bu
                                              skip_dropout_rate, surviving_operations)
 from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout
 
-from .conftest import CPU_VARIANT_SETTINGS
+from .conftest import CPU_VARIANT_SETTINGS, CreatesFile
 from .hub_experiment import hub_darts_labels, search_hub_darts
 from .user_spaces import USER_SPACES, DictChoices, ListChoices, Nested, Repeated, search_once, tiny_evaluator
 
@@ -288,6 +288,22 @@ def test_fixed_seed_gives_the_same_result_twice(quick_parameters, tmp_path):
     assert results[0] == results[1]
     assert [stage for _, stage in results[0][2]] == [1, 2, None]  # two stages of one epoch, then retraining
     assert len(final['stage_s']) == 2
+
+
+def test_a_resumed_search_reads_its_checkpoint_as_data_only(tmp_path):
+    """The stage comes from the checkpoint through torch's weights-only unpickler: an object in it is refused, never built."""
+    created = tmp_path / 'created-by-the-checkpoint'
+    checkpoint = tmp_path / 'last.ckpt'
+    torch.save({'state_dict': {}, 'pdarts': {'stage': 1, 'surviving': CreatesFile(created), 'stage_seconds': [1.0]}},
+               checkpoint)
+    strategy = PDARTS(stages=TWO_STAGES)
+    supernet = strategy.mutate_model(small_space())
+    search = strategy.mutate_evaluator(tiny_evaluator())
+    search.fit_kwargs = {'ckpt_path': str(checkpoint)}
+    with pytest.raises(ConfigError, match=f'^resume: {checkpoint} \\(UnpicklingError: .*\\) is not a checkpoint of a '
+                                          'P-DARTS search$'):
+        search.evaluate(supernet)
+    assert not created.exists()
 
 
 @pytest.mark.parametrize('stages, message', [

@@ -29,6 +29,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import nni
@@ -37,6 +38,7 @@ import torch
 from nni.nas.evaluator.pytorch import Lightning
 from nni.nas.nn.pytorch import ModelSpace
 
+from ..checkpoints import read_checkpoint
 from ..errors import ConfigError, check_number, unknown_value
 from ..registry import preset
 from ..supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout, SurvivingOperations
@@ -300,7 +302,7 @@ class StagedSearch(Lightning):
         base_seed = torch.initial_seed()
         first = 0
         if fit_kwargs.get('ckpt_path'):
-            saved = torch.load(fit_kwargs['ckpt_path'], map_location='cpu', weights_only=False)[CHECKPOINT_KEY]
+            saved = _saved_stage(Path(fit_kwargs['ckpt_path']))
             first, stage_seconds[:] = saved['stage'], saved['stage_seconds']
             if first:
                 model = schedule.stage_supernet(first, saved['surviving'])
@@ -322,6 +324,22 @@ class StagedSearch(Lightning):
             super().evaluate(model)
             stage_seconds.append(round(time.perf_counter() - started, 2))
         self.fit_kwargs = fit_kwargs
+
+
+def _saved_stage(path: Path) -> dict[str, Any]:
+    """What a P-DARTS checkpoint at ``path`` keeps of its stage, read by torch's weights-only unpickler
+    (:func:`~nni_darts_ext.checkpoints.read_checkpoint`): a checkpoint is data, never code to run.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``path``, for a file that is not a checkpoint of a P-DARTS search.
+    """
+    try:
+        return read_checkpoint(path)[CHECKPOINT_KEY]
+    except (ValueError, KeyError) as err:
+        reason = f'no {CHECKPOINT_KEY!r} stage in it' if isinstance(err, KeyError) else str(err)
+        raise ConfigError(f'resume: {path} ({reason}) is not a checkpoint of a P-DARTS search') from None
 
 
 class Stages:

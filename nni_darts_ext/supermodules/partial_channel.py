@@ -104,7 +104,8 @@ def partial_channel_node(inputs: Sequence[torch.Tensor], candidates: Sequence[Se
     ``weights[e]`` (possibly followed by the zero operation's, which adds nothing) and weight
     ``b_e = edge_weights[e]`` (1 where ``None``). The shuffle and the concatenation are linear, so
     the node computes ``shuffle(concat(sum_eo b_e w_eo o(x_e[:C/K]), sum_e b_e bypass(x_e[C/K:])), K)``:
-    one shuffle, each operation run once for every edge (:func:`~.batched_edges.mix_edges`).
+    one shuffle, each operation run once for every edge (:func:`~.batched_edges.mix_edges`). With
+    ``k`` 1 that is ``sum_eo b_e w_eo o(x_e)``: DARTS's mixture with edge normalization.
 
     Raises
     ------
@@ -123,6 +124,8 @@ def partial_channel_node(inputs: Sequence[torch.Tensor], candidates: Sequence[Se
             raise
         raise ConfigError(f'{label}: a candidate fails on 1/{k} of the channels ({error}); {_PARTIAL_CANDIDATES}') \
             from error
+    if k == 1:  # every channel through the operations: nothing bypassed, and a shuffle of one group moves nothing
+        return mixed
     bypassed = None
     for edge, (processed, bypass) in enumerate(halves):
         if mixed.shape[-2:] != bypass.shape[-2:]:  # a reduction edge: the bypass halves its resolution too
