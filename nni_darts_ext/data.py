@@ -27,12 +27,13 @@ from torch.utils.data import Dataset, Subset, random_split
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.transforms import v2
 
-from .errors import ConfigError, unknown_value
+from .errors import ConfigError, check_directory, unknown_value
 
 DATA_SEED = 0
 """Seed of subsets and of the search split: the same data for every trial."""
 
 FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
+FASHION_MNIST_CLASSES = 10
 DEFAULT_DATA_DIR = Path.home() / '.cache' / 'nni-darts-ext'
 
 
@@ -151,6 +152,8 @@ def read_idx(path: Path) -> torch.Tensor:
     if len(raw) != expected:
         raise ConfigError(f'{path}: truncated or damaged idx file: {len(raw)} bytes where its shape '
                           f'{"x".join(map(str, shape))} needs {expected}; download it again')
+    if not math.prod(shape):  # torch.frombuffer refuses an empty buffer; the caller refuses an empty file
+        return torch.empty(shape, dtype=torch.uint8)
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).view(*shape)
 
 
@@ -165,7 +168,9 @@ def _fashion_mnist(data_dir: Path | None) -> tuple[torch.Tensor, ...]:
         if not found:
             raise ConfigError(f'fashion_mnist: no {stem}[.gz] in {root}; install Debian\'s dataset-fashion-mnist '
                               f'(puts the files in {FASHION_MNIST_DIR}) or set data_dir to a directory holding them')
-        arrays.append(read_idx(found[0]))
+        array = read_idx(found[0])
+        _check_fashion_mnist_array(found[0], array, labels='labels' in stem)
+        arrays.append(array)
     train_x, train_y, test_x, test_y = arrays
     for split, images, labels in (('train', train_x, train_y), ('t10k', test_x, test_y)):
         if len(images) != len(labels):
@@ -174,9 +179,21 @@ def _fashion_mnist(data_dir: Path | None) -> tuple[torch.Tensor, ...]:
     return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
 
 
+def _check_fashion_mnist_array(path: Path, array: torch.Tensor, labels: bool) -> None:
+    """Refuse a whole idx file that still cannot be Fashion-MNIST's: no items, or a label outside its
+    classes (a cross-entropy over 10 classes would fail mid-search on it, or train on garbage)."""
+    if len(array) == 0:
+        raise ConfigError(f'{path}: holds no {"labels" if labels else "images"}; download it again')
+    if labels and int(array.max()) >= FASHION_MNIST_CLASSES:
+        raise ConfigError(f'{path}: holds label {int(array.max())}; Fashion-MNIST\'s labels are 0 to '
+                          f'{FASHION_MNIST_CLASSES - 1}: download it again')
+
+
 def _cifar(dataset_class) -> Callable[[Path | None], tuple[torch.Tensor, ...]]:
     def load(data_dir: Path | None) -> tuple[torch.Tensor, ...]:
         root = data_dir or DEFAULT_DATA_DIR
+        if not root.is_dir():  # the download creates it
+            check_directory('data_dir', root)
         root.mkdir(parents=True, exist_ok=True)
         splits = []
         for train in (True, False):
@@ -193,7 +210,7 @@ def _cifar(dataset_class) -> Callable[[Path | None], tuple[torch.Tensor, ...]]:
 # name -> (loader, number of classes, augment the training split)
 DATASETS = {
     'digits': (_digits, 10, False),
-    'fashion_mnist': (_fashion_mnist, 10, False),
+    'fashion_mnist': (_fashion_mnist, FASHION_MNIST_CLASSES, False),
     'cifar10': (_cifar(CIFAR10), 10, True),
     'cifar100': (_cifar(CIFAR100), 100, True),
 }
@@ -204,6 +221,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, train_subset: in
     """Load ``name``; optionally a fixed random subset of each split, resized to ``image_size``."""
     if name not in DATASETS:
         raise unknown_value('dataset', name, DATASETS)
+    if data_dir:  # read, or downloaded into: a file there is refused here, a missing folder by the loader
+        check_directory('data_dir', data_dir, written=False)
     directory = Path(data_dir).expanduser() if data_dir else None
     loader, num_classes, augment = DATASETS[name]
     train_x, train_y, test_x, test_y = loader(directory)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 from typing import Any, Mapping
 
 import nni
@@ -16,11 +18,18 @@ from .collapse import CollapseMonitor
 _logger = logging.getLogger(__name__)
 
 
+LAUNCHED_RANK = ('RANK', 'NODE_RANK', 'LOCAL_RANK')
+"""Where DDP launchers (Lightning's for ``devices: N``, torchrun) tell the processes they start their
+rank, before the processes join. Not ``SLURM_PROCID``: under ``srun`` it numbers independent trials too."""
+
+
 def is_rank_zero() -> bool:
     """True in the only process of a trial, or in rank 0 of a multi-process search: the one that
-    writes the trial's files and reports its final result."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
-        or torch.distributed.get_rank() == 0
+    writes the trial's files and reports its final result. Before the processes join, the rank the
+    launcher set in the environment: the ranks Lightning starts run the trial from its beginning."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return all(os.environ.get(name, '0') == '0' for name in LAUNCHED_RANK)
 
 
 def under_nni() -> bool:
@@ -81,6 +90,11 @@ class EpochReporter(pl.Callback):
             **self.training_means(),
             'val_loss': float(trainer.callback_metrics['val_loss']),
         }
+        if self.phase == 'search' and not math.isfinite(record['val_loss']):
+            # the architecture steps descend this loss: a search that diverged would still export an
+            # architecture, and the epoch's checkpoint (saved after this callback) would keep it
+            raise FloatingPointError(f'search validation loss became {record["val_loss"]}; lower learning_rate '
+                                     'or arc_learning_rate')
         probabilities = None
         if hasattr(pl_module, 'export_probs'):
             exported = pl_module.export()

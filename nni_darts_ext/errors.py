@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -36,13 +37,31 @@ def check_number(name: str, value: object, *, integer: bool = False, minimum: fl
     raise ConfigError(f'{name} must be {wanted}{" or null" if optional else ""}, got {value!r}')
 
 
-def check_directory(name: str, path: object) -> None:
-    """Refuse, before any work, a ``path`` that cannot become a directory: not a path, or under a file."""
+def check_directory(name: str, path: object, *, written: bool = True) -> None:
+    """Refuse, before any work, a ``path`` that cannot become a directory: not a path, a file or
+    under one, a name the file system refuses (too long); with ``written`` (the caller will write
+    files there), also one this user cannot create or write in (read-only, under ``/proc``).
+
+    Writing is tried, by creating and removing a file in the directory or in the nearest existing
+    folder above it: ``os.access`` answers yes to root even on a read-only or virtual file system."""
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f'{name} must be a path, got {path!r}')
     path = Path(path).expanduser()
     for candidate in (path, *path.parents):
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise ConfigError(f'{name} {path} cannot be a directory: {candidate} is a file')
-            return
+        try:
+            exists = candidate.exists()
+        except OSError as err:  # a name too long, a folder this user may not enter
+            raise ConfigError(f'{name} {path} cannot be a directory ({err.strerror}); accepted: a path of '
+                              'short enough names, in folders you can enter') from None
+        if exists:
+            break
+    if not candidate.is_dir():
+        raise ConfigError(f'{name} {path} cannot be a directory: {candidate} is a file')
+    if written:
+        try:
+            with tempfile.NamedTemporaryFile(dir=candidate, prefix='.writable-'):
+                pass
+        except OSError as err:
+            created = '' if candidate == path else f' (it would be created in {candidate})'
+            raise ConfigError(f'{name} {path} cannot be written{created}: {err.strerror}; accepted: a directory '
+                              'this user can create and write') from None

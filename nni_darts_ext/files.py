@@ -1,11 +1,16 @@
-"""Writing a file whole: a process killed while writing leaves the previous version, never half a file."""
+"""Writing a file whole: a process killed while writing leaves the previous version, never half a file;
+and a directory held by one process at a time."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+from .errors import ConfigError
 
 _logger = logging.getLogger(__name__)
 
@@ -35,6 +40,45 @@ def remove_partial_files(directory: Path) -> None:
             continue
         partial.unlink(missing_ok=True)
         _logger.info('removed %s, left by a write that was interrupted', partial)
+
+
+LOCK = '.lock'
+"""The file in a directory that :func:`held` locks; it holds the id of the process that holds it."""
+
+
+@contextlib.contextmanager
+def held(directory: Path, name: str) -> Iterator[None]:
+    """Hold ``directory`` for the block, or refuse at once, naming the setting ``name``, where another
+    process holds it: two writers would overwrite each other's files.
+
+    The lock is ``flock`` on the open :data:`LOCK` file, so the kernel releases it when the holder
+    exits or is killed: a dead process never holds a directory. A directory created here that the
+    block left empty is removed again: a trial that failed leaves no output directory behind.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True)
+        created = True
+    except FileExistsError:
+        created = False
+    with open(directory / LOCK, 'a+') as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()
+            raise ConfigError(f'{name} {directory} is in use by another trial (process {holder or "unknown"}); '
+                              f'accepted: an {name} no running trial writes to') from None
+        lock.truncate(0)
+        lock.write(f'{os.getpid()}\n')
+        lock.flush()
+        try:
+            yield
+        finally:
+            if created and [entry.name for entry in directory.iterdir()] == [LOCK]:
+                with contextlib.suppress(OSError):  # another process may be starting in it
+                    (directory / LOCK).unlink()
+                    directory.rmdir()
 
 
 def _is_running(pid: int) -> bool:

@@ -12,9 +12,11 @@ the final result each trial reports (the trial's own account of what it ran).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
+import os
 import sqlite3
 import statistics
 import sys
@@ -28,7 +30,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 from . import architecture, nb201_summary  # noqa: E402
-from .errors import ConfigError  # noqa: E402
+from .errors import ConfigError, check_directory  # noqa: E402
+from .files import write_atomically  # noqa: E402
 from .nb201 import load_table  # noqa: E402
 from .reference_sample import SAMPLES_DIR, ReferenceSample  # noqa: E402
 
@@ -82,11 +85,14 @@ class VariantRow:
 def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[str, Any]]:
     """Every final result of the experiment: REST API if it runs, its database otherwise."""
     registry_file = nni_home / '.experiment'
-    registry = json.loads(registry_file.read_text()) if registry_file.is_file() else {}
+    registry = _registry(registry_file)
     if experiment_id not in registry:
         known = ', '.join(sorted(registry)) or 'none'
         raise ConfigError(f'no NNI experiment {experiment_id!r} in {registry_file}; known: {known}')
     entry = registry[experiment_id]
+    if not isinstance(entry, dict):
+        raise ConfigError(f'{registry_file}: damaged: the entry of {experiment_id} is not a mapping; '
+                          "NNI's experiment registry maps experiment ids to their records")
     if entry.get('status') == 'RUNNING':
         try:
             return _from_rest(entry['port'], entry.get('prefixUrl'))
@@ -94,6 +100,22 @@ def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[st
             pass  # the registry can say RUNNING after a crash: fall back to the database
     database = Path(entry.get('logDir') or nni_home) / experiment_id / 'db' / 'nni.sqlite'
     return _from_database(database)
+
+
+def _registry(registry_file: Path) -> dict[str, Any]:
+    """NNI's registry of experiments (empty where there is none), refused in one line where a crash
+    or an edit left it anything but JSON's mapping of ids."""
+    if not registry_file.is_file():
+        return {}
+    try:
+        registry = json.loads(registry_file.read_text())
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
+        raise ConfigError(f'{registry_file}: not NNI\'s experiment registry ({err}); it must be a JSON mapping '
+                          'of experiment ids') from None
+    if not isinstance(registry, dict):
+        raise ConfigError(f'{registry_file}: not NNI\'s experiment registry (a JSON {type(registry).__name__}); '
+                          'it must be a JSON mapping of experiment ids')
+    return registry
 
 
 def _from_rest(port: int, prefix: str | None) -> list[dict[str, Any]]:
@@ -106,9 +128,13 @@ def _from_rest(port: int, prefix: str | None) -> list[dict[str, Any]]:
 def _from_database(database: Path) -> list[dict[str, Any]]:
     if not database.is_file():
         raise ConfigError(f'no NNI database at {database}')
-    with sqlite3.connect(f'file:{database}?mode=ro', uri=True) as connection:
-        rows = connection.execute("SELECT data FROM MetricData WHERE type = 'FINAL'").fetchall()
-    return [decode_metric(data) for (data,) in rows]
+    try:
+        with contextlib.closing(sqlite3.connect(f'file:{database}?mode=ro', uri=True)) as connection:
+            rows = connection.execute("SELECT data FROM MetricData WHERE type = 'FINAL'").fetchall()
+        return [decode_metric(data) for (data,) in rows]
+    except (sqlite3.Error, ValueError, TypeError) as err:  # not SQLite, no MetricData table, a damaged row
+        raise ConfigError(f'{database}: not an NNI experiment database ({err}); it must be the SQLite file '
+                          'NNI wrote, with its MetricData table') from None
 
 
 def decode_metric(data: str) -> dict[str, Any]:
@@ -295,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--nb201-table', type=Path, metavar='CSV',
                         help="score the cells found on nni:NasBench201 by NAS-Bench-201's published accuracies")
     arguments = parser.parse_args(argv)
+    png = arguments.png or Path(f'report-{arguments.experiment_id}.png')
     try:
+        if os.path.isdir(png) or png.suffix.lower() != '.png':  # matplotlib would write DIR.png, refuse x.txt
+            raise ConfigError(f'--png {png} is {"a directory" if os.path.isdir(png) else "not a .png file name"}; '
+                              'accepted: a file name ending in .png')
+        check_directory("--png's folder", png.parent)
         results = final_results(arguments.experiment_id, arguments.nni_home)
         if results and arguments.nb201_table:
             table = load_table(arguments.nb201_table)
@@ -313,9 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     warning = convergence_warning(rows)
     if warning:
         print(warning)
-    png = arguments.png or Path(f'report-{arguments.experiment_id}.png')
-    png.parent.mkdir(parents=True, exist_ok=True)
-    plot(rows, png, f'NNI experiment {arguments.experiment_id}')
+    try:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(png, lambda partial: plot(rows, partial, f'NNI experiment {arguments.experiment_id}'))
+    except OSError as err:  # the disk filled, or the folder changed, since the check
+        print(f'error: --png {png} could not be written ({err.strerror or err}); the table above is complete',
+              file=sys.stderr)
+        return 1
     print(f'chart: {png}')
     return 0
 

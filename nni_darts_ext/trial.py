@@ -13,6 +13,7 @@ TensorBoard event files: :mod:`nni_darts_ext.board`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -41,7 +42,7 @@ from .data import ImageData, load_dataset, search_split
 from .drawing import draw_cell
 from .epoch_reporter import EpochReporter, is_rank_zero, under_nni
 from .errors import ConfigError, check_directory
-from .files import remove_partial_files, write_atomically
+from .files import held, remove_partial_files, write_atomically
 from .latency.measurement import TimingSettings, measure
 from .nb201 import NB201_SPACE, GroundTruth, load_table
 from .reference_sample import matching_sample
@@ -284,54 +285,57 @@ def run(config: TrialConfig, options: dict[str, Any], output_dir: Path) -> dict[
     pl.seed_everything(config.seed, workers=True, verbose=False)
     strategy, data, space, search_size, evaluation_size = prepare(config, options)
     table = ground_truth(config)
-    records: list[dict[str, Any]] = []
-    board = TrialBoard(output_dir / TENSORBOARD_DIR)
+    # ranks Lightning starts run the trial again on the same directory: only the writer holds it
+    with held(output_dir, 'output_dir') if is_rank_zero() else contextlib.nullcontext():
+        records: list[dict[str, Any]] = []
+        board = TrialBoard(output_dir / TENSORBOARD_DIR)
 
-    monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
-    started = time.perf_counter()
-    candidates = search(strategy, space, search_size, data, config, records, monitor, output_dir,
-                        search_settings(config, options), board)
-    unconstrained = next(candidates)
-    found = connected_first(itertools.chain([unconstrained], candidates), space, evaluation_size, data)
-    search_seconds = time.perf_counter() - started
-    _logger.info('found: %s', architecture.describe(found))
-    if found != unconstrained:
-        _logger.warning('no path leads from input to output in %s: took %s', architecture.describe(unconstrained),
-                        architecture.describe(found))
+        monitor = CollapseMonitor(config.eigenvalue_batches, config.early_stop)
+        started = time.perf_counter()
+        candidates = search(strategy, space, search_size, data, config, records, monitor, output_dir,
+                            search_settings(config, options), board)
+        unconstrained = next(candidates)
+        found = connected_first(itertools.chain([unconstrained], candidates), space, evaluation_size, data)
+        search_seconds = time.perf_counter() - started
+        _logger.info('found: %s', architecture.describe(found))
+        if found != unconstrained:
+            _logger.warning('no path leads from input to output in %s: took %s', architecture.describe(unconstrained),
+                            architecture.describe(found))
 
-    started = time.perf_counter()
-    model, test_accuracy = retrain_found(found, space, evaluation_size, data, config, records, board)
-    retrain_seconds = time.perf_counter() - started
-    # the retrained network's latency, one image at a time on one CPU thread: the same yardstick for every variant
-    latency = measure([model], (data.channels, data.image_size, data.image_size), TimingSettings())[0]
-    truth = table.score(found) if table else {}
-    unconstrained_truth = table.score(unconstrained) if table else {}
+        started = time.perf_counter()
+        model, test_accuracy = retrain_found(found, space, evaluation_size, data, config, records, board)
+        retrain_seconds = time.perf_counter() - started
+        # the retrained network's latency, one image at a time on one CPU thread: the same yardstick for every variant
+        latency = measure([model], (data.channels, data.image_size, data.image_size), TimingSettings())[0]
+        truth = table.score(found) if table else {}
+        unconstrained_truth = table.score(unconstrained) if table else {}
 
-    final = {
-        'default': score(test_accuracy, truth, records),
-        'variant': config.variant,
-        'seed': config.seed,
-        'search_s': round(search_seconds, 2),
-        'retrain_s': round(retrain_seconds, 2),
-        'params': count_parameters(model),
-        'latency_ms': round(latency.total_ms, 4),
-        'skip_connects': architecture.skip_connects(found),
-        'parameter_free': architecture.parameter_free(found),
-        'none_edges': architecture.none_edges(found),
-        'arch': architecture.describe(found),
-        'unconstrained_arch': architecture.describe(unconstrained),
-        'stopped_early': monitor.stopped,
-        **truth,
-        **{f'unconstrained_{name}': value for name, value in unconstrained_truth.items() if not name.endswith('percentile')},
-        **strategy.search_summary(found),
-        **convergence(strategy, records),
-        **standing(found, config),
-    }
-    if is_rank_zero():
-        _write_outputs(output_dir, config, options, found, records, final, board)
-        if under_nni():
-            nni.report_final_result(final)
-    return final
+        final = {
+            'default': score(test_accuracy, truth, records),
+            'variant': config.variant,
+            'seed': config.seed,
+            'search_s': round(search_seconds, 2),
+            'retrain_s': round(retrain_seconds, 2),
+            'params': count_parameters(model),
+            'latency_ms': round(latency.total_ms, 4),
+            'skip_connects': architecture.skip_connects(found),
+            'parameter_free': architecture.parameter_free(found),
+            'none_edges': architecture.none_edges(found),
+            'arch': architecture.describe(found),
+            'unconstrained_arch': architecture.describe(unconstrained),
+            'stopped_early': monitor.stopped,
+            **truth,
+            **{f'unconstrained_{name}': value for name, value in unconstrained_truth.items()
+               if not name.endswith('percentile')},
+            **strategy.search_summary(found),
+            **convergence(strategy, records),
+            **standing(found, config),
+        }
+        if is_rank_zero():
+            _write_outputs(output_dir, config, options, found, records, final, board)
+            if under_nni():
+                nni.report_final_result(final)
+        return final
 
 
 def score(test_accuracy: float | None, truth: dict[str, float], records: list[dict[str, Any]]) -> float:
@@ -381,11 +385,13 @@ def _write_outputs(output_dir: Path, config: TrialConfig, options: dict[str, Any
 
 
 def default_output_dir(config: TrialConfig) -> Path:
-    """``--output-dir``, else NNI's trial directory, else ``runs/VARIANT-seedN-TIME``."""
+    """``--output-dir``, else NNI's trial directory, else ``runs/VARIANT-seedN-TIME``; ``~`` expanded
+    here, once, so every file goes to one place (Lightning expands it in the checkpoints' path, the
+    other writers do not)."""
     if config.output_dir:
-        return Path(config.output_dir)
+        return Path(config.output_dir).expanduser()
     if os.environ.get('NNI_OUTPUT_DIR'):
-        return Path(os.environ['NNI_OUTPUT_DIR'])
+        return Path(os.environ['NNI_OUTPUT_DIR']).expanduser()
     return Path('runs') / f'{config.variant}-seed{config.seed}-{time.strftime("%Y%m%d-%H%M%S")}'
 
 

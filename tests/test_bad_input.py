@@ -146,6 +146,17 @@ def test_a_diverging_search_stops_with_a_clear_message(tmp_path, monkeypatch, ca
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_search_whose_validation_loss_diverges_stops_with_a_clear_message(tmp_path, capsys):
+    """At this learning rate the training loss stays finite (about 7e5) but the validation loss, which the
+    architecture steps descend, is nan: the trial used to export an architecture from it and exit 0."""
+    output_dir = tmp_path / 'out'
+    assert trial.main([*TINY, '--search-epochs', '1', '--learning-rate', '1e6', '--output-dir', str(output_dir)]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        'error: training diverged: search validation loss became nan; lower learning_rate or arc_learning_rate')
+    assert not (output_dir / 'checkpoints' / 'last.ckpt').exists()  # the diverged epoch is not kept to resume from
+    assert not (output_dir / 'metrics.json').exists()
+
+
 @pytest.mark.parametrize('error', [torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB'),
                                    RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"),
                                    MemoryError()])
@@ -251,6 +262,12 @@ SPACE_FILES = {
      'error: retrain_batch_size (batch_size where unset) must be at least 2 with retrain_auxiliary_weight, whose head '
      'normalizes over the batch; got 1'),
     *[(['--space', name], f'error: {{tmp}}/{name}: {message}') for name, (_, message) in SPACE_FILES.items()],
+    # a file where a folder belongs, for the dataset that downloads into it and the one that reads it
+    *[(['--dataset', dataset, '--data-dir', '/etc/passwd'],
+       'error: data_dir /etc/passwd cannot be a directory: /etc/passwd is a file')
+      for dataset in ('cifar10', 'fashion_mnist')],
+    (['--dataset', 'cifar10', '--data-dir', '/proc/nni-darts-ext/cifar'],
+     'error: data_dir /proc/nni-darts-ext/cifar cannot be written (it would be created in /proc): '),
 ])
 def test_bad_input_on_the_command_line_is_one_line(arguments, message, tmp_path, capsys):
     for name, (content, _) in SPACE_FILES.items():
@@ -278,22 +295,30 @@ def test_gpus_that_are_not_there_are_refused_before_any_work(parameters, gpus, m
     assert not (tmp_path / 'out').exists()
 
 
-@pytest.mark.parametrize('damage', ['truncated', 'gzip truncated', 'labels short'])
+@pytest.mark.parametrize('damage', ['truncated', 'gzip truncated', 'labels short', 'label 10', 'no images'])
 def test_damaged_fashion_mnist_files_are_named(damage, tmp_path, monkeypatch, capsys):
     compress = damage == 'gzip truncated'
     fake_fashion_mnist(tmp_path, compress)
-    stem = 'train-labels-idx1-ubyte' if damage == 'labels short' else 'train-images-idx3-ubyte'
+    stem = 'train-labels-idx1-ubyte' if damage in ('labels short', 'label 10') else 'train-images-idx3-ubyte'
     damaged = tmp_path / (stem + ('.gz' if compress else ''))
     if damage == 'labels short':  # a whole file, of fewer labels than there are images
         write_idx(damaged, np.zeros(39, dtype=np.uint8), compress=False)
+    elif damage == 'label 10':  # a class Fashion-MNIST does not have
+        write_idx(damaged, np.arange(40, dtype=np.uint8) % 11, compress=False)
+    elif damage == 'no images':  # whole files, of no images and no labels
+        write_idx(damaged, np.zeros((0, 28, 28), dtype=np.uint8), compress=False)
+        write_idx(tmp_path / 'train-labels-idx1-ubyte', np.zeros(0, dtype=np.uint8), compress=False)
     else:
         damaged.write_bytes(damaged.read_bytes()[:-100])
     assert tuned_trial({'dataset': 'fashion_mnist', 'data_dir': str(tmp_path)}, tmp_path / 'out', monkeypatch) == 2
     expected = {'truncated': f'error: {damaged}: truncated or damaged idx file: 31276 bytes where its shape 40x28x28 '
                              'needs 31376; download it again',
                 'gzip truncated': f'error: {damaged}: truncated or damaged gzip file (',
-                'labels short': f'error: fashion_mnist: {tmp_path} holds 40 train images but 39 labels; '}[damage]
-    assert capsys.readouterr().err.strip().startswith(expected)
+                'labels short': f'error: fashion_mnist: {tmp_path} holds 40 train images but 39 labels; ',
+                'label 10': f"error: {damaged}: holds label 10; Fashion-MNIST's labels are 0 to 9: download it again",
+                'no images': f'error: {damaged}: holds no images; download it again'}[damage]
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(expected), errors
 
 
 SMALL_RETRAINING = ['--train-subset', '64', '--test-subset', '32', '--batch-size', '32', '--retrain-epochs', '1',

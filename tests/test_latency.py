@@ -150,6 +150,10 @@ def test_encoding_of_an_architecture_and_of_the_supernet(quick_start_profile):
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(28))
 
 
+PROBES = 7 * 3
+"""The quick-start space's probes: every operation on every edge, 3 per operation (node 5 has 5 inputs, 2 slots)."""
+
+
 def test_the_cache_is_reused_not_remeasured(tmp_path, monkeypatch):
     timed = []
     measure = synthetic_timer()
@@ -161,16 +165,60 @@ def test_the_cache_is_reused_not_remeasured(tmp_path, monkeypatch):
     monkeypatch.setattr(profile_module, 'measure', counted)
     settings = TimingSettings(repeats=2, warmup=1)
     first = profile_space(deployed_space(), INPUT_SHAPE, settings, 6, tmp_path)
-    probes = 7 * 3  # every operation on every edge: 3 probes per operation (node 5 has 5 inputs, 2 slots)
-    assert timed == [6 + probes]
+    assert timed == [6 + PROBES]
     again = profile_space(deployed_space(), INPUT_SHAPE, settings, 6, tmp_path)
-    assert timed == [6 + probes]  # nothing measured
+    assert timed == [6 + PROBES]  # nothing measured
     assert torch.equal(again.lookup.table, first.lookup.table) and again.errors == first.errors
     profile_space(deployed_space(), INPUT_SHAPE, settings, 8, tmp_path)
-    assert timed == [6 + probes, 2]  # only the two new samples
+    assert timed == [6 + PROBES, 2]  # only the two new samples
     other_batch = LatencyCache(tmp_path, deployed_space(), INPUT_SHAPE, TimingSettings(batch=4))
     assert other_batch.path != LatencyCache(tmp_path, deployed_space(), INPUT_SHAPE, settings).path
-    assert other_batch.load() == {'samples': []}
+    assert other_batch.load(Encoding.of(deployed_space())) == {'samples': []}
+
+
+def damage_samples(content: dict) -> dict:
+    """A latency that is not a number in one sample, a choice the space lacks in another."""
+    samples = [dict(sample) for sample in content['samples']]
+    samples[1]['latency_ms'] = 'fast'
+    samples[4]['architecture'] = {**samples[4]['architecture'], 'normal/op_2_0': 'conv_9x9'}
+    return {**content, 'samples': samples}
+
+
+CACHE_DAMAGE = {  # damage -> (the cache file's new text, what is measured again: samples, probes)
+    'truncated': (lambda text: text[:len(text) // 2], (6, PROBES)),
+    'empty': (lambda text: '', (6, PROBES)),
+    'list': (lambda text: json.dumps([json.loads(text)]), (6, PROBES)),
+    'table shape': (lambda text: json.dumps({**json.loads(text), 'lookup': {
+        **json.loads(text)['lookup'], 'table': json.loads(text)['lookup']['table'][:-1]}}), (0, PROBES)),
+    'bad samples': (lambda text: json.dumps(damage_samples(json.loads(text))), (2, 0)),
+}
+
+
+@pytest.mark.parametrize('damage', CACHE_DAMAGE)
+def test_a_damaged_cache_is_measured_again_with_one_warning(damage, tmp_path, monkeypatch, caplog):
+    """A crash or an edit can leave the cache file anything: what it cannot give is measured again."""
+    timed = []
+    measure = synthetic_timer()
+
+    def counted(networks, *args, **kwargs):
+        timed.append(len(networks))
+        return measure(networks, *args, **kwargs)
+
+    monkeypatch.setattr(profile_module, 'measure', counted)
+    settings = TimingSettings(repeats=2, warmup=1)
+    first = profile_space(deployed_space(), INPUT_SHAPE, settings, 6, tmp_path)
+    [path] = tmp_path.glob('*.json')
+    change, (samples, probes) = CACHE_DAMAGE[damage]
+    path.write_text(change(path.read_text()))
+    with caplog.at_level(logging.WARNING, logger='nni_darts_ext'):
+        again = profile_space(deployed_space(), INPUT_SHAPE, settings, 6, tmp_path)
+    assert timed == [6 + PROBES, samples + probes]
+    warnings = [record.getMessage() for record in caplog.records
+                if record.levelno >= logging.WARNING and 'latency cache' in record.getMessage()]
+    assert len(warnings) == 1 and str(path) in warnings[0], warnings
+    assert torch.equal(again.lookup.table, first.lookup.table)  # the synthetic timer measures alike
+    content = json.loads(path.read_text())  # rewritten whole
+    assert len(content['samples']) == 6 and len(content['lookup']['table']) == len(first.lookup.table)
 
 
 def test_measuring_the_profile_leaves_the_random_state_as_reading_it_does(tmp_path, monkeypatch):

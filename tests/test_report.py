@@ -156,3 +156,62 @@ def test_plot_writes_a_png_when_some_variants_lack_latency(tmp_path):
     # and with no latency at all, the third panel says so instead of failing
     report.plot(report.summarize(trials('random', [0.80])), png, 'test')
     assert png.read_bytes()[:4] == b'\x89PNG'
+
+
+@pytest.mark.parametrize('png, message', [
+    ('charts', '--png {tmp}/charts is a directory; accepted: a file name ending in .png'),
+    ('chart.txt', '--png {tmp}/chart.txt is not a .png file name; accepted: a file name ending in .png'),
+    ('/proc/nni-darts-ext/chart.png', "--png's folder /proc/nni-darts-ext cannot be written (it would be created in "
+                                      '/proc): '),
+])
+def test_a_png_that_cannot_be_written_is_refused_before_any_work(png, message, tmp_path, capsys):
+    """``--png DIR`` printed ``chart: DIR`` and wrote DIR.png; a .txt or unwritable path was a traceback."""
+    make_experiment(tmp_path)
+    (tmp_path / 'charts').mkdir()
+    png = png if png.startswith('/') else str(tmp_path / png)
+    assert report.main(['abc123', '--nni-home', str(tmp_path), '--png', png]) == 2
+    output = capsys.readouterr()
+    errors = output.err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith('error: ' + message.format(tmp=tmp_path)), errors
+    assert output.out == '' and not list(tmp_path.glob('*.png')) and not list((tmp_path / 'charts').iterdir())
+
+
+def test_a_png_that_fails_while_written_is_one_line_after_the_table(tmp_path, monkeypatch, capsys):
+    def full(rows, path, title):
+        path.write_bytes(b'\x89PNG half')
+        raise OSError(28, 'No space left on device')
+
+    make_experiment(tmp_path)
+    png = tmp_path / 'chart.png'
+    png.write_bytes(b'\x89PNG the previous chart')
+    monkeypatch.setattr(report, 'plot', full)
+    assert report.main(['abc123', '--nni-home', str(tmp_path), '--png', str(png)]) == 1
+    output = capsys.readouterr()
+    assert '| random | 1 | 80.00 ± 0.00 |' in output.out
+    assert output.err.strip() == f'error: --png {png} could not be written (No space left on device); the table ' \
+        'above is complete'
+    assert png.read_bytes() == b'\x89PNG the previous chart'
+    assert [path.name for path in tmp_path.glob('*.png')] == ['chart.png']  # no half-written chart left
+
+
+@pytest.mark.parametrize('registry', [b'{"abc123": {"id": "abc1', b'', b'["abc123"]', bytes(range(128, 256))],
+                         ids=['truncated', 'empty', 'list', 'binary'])
+def test_a_damaged_experiment_registry_is_one_line_naming_it(registry, tmp_path, capsys):
+    make_experiment(tmp_path)
+    (tmp_path / '.experiment').write_bytes(registry)
+    assert report.main(['abc123', '--nni-home', str(tmp_path), '--png', str(tmp_path / 'chart.png')]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {tmp_path / '.experiment'}: not NNI's experiment "
+                                                     'registry ('), errors
+    assert errors[0].endswith('it must be a JSON mapping of experiment ids')
+
+
+@pytest.mark.parametrize('database', [b'not a database' * 100, b''], ids=['garbage', 'empty'])
+def test_an_experiment_database_that_is_not_sqlite_is_one_line_naming_it(database, tmp_path, capsys):
+    make_experiment(tmp_path)
+    path = tmp_path / 'abc123' / 'db' / 'nni.sqlite'
+    path.write_bytes(database)
+    assert report.main(['abc123', '--nni-home', str(tmp_path), '--png', str(tmp_path / 'chart.png')]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f'error: {path}: not an NNI experiment database ('), errors
+    assert errors[0].endswith('it must be the SQLite file NNI wrote, with its MetricData table')

@@ -79,7 +79,7 @@ def profile_space(space: ModelSpace, input_shape: Sequence[int], settings: Timin
     check_number('latency_samples', samples, integer=True, minimum=4)  # some train, some are held out
     encoding = Encoding.of(space)
     cache = LatencyCache(cache_directory, space, input_shape, settings)
-    content = cache.load()
+    content = cache.load(encoding)
     generator = random.Random(seed)
     architectures = [encoding.sample(generator) for _ in range(samples)]
     missing = architectures[len(content['samples']):]
