@@ -53,7 +53,7 @@ def test_each_variant_searches_exports_and_retrains(variant, quick_parameters, t
                                 'latency_device'}}
     search_keys = set() if variant == 'random' else {'arc_learning_rate', 'normalized_entropy', 'converged'}
     assert set(final) == {'default', 'variant', 'seed', 'search_s', 'retrain_s', 'params', 'latency_ms',
-                          'skip_connects', 'parameter_free', 'none_edges', 'arch', 'stopped_early'} | search_keys | set().union(
+                          'skip_connects', 'parameter_free', 'none_edges', 'arch', 'unconstrained_arch', 'stopped_early'} | search_keys | set().union(
                               *(variant_keys.get(m, set()) for m in members))
     if search_keys:
         last_search = [r for r in nni_channel['intermediate'] if r['phase'] == 'search'][-1]
