@@ -154,8 +154,9 @@ PROBES = 7 * 3
 """The quick-start space's probes: every operation on every edge, 3 per operation (node 5 has 5 inputs, 2 slots)."""
 
 
-def test_the_cache_is_reused_not_remeasured(tmp_path, monkeypatch):
-    timed = []
+def counted_timer(monkeypatch) -> list[int]:
+    """The synthetic timer in place of the profile's; the list of how many networks each call timed."""
+    timed: list[int] = []
     measure = synthetic_timer()
 
     def counted(networks, *args, **kwargs):
@@ -163,6 +164,11 @@ def test_the_cache_is_reused_not_remeasured(tmp_path, monkeypatch):
         return measure(networks, *args, **kwargs)
 
     monkeypatch.setattr(profile_module, 'measure', counted)
+    return timed
+
+
+def test_the_cache_is_reused_not_remeasured(tmp_path, monkeypatch):
+    timed = counted_timer(monkeypatch)
     settings = TimingSettings(repeats=2, warmup=1)
     first = profile_space(deployed_space(), INPUT_SHAPE, settings, 6, tmp_path)
     assert timed == [6 + PROBES]
@@ -197,14 +203,7 @@ CACHE_DAMAGE = {  # damage -> (the cache file's new text, what is measured again
 @pytest.mark.parametrize('damage', CACHE_DAMAGE)
 def test_a_damaged_cache_is_measured_again_with_one_warning(damage, tmp_path, monkeypatch, caplog):
     """A crash or an edit can leave the cache file anything: what it cannot give is measured again."""
-    timed = []
-    measure = synthetic_timer()
-
-    def counted(networks, *args, **kwargs):
-        timed.append(len(networks))
-        return measure(networks, *args, **kwargs)
-
-    monkeypatch.setattr(profile_module, 'measure', counted)
+    timed = counted_timer(monkeypatch)
     settings = TimingSettings(repeats=2, warmup=1)
     first = profile_space(deployed_space(), INPUT_SHAPE, settings, 6, tmp_path)
     [path] = tmp_path.glob('*.json')
