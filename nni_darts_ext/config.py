@@ -189,12 +189,16 @@ def check_variant_settings(variant_settings: str, flags: Mapping[str, Any]) -> d
         settings = None
     if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
         raise ConfigError(f'--variant-settings must map variant names to mappings of parameters, got {variant_settings!r}')
-    checked = {}
+    checked, spelled = {}, {}
     for name, parameters in settings.items():
         try:
             variant = find_variant(name)
         except ConfigError as err:
             raise ConfigError(f'--variant-settings: {err}') from None
+        if variant.name in spelled:
+            raise ConfigError(f'--variant-settings: {spelled[variant.name]!r} and {name!r} are one variant, '
+                              f'{variant.name}; give its settings once')
+        spelled[variant.name] = name
         _check_parameter_names(name, parameters, variant.options)
         try:
             _, options = split_parameters({**flags, **parameters, 'variant': variant.name})

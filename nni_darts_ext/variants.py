@@ -16,24 +16,24 @@ from .composition import combine
 from .errors import ConfigError, unknown_value
 from .registry import VARIANTS, Variant, search_options
 # each registers its variant, in the order the registry lists them
-from .strategies import darts, pcdarts, pdarts, second_order, stabilized, scalable, ladarts, random_architecture  # noqa: F401, I001
+from .strategies import darts, pdarts, pcdarts, second_order, stabilized, ladarts, scalable, random_architecture  # noqa: F401, I001
 
 __all__ = ['VARIANTS', 'Variant', 'find_variant', 'make_strategy', 'variant_name']
 
 
 def variant_name(name: str) -> str:
-    """The one spelling of a variant name: each ``+``-joined member stripped and lower-cased, as
-    the registry writes it (`` PCDARTS + stabilized`` is ``pcdarts+stabilized``), so that one
-    variant is reported under one name.
+    """The one spelling of a variant name, so that one search is reported under one name: each
+    ``+``-joined member stripped and lower-cased as the registry writes it, and a composition's
+    members in the order the registry lists them, without ``darts``, the search they all build on (`` Stabilized + PCDARTS `` and ``darts+pcdarts+stabilized`` are
+    ``pcdarts+stabilized``).
 
     Raises
     ------
     ConfigError
-        For a name that is not a string.
+        For a name that is not a string, an unknown variant, a member named twice, or members that
+        cannot be composed.
     """
-    if not isinstance(name, str):
-        raise ConfigError(f'a variant name must be a string, got {name!r}; accepted: {", ".join(VARIANTS)}')
-    return '+'.join(part.strip().lower() for part in name.split('+'))
+    return find_variant(name).name
 
 
 def find_variant(name: str) -> Variant:
@@ -50,10 +50,17 @@ def find_variant(name: str) -> Variant:
     ConfigError
         For an unknown name, or members that cannot be composed (naming the conflict).
     """
-    name = variant_name(name)
+    if not isinstance(name, str):
+        raise ConfigError(f'a variant name must be a string, got {name!r}; accepted: {", ".join(VARIANTS)}')
+    parts = [part.strip().lower() for part in name.split('+')]
+    repeated = next((part for part in parts if parts.count(part) > 1), None)
+    if repeated is not None:
+        raise ConfigError(f'variant {name.strip()!r}: names {repeated} twice; name each technique once')
+    if len(parts) > 1 and 'darts' in parts:  # the search every composition builds on
+        parts.remove('darts')
+    name = '+'.join(parts)
     if name in VARIANTS:
         return VARIANTS[name]
-    parts = name.split('+')
     for part in parts:
         if part not in VARIANTS:
             error = unknown_value('variant', part, VARIANTS)
@@ -70,16 +77,15 @@ def find_variant(name: str) -> Variant:
                           names={member.factory: member.name for member in members})
     except ConfigError as err:
         raise ConfigError(f'variant {name!r}: {err}') from None
-    # DARTS itself (no technique) last
-    members.sort(key=lambda member: min(map(factory.techniques.index, member.factory.techniques),
-                                        default=len(factory.techniques)))
+    members.sort(key=lambda member: min(map(factory.techniques.index, member.factory.techniques)))
     options = search_options(factory.techniques)
     defaults: dict[str, Any] = {}
     for member in members:
         for option, value in member.defaults.items():
             if option in options:
                 defaults.setdefault(option, value)
-    return Variant(name, '; '.join(member.summary for member in members), factory, defaults, options)
+    spelling = sorted(parts, key=list(VARIANTS).index)
+    return Variant('+'.join(spelling), '; '.join(member.summary for member in members), factory, defaults, options)
 
 
 def make_strategy(name: str, **overrides: Any) -> Strategy:

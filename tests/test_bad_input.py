@@ -253,6 +253,12 @@ SPACE_FILES = {
     (['--option', 'arc_learning_rate={[1]: 2}'], "error: --option arc_learning_rate: '{[1]: 2}' is not valid YAML ("),
     (['--variant-settings', '{darts: {1: 2}}'], 'error: --variant-settings: darts: parameter names must be strings, '
      'got 1; accepted: the trial parameters and arc_learning_rate, gradient_clip_val, warmup_epochs'),
+    # one search, two spellings, two entries: which would apply?
+    (['--variant-settings', '{pcdarts+stabilized: {eta: 0.01}, stabilized+PCDARTS: {eta: 0.1}}'],
+     "error: --variant-settings: 'pcdarts+stabilized' and 'stabilized+PCDARTS' are one variant, pcdarts+stabilized; "
+     'give its settings once'),
+    (['--variant', 'pcdarts+darts+pcdarts'], "error: variant 'pcdarts+darts+pcdarts': names pcdarts twice; "
+     'name each technique once'),
     (['--variant-settings', '{darts: {variant: random}}'],
      'error: --variant-settings: darts: variant cannot be set in an entry for a variant; give variant as a flag or in '
      'the search space'),

@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from nni_darts_ext import (PCDARTS, PDARTS, VARIANTS, ConfigError, DifferentiableSearch, ScalableDARTS,
-                           StabilizedDARTS, Technique, combine, make_strategy, preset, probability_rows)
+                           StabilizedDARTS, Technique, combine, find_variant, make_strategy, preset, probability_rows)
+from nni_darts_ext.variants import variant_name
 from nni_darts_ext.hypergradient import Amended, FirstOrder
 from nni_darts_ext.latency.encoding import Encoding
 from nni_darts_ext.spaces import Size, load_space
@@ -202,13 +203,28 @@ def test_a_node_with_as_many_edges_as_slots_keeps_both_and_encodes_its_softmaxes
     ('darts2+stabilized', 'darts2 and stabilized cannot be composed: both set the architecture-gradient estimator'),
     ('pcdarts+scalable', 'pcdarts and scalable cannot be composed: both build the supernet cells'),
     ('pdarts+scalable', "pdarts and scalable cannot be composed: P-DARTS prunes each edge's operation vector"),
-    ('random+pcdarts', 'random is a baseline, so it composes with nothing; composable: darts, pcdarts'),
-    ('pcdarts+pcdarts', 'pcdarts is named twice'),
+    ('random+pcdarts', 'random is a baseline, so it composes with nothing; composable: darts, pdarts, pcdarts'),
+    ('pcdarts+pcdarts', 'names pcdarts twice'),
+    ('darts+darts', 'names darts twice'),
+    ('stabilized+PCDARTS+stabilized', 'names stabilized twice'),
 ])
 def test_a_conflicting_combination_raises_naming_the_conflict(variant, message):
     with pytest.raises(ConfigError) as info:
         make_strategy(variant)
     assert str(info.value).startswith(f'variant {variant!r}: {message}')
+
+
+@pytest.mark.parametrize('spelled, name', [
+    ('stabilized+pcdarts', 'pcdarts+stabilized'),
+    ('darts+pcdarts+stabilized', 'pcdarts+stabilized'),
+    ('pcdarts+darts', 'pcdarts'),
+    ('LADARTS + stabilized+pcdarts+pdarts', 'pdarts+pcdarts+stabilized+ladarts'),
+    ('darts2+pcdarts', 'pcdarts+darts2'),
+])
+def test_one_composition_has_one_name_whatever_the_order(spelled, name):
+    assert variant_name(spelled) == name
+    assert find_variant(spelled).name == name
+    assert type(make_strategy(spelled)) is type(make_strategy(name))
 
 
 def test_an_unknown_member_is_named_with_the_accepted_ones():
