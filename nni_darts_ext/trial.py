@@ -77,6 +77,8 @@ def prepare(config: TrialConfig, options: dict[str, Any]) -> tuple[TrialStrategy
                               f'{" and ".join(space.sized) or "no size"}; leave it unset')
     search_size = Size(config.search_width or space.search.width, config.search_cells or space.search.cells)
     evaluation_size = Size(config.retrain_width or space.evaluation.width, config.retrain_cells or space.evaluation.cells)
+    space.check_size(search_size, 'search_cells')
+    space.check_size(evaluation_size, 'retrain_cells')
     search_images = min(config.search_subset or len(data.train), len(data.train))
     if strategy.searches:
         if config.batch_size > search_images // 2:

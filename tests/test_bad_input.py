@@ -232,6 +232,12 @@ SPACE_FILES = {
     'nested.yml': (b'operations: [[skip_connect]]\nnodes: 2\ncells: 2\nwidth: 4\n',
                    "operations must be a list of names, got ['skip_connect'] in it; accepted names: "),
     'list_key.yml': (b'operations: [skip_connect]\n[nodes]: 2\n', 'not valid YAML: while constructing a mapping '),
+    # sizes that would build for hours: refused before building
+    'many_nodes.yml': (b'operations: [skip_connect]\nnodes: 10000\ncells: 8\nwidth: 4\n',
+                       'cells: 8 cells of 50,015,000 candidate operations each make a supernet of 400,120,000, over '
+                       'the 50,000 that build in about 15 s; lower cells, nodes or operations'),
+    'deep.yml': (b'operations: [skip_connect]\nnodes: 2\ncells: 8\nwidth: 4\nevaluation: {cells: 1000000}\n',
+                 'evaluation: cells (1000000) exceeds 100, the deepest network this package builds; accepted: 1 to 100'),
 }
 
 
@@ -268,6 +274,8 @@ SPACE_FILES = {
      'error: retrain_batch_size (batch_size where unset) must be at least 2 with retrain_auxiliary_weight, whose head '
      'normalizes over the batch; got 1'),
     *[(['--space', name], f'error: {{tmp}}/{name}: {message}') for name, (_, message) in SPACE_FILES.items()],
+    (['--search-cells', '1000'], 'error: search_cells (1000) exceeds 100, the deepest network this package builds'),
+    (['--space', 'nni:NasBench201', '--retrain-cells', '101'], 'error: retrain_cells (101) exceeds 100, '),
     # a file where a folder belongs, for the dataset that downloads into it and the one that reads it
     *[(['--dataset', dataset, '--data-dir', '/etc/passwd'],
        'error: data_dir /etc/passwd cannot be a directory: /etc/passwd is a file')
@@ -283,6 +291,15 @@ def test_bad_input_on_the_command_line_is_one_line(arguments, message, tmp_path,
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith(message.replace('{tmp}', str(tmp_path))), errors
     assert not (tmp_path / 'out').exists()
+
+
+def test_a_supernet_too_large_to_build_is_refused_naming_the_setting(tmp_path, capsys):
+    space = tmp_path / 'hundred_nodes.yml'  # 2 x 100 + 100 x 99 / 2 = 5,150 edges a cell: one cell builds
+    space.write_text('operations: [skip_connect]\nnodes: 100\ncells: 1\nwidth: 4\n')
+    assert trial.main(['--space', str(space), '--search-cells', '10', '--output-dir', str(tmp_path / 'out')]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'error: search_cells: 10 cells of 5,150 candidate operations each make a supernet of 51,500, over the 50,000 '
+        'that build in about 15 s; lower cells, nodes or operations']
 
 
 @pytest.mark.parametrize('parameters, gpus, message', [

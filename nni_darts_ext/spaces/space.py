@@ -9,6 +9,15 @@ from typing import Any, Callable
 from torch import nn
 from nni.nas.nn.pytorch import ModelSpace
 
+from ..errors import ConfigError
+
+MAX_CELLS = 100
+"""The deepest network a trial builds; DARTS retrains 20 cells, NAS-Bench-201's largest has 15."""
+
+MAX_CANDIDATES = 50_000
+"""The most candidate operations a supernet may hold. DARTS's 20-cell space holds 2,240; a
+candidate takes about 0.3 ms to build on a CPU core, so this many build in about 15 s."""
+
 
 @dataclass(frozen=True)
 class Size:
@@ -56,6 +65,8 @@ class Space:
     regularized
         Whether ``build`` honours a :class:`Regularization` (the cell spaces do; the others
         only build the default one).
+    candidates_per_cell
+        How many candidate operations each cell's supernet holds, where the space knows it.
     """
     name: str
     build: Callable[[Size, bool, Regularization], ModelSpace]
@@ -64,6 +75,22 @@ class Space:
     input_channels: int
     sized: tuple[str, ...] = ('width', 'cells')
     regularized: bool = False
+    candidates_per_cell: int | None = None
+
+    def check_size(self, size: Size, where: str) -> None:
+        """Refuse a size that cannot be built in a reasonable time, before building it: more than
+        :data:`MAX_CELLS` cells, or (for a space that counts them) more than
+        :data:`MAX_CANDIDATES` candidate operations. ``where`` names the setting."""
+        if 'cells' not in self.sized:
+            return
+        if size.cells > MAX_CELLS:
+            raise ConfigError(f'{where} ({size.cells}) exceeds {MAX_CELLS}, the deepest network this package builds; '
+                              f'accepted: 1 to {MAX_CELLS}')
+        candidates = size.cells * (self.candidates_per_cell or 0)
+        if candidates > MAX_CANDIDATES:
+            raise ConfigError(f'{where}: {size.cells} cells of {self.candidates_per_cell:,} candidate operations each '
+                              f'make a supernet of {candidates:,}, over the {MAX_CANDIDATES:,} that build in about 15 s; '
+                              'lower cells, nodes or operations')
 
     def search_space(self, size: Size | None = None) -> ModelSpace:
         """The space to search, at the search size unless ``size`` says otherwise."""

@@ -29,7 +29,7 @@ import yaml
 
 from ..errors import ConfigError, check_number, unknown_value
 from ..yaml_reading import load_yaml
-from .cell_network import CellNetwork, reduction_positions
+from .cell_network import PREDECESSORS, CellNetwork, reduction_positions
 from .factors import ACTIVATION, CONV, FACTORS, check_factor, combinations
 from .operations import OPERATIONS, ZERO_OPERATION
 from .space import Regularization, Size, Space
@@ -77,13 +77,15 @@ def read_yaml_space(path: Path, in_channels: int, num_classes: int, image_size: 
     _check_keys(path, evaluation_spec, set(), EVALUATION_KEYS, where='evaluation')
     evaluation = Size(width=_positive_int(path, evaluation_spec, 'width', default=search.width),
                       cells=_positive_int(path, evaluation_spec, 'cells', default=search.cells))
-    for size in (search, evaluation):
-        check_resolution(size.cells, image_size, where=str(path))
-
     build = partial(_build, operations=list(operations), nodes=nodes, stem_multiplier=stem_multiplier,
                     in_channels=in_channels, num_classes=num_classes)
-    return Space(name=str(path), build=build, search=search, evaluation=evaluation, input_channels=in_channels,
-                 regularized=True)
+    edges = nodes * PREDECESSORS + nodes * (nodes - 1) // 2  # node i reads the cell's inputs and nodes 0..i-1
+    space = Space(name=str(path), build=build, search=search, evaluation=evaluation, input_channels=in_channels,
+                  regularized=True, candidates_per_cell=edges * len(operations))
+    for size, where in ((search, f'{path}: cells'), (evaluation, f'{path}: evaluation: cells')):
+        space.check_size(size, where)
+        check_resolution(size.cells, image_size, where=str(path))
+    return space
 
 
 def _factored_candidates(path: Path, factors: Any, operations: list[str]) -> list[str]:
