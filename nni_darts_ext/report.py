@@ -96,8 +96,8 @@ def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[st
     if entry.get('status') == 'RUNNING':
         try:
             return _from_rest(entry['port'], entry.get('prefixUrl'))
-        except OSError:
-            pass  # the registry can say RUNNING after a crash: fall back to the database
+        except (OSError, ValueError):
+            pass  # the registry can say RUNNING after a crash, and another program may hold the port now
     database = Path(entry.get('logDir') or nni_home) / experiment_id / 'db' / 'nni.sqlite'
     return _from_database(database)
 
@@ -122,6 +122,8 @@ def _from_rest(port: int, prefix: str | None) -> list[dict[str, Any]]:
     base = f'http://127.0.0.1:{port}/{prefix.strip("/") + "/" if prefix else ""}api/v1/nni'
     with urllib.request.urlopen(f'{base}/metric-data', timeout=10) as response:
         metrics = json.load(response)
+    if not (isinstance(metrics, list) and all(isinstance(m, dict) and {'type', 'data'} <= m.keys() for m in metrics)):
+        raise ValueError(f'port {port} does not answer as NNI\'s REST API')
     return [decode_metric(m['data']) for m in metrics if m['type'] == 'FINAL']
 
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import http.server
 import json
 import sqlite3
+import threading
 
 import pytest
 
@@ -215,3 +217,27 @@ def test_an_experiment_database_that_is_not_sqlite_is_one_line_naming_it(databas
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith(f'error: {path}: not an NNI experiment database ('), errors
     assert errors[0].endswith('it must be the SQLite file NNI wrote, with its MetricData table')
+
+
+@pytest.mark.parametrize('answer', [b'<html>a web page</html>', b'{"metrics": []}', b'[1, 2]'],
+                         ids=['not-json', 'a-mapping', 'a-list-of-numbers'])
+def test_a_running_experiment_whose_port_answers_something_else_is_read_from_its_database(answer, tmp_path):
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the handler's name)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    make_experiment(tmp_path)
+    with http.server.HTTPServer(('127.0.0.1', 0), Other) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        registry = json.loads((tmp_path / '.experiment').read_text())
+        registry['abc123'].update(status='RUNNING', port=server.server_address[1])
+        (tmp_path / '.experiment').write_text(json.dumps(registry))
+        try:
+            assert report.final_results('abc123', tmp_path) == RESULTS
+        finally:
+            server.shutdown()
