@@ -13,6 +13,7 @@ The checkpoint of the epoch before is kept beside it (``last.previous.ckpt``): s
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -91,15 +92,23 @@ def previous_of(path: Path) -> Path:
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint beside its place and moves it there, keeping the one it replaces
-    (:func:`previous_of`): a process killed while saving leaves the previous checkpoint whole."""
+    (:func:`previous_of`): a process killed while saving leaves the previous checkpoint whole.
+
+    Lightning's own writer stages each checkpoint in ``$TMPDIR`` (fsspec's transaction), so a full
+    ``$TMPDIR`` would fail a trial whose output directory has room, and a kill mid-save would leave
+    the staged copy there; this one writes only in the output directory, and a failed write raises
+    ``OSError`` (a full disk: ``ENOSPC``) naming the file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         path = Path(path)
+        serialized = io.BytesIO()
+        torch.save(checkpoint, serialized)  # to memory: torch's own file writer fails without errno
 
         def write(partial: Path) -> None:
-            TorchCheckpointIO.save_checkpoint(self, checkpoint, partial, storage_options)
+            partial.write_bytes(serialized.getbuffer())
             if path.is_file():
                 os.replace(path, previous_of(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, write)
 
 

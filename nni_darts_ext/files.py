@@ -20,13 +20,16 @@ PARTIAL = '.partial-'
 
 def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write`` on a path beside ``path`` (same suffix, so writers that read it choose the same
-    format; this process's id, so concurrent writers do not collide), then move the result there."""
+    format; this process's id, so concurrent writers do not collide), then move the result there.
+    An ``OSError`` of the write (a full disk) names ``path``."""
     path = Path(path)
     partial = path.with_name(f'{PARTIAL}{os.getpid()}-{path.name}')
     try:
         write(partial)
-    except BaseException:
+    except BaseException as err:
         partial.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a failed write() names no file
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     os.replace(partial, path)
 

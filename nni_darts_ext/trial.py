@@ -14,6 +14,7 @@ TensorBoard event files: :mod:`nni_darts_ext.board`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -440,6 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     except NoConnectedArchitecture as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        print(f'error: {err.filename}: {err.strerror}; what the trial wrote before is kept: make room (or make '
+              f'{output_dir} writable) and run it again with --resume true and --output-dir {output_dir} to '
+              'continue from its last checkpoint', file=sys.stderr)
+        return 1
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
             raise
@@ -450,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     if is_rank_zero():
         print(json.dumps(final))
     return 0
+
+
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+"""The errors of a write that a full disk, a quota or a file system made read-only during the run gives."""
 
 
 def out_of_memory(error: BaseException) -> bool:
