@@ -170,6 +170,7 @@ def search(strategy: TrialStrategy, space: Space, size: Size, data: ImageData, c
     resume_from = checkpoint_to_resume(checkpoint_dir, settings) if config.resume else None
     evaluator = search_evaluator(data, config, [EpochReporter('search', records, monitor, board),
                                                 SearchSettings(settings)], checkpoint_dir, resume_from)
+    strategy.keep_measurements(checkpoint_dir, reuse=config.resume)
     supernet = strategy.mutate_model(model_space)
     search_module = strategy.mutate_evaluator(evaluator)
     search_module.evaluate(supernet)

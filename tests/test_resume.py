@@ -68,3 +68,28 @@ def test_a_trial_killed_in_its_search_and_its_retraining_resumes_to_the_same_res
 
     assert outcome('resumed') == outcome('whole')
     assert [phase for _, phase, _, _ in outcome('whole')[1]] == ['search'] * 3 + ['retrain']
+
+
+def test_a_latency_aware_search_resumes_on_its_own_measurements_when_the_cache_is_gone(tmp_path):
+    cache = tmp_path / 'cache'
+    command = ['--variant-settings', f'{{ladarts: {{latency_cache: {cache}, latency_samples: 8}}}}']
+    whole = [*trial_command('ladarts', tmp_path / 'whole'), *command]
+    assert subprocess.run(whole, capture_output=True, text=True, timeout=600).returncode == 0
+
+    resumed_dir = tmp_path / 'resumed'
+    killed_after([*trial_command('ladarts', resumed_dir), *command], 'epoch 2 (search)')
+    for measurements in cache.iterdir():
+        measurements.unlink()  # the cache the interrupted search read
+    resumed = subprocess.run([*trial_command('ladarts', resumed_dir, '--resume', 'true'), *command],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'measuring' not in resumed.stderr and not any(cache.iterdir())
+
+    def outcome(run: str) -> tuple:
+        metrics = json.loads((tmp_path / run / 'metrics.json').read_text())
+        final = {key: value for key, value in metrics['final'].items()
+                 if key not in TIMINGS | {'measured_latency_ms'}}
+        return [(e['epoch'], e['default'], e.get('expected_latency_ms')) for e in metrics['epochs']], final
+
+    assert outcome('resumed') == outcome('whole')
+    assert outcome('whole')[1]['predicted_latency_ms'] > 0

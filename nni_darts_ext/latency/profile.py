@@ -74,20 +74,29 @@ class LatencyProfile:
 
 
 def profile_space(space: ModelSpace, input_shape: Sequence[int], settings: TimingSettings, samples: int,
-                  cache_directory: str | os.PathLike, held_out: float = 0.25, seed: int = 0) -> LatencyProfile:
-    """Measure (or load) ``samples`` random architectures and the lookup table; fit and score the predictors."""
+                  cache_directory: str | os.PathLike, kept_directory: str | os.PathLike | None = None,
+                  reuse_kept: bool = False, held_out: float = 0.25, seed: int = 0) -> LatencyProfile:
+    """Measure (or load) ``samples`` random architectures and the lookup table; fit and score the predictors.
+
+    ``kept_directory``: a second cache, the search's own, that receives the measurements the
+    profile is fitted on; with ``reuse_kept`` they are read from there first (a resumed search).
+    """
     check_number('latency_samples', samples, integer=True, minimum=4)  # some train, some are held out
     encoding = Encoding.of(space)
     cache = LatencyCache(cache_directory, space, input_shape, settings)
-    content = cache.load(encoding)
-    generator = random.Random(seed)
-    architectures = [encoding.sample(generator) for _ in range(samples)]
-    missing = architectures[len(content['samples']):]
-    if missing or 'lookup' not in content:
-        _logger.info('measuring %d architectures on %s (cache: %s)', len(missing), describe_device(settings.device),
-                     cache.path)
-        content = _measured(space, encoding, input_shape, settings, missing, content)
-        cache.save(content)
+    kept = None if kept_directory is None else LatencyCache(kept_directory, space, input_shape, settings)
+    content = kept.load(encoding) if kept is not None and reuse_kept else {'samples': []}
+    if len(content['samples']) < samples or 'lookup' not in content:
+        content = cache.load(encoding)
+        generator = random.Random(seed)
+        missing = [encoding.sample(generator) for _ in range(samples)][len(content['samples']):]
+        if missing or 'lookup' not in content:
+            _logger.info('measuring %d architectures on %s (cache: %s)', len(missing),
+                         describe_device(settings.device), cache.path)
+            content = _measured(space, encoding, input_shape, settings, missing, content)
+            cache.save(content)
+        if kept is not None:
+            kept.save({'samples': content['samples'][:samples], 'lookup': content['lookup']})
     measured = content['samples'][:samples]
     encodings = torch.stack([encoding.one_hot(sample['architecture']) for sample in measured])
     latencies = torch.tensor([sample['latency_ms'] for sample in measured])

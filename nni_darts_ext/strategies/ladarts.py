@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -125,6 +126,8 @@ class LatencyLoss(Technique):
         self.cache = latency_cache or DEFAULT_DIRECTORY
         self.input_shape = None if input_shape is None else checked_shape(input_shape)
         self.deployed_space: ModelSpace | None = None
+        self.kept: Path | None = None
+        self.reuse_kept = False
 
     def fill(self, slots: Slots) -> None:
         slots.fill('terms', self.term)
@@ -134,6 +137,11 @@ class LatencyLoss(Technique):
         instead of the searched space at its own size."""
         self.deployed_space = space
         self.input_shape = tuple(input_shape)
+
+    def keep_measurements(self, directory: Path, reuse: bool) -> None:
+        """Copy the measurements the profile is fitted on into ``directory``; with ``reuse``, fit it
+        on the copy there if it holds them all, whatever became of the cache."""
+        self.kept, self.reuse_kept = directory, reuse
 
     def before_supernet(self, model: ModelSpace) -> None:
         """Measure (or load) the latency profile. Without an input shape the profile waits for the
@@ -163,7 +171,7 @@ class LatencyLoss(Technique):
             device = resolve_device(self.timing.device)
             with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
                 self.term.profile = profile_space(self.deployed_space, self.input_shape, self.timing,
-                                                  self.samples, self.cache)
+                                                  self.samples, self.cache, self.kept, self.reuse_kept)
 
     def summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """The predicted and the measured latency of the ``found`` architecture, as deployed, the

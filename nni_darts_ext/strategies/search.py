@@ -8,6 +8,7 @@ techniques (``PCDARTS``, ...) are :class:`DifferentiableSearch` with their techn
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, Iterator, Protocol
 
 from nni.mutable import Categorical, CategoricalMultiple
@@ -39,6 +40,9 @@ class TrialStrategy(Protocol):
 
     def deploy(self, space: Any, input_shape: tuple[int, ...]) -> None:
         """The network the found architecture will be and one input's shape."""
+
+    def keep_measurements(self, directory: Path, reuse: bool) -> None:
+        """Keep what the search measures before it starts in ``directory``; with ``reuse``, read it there."""
 
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """What the trial's final result carries about the search."""
@@ -182,6 +186,13 @@ class DifferentiableSearch(DARTS):
         size) and one input's shape (LA-DARTS times those networks)."""
         for part in self.parts:
             part.deploy(space, tuple(input_shape))
+
+    def keep_measurements(self, directory: Path, reuse: bool) -> None:
+        """Have the techniques keep what they measure before the search in ``directory`` (the
+        search's checkpoints) and, with ``reuse``, read it from there
+        (:meth:`~nni_darts_ext.strategies.slots.Technique.keep_measurements`)."""
+        for part in self.parts:
+            part.keep_measurements(directory, reuse)
 
     def search_summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """What the schedule and the techniques add to the trial's final result."""

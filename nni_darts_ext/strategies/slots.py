@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from torch import Tensor
@@ -218,6 +219,11 @@ class Technique(ABC):
 
     def deploy(self, space: Any, input_shape: tuple[int, ...]) -> None:
         """The network the found architecture will be (``space`` at its deployed size) and one input's shape."""
+
+    def keep_measurements(self, directory: Path, reuse: bool) -> None:
+        """Keep what the technique measures before the search in ``directory`` (the search's
+        checkpoints), and with ``reuse`` read it from there, so that a resumed search has the very
+        inputs the interrupted one had."""
 
     def summary(self, found: dict[str, Any]) -> dict[str, Any]:
         """What the trial's final result carries about the search and the architecture it ``found``."""
