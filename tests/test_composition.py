@@ -67,7 +67,7 @@ def check_stages(strategy, supernet, module):
 
 
 def check_amended(strategy, supernet, module):
-    assert isinstance(module.estimator, Amended) and module.estimator.eta == 0.1
+    assert isinstance(module.estimator, Amended) and module.estimator.eta == 0.01
 
 
 def check_latency(strategy, supernet, module):
@@ -249,7 +249,7 @@ def test_composed_defaults_and_options():
     strategy = make_strategy('pcdarts+stabilized')
     # the papers' settings; where they differ, the supernet technique's (PC-DARTS's learning rate)
     assert (strategy.slots.cells.k, strategy.warmup_epochs, strategy.arc_learning_rate,
-            strategy.slots.estimator.eta) == (4, 15, 6e-4, 0.1)
+            strategy.slots.estimator.eta) == (4, 15, 6e-4, 0.01)
     with pytest.raises(ConfigError, match="variant 'pdarts\\+pcdarts' has no option 'warmup_epochs'; its options: "
                                           'stages, skip_limit, skip_dropout_decay, arc_learning_rate'):
         make_strategy('pdarts+pcdarts', warmup_epochs=1)

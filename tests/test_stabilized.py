@@ -125,8 +125,8 @@ def test_penalty_with_an_estimator_is_refused():
 
 
 def test_variants_carry_their_estimators():
-    assert make_strategy('stabilized').slots.estimator.eta == StabilizedDARTS().slots.estimator.eta == 0.1
-    assert make_strategy('stabilized', eta=0.01).slots.estimator.eta == 0.01
+    assert make_strategy('stabilized').slots.estimator.eta == StabilizedDARTS().slots.estimator.eta == 0.01
+    assert make_strategy('stabilized', eta=0.1).slots.estimator.eta == 0.1
     assert isinstance(make_strategy('darts').slots.estimator, FirstOrder)
     assert DifferentiableSearch(penalty={'profiler': None, 'baseline': 1.0}).slots.estimator is None  # NNI's step
     assert CollapseMonitor().early_stop == 'none'
