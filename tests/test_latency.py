@@ -22,6 +22,7 @@ from nni_darts_ext.latency import measurement
 from nni_darts_ext.latency import profile as profile_module
 from nni_darts_ext.latency.cache import LatencyCache
 from nni_darts_ext.latency.encoding import ZERO, Encoding
+from nni_darts_ext.latency.predictor import LookupTable
 from nni_darts_ext.latency.measurement import Timed, TimingSettings, describe_device, measure, resolve_device
 from nni_darts_ext.latency.profile import profile_space
 from nni_darts_ext.spaces import load_space
@@ -190,6 +191,13 @@ def damage_samples(content: dict) -> dict:
     return {**content, 'samples': samples}
 
 
+def samples_of_another_space(content: dict) -> dict:
+    """Every sample an architecture of other labels (a space edited since), which would encode as
+    nothing, in a cache that still holds a table of the right shape."""
+    samples = [{**sample, 'architecture': {'choice0': 'conv_3x3'}} for sample in content['samples']]
+    return {**content, 'samples': samples}
+
+
 CACHE_DAMAGE = {  # damage -> (the cache file's new text, what is measured again: samples, probes)
     'truncated': (lambda text: text[:len(text) // 2], (6, PROBES)),
     'empty': (lambda text: '', (6, PROBES)),
@@ -197,6 +205,7 @@ CACHE_DAMAGE = {  # damage -> (the cache file's new text, what is measured again
     'table shape': (lambda text: json.dumps({**json.loads(text), 'lookup': {
         **json.loads(text)['lookup'], 'table': json.loads(text)['lookup']['table'][:-1]}}), (0, PROBES)),
     'bad samples': (lambda text: json.dumps(damage_samples(json.loads(text))), (2, 0)),
+    'samples of another space': (lambda text: json.dumps(samples_of_another_space(json.loads(text))), (6, 0)),
 }
 
 
@@ -218,6 +227,41 @@ def test_a_damaged_cache_is_measured_again_with_one_warning(damage, tmp_path, mo
     assert torch.equal(again.lookup.table, first.lookup.table)  # the synthetic timer measures alike
     content = json.loads(path.read_text())  # rewritten whole
     assert len(content['samples']) == 6 and len(content['lookup']['table']) == len(first.lookup.table)
+
+
+def edited_space(channels: int) -> ModelSpace:
+    """A space class as a user writes it, and as the user edits it: one name, no arguments."""
+    class Edited(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.choice = LayerChoice({'conv': nn.Conv2d(1, channels, 3, padding=1), 'pool': nn.MaxPool2d(3, 1, 1)},
+                                      label='choice')
+
+        def forward(self, x):
+            return self.choice(x)
+    return Edited()
+
+
+def test_a_space_edited_since_the_cache_was_written_has_its_own_cache(tmp_path):
+    settings = TimingSettings(repeats=2, warmup=1)
+    before, after = LatencyCache(tmp_path, edited_space(4), INPUT_SHAPE, settings), \
+        LatencyCache(tmp_path, edited_space(8), INPUT_SHAPE, settings)
+    assert before.key['space'].split(' modules ')[0] == after.key['space'].split(' modules ')[0]
+    assert before.path != after.path
+
+
+@pytest.mark.parametrize('raw', [[0.2] * 6, [0.2, 0.2, 0.2, 0.2, 0.2, 0.2001]], ids=['alike', 'nearly alike'])
+def test_samples_that_do_not_fix_the_scale_leave_it_positive(raw):
+    """Networks whose table predictions are (nearly) alike fix the offset alone: a least-squares
+    scale over them would be any number, a negative one turning the latency gradient around."""
+    table = LookupTable(0.0, torch.ones(1, 1))
+    encodings = torch.tensor(raw)[:, None, None]  # one row, one column: the table predicts the encoding
+    measured = torch.tensor([0.25, 0.31, 0.42, 0.23, 0.27, 0.35])
+    table.calibrate(encodings, measured)
+    assert 0 < float(table.scale) < 2 and abs(float(table.offset_ms)) < 1
+    predicted = table(encodings)
+    assert torch.allclose(predicted, predicted[0].expand(6), rtol=1e-3)  # alike networks, alike predictions
+    assert float(measured.min()) < float(predicted[0]) < float(measured.max())
 
 
 def test_measuring_the_profile_leaves_the_random_state_as_reading_it_does(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import random
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,9 +31,12 @@ DEFAULT_DIRECTORY = Path('~/.cache/nni-darts-ext/latency')
 
 
 def space_key(space: ModelSpace) -> str:
-    """The space's class and constructor arguments: what fixes every network it can build."""
+    """The space's class and constructor arguments, and a digest of its modules as built: what fixes
+    every network it can build (a class edited since the cache was written builds other networks)."""
     arguments = {'args': list(getattr(space, 'trace_args', ())), 'kwargs': getattr(space, 'trace_kwargs', {})}
-    return f'{type(space).__module__}.{type(space).__qualname__}{json.dumps(arguments, sort_keys=True, default=str)}'
+    structure = hashlib.sha256(repr(space).encode()).hexdigest()[:16]
+    return (f'{type(space).__module__}.{type(space).__qualname__}{json.dumps(arguments, sort_keys=True, default=str)}'
+            f' modules {structure}')
 
 
 class LatencyCache:
@@ -80,7 +84,8 @@ class LatencyCache:
         if content.get('key') != self.key:
             return {'samples': []}
         samples = content.get('samples')
-        kept = [sample for sample in samples if _is_sample(sample, encoding)] if isinstance(samples, list) else []
+        labels = set(encoding.sample(random.Random(0)))
+        kept = [sample for sample in samples if _is_sample(sample, encoding, labels)] if isinstance(samples, list) else []
         lookup = content.get('lookup')
         lookup_fits = lookup is None or _is_lookup(lookup, encoding)
         damaged = []
@@ -103,12 +108,13 @@ class LatencyCache:
         write_atomically(self.path, lambda partial: partial.write_text(text))  # a trial never reads half a file
 
 
-def _is_sample(sample: object, encoding: Encoding) -> bool:
-    """Whether a cached ``sample`` is an architecture ``encoding`` encodes, with a positive finite latency."""
+def _is_sample(sample: object, encoding: Encoding, labels: set[str]) -> bool:
+    """Whether a cached ``sample`` is an architecture ``encoding`` encodes (deciding exactly its
+    ``labels``), with a positive finite latency."""
     if not isinstance(sample, dict) or not _is_milliseconds(sample.get('latency_ms'), positive=True):
         return False
     architecture = sample.get('architecture')
-    if not isinstance(architecture, dict):
+    if not isinstance(architecture, dict) or set(architecture) != labels:
         return False
     try:
         encoding.one_hot(architecture)

@@ -14,6 +14,11 @@ import torch
 from torch import Tensor, nn
 
 
+CALIBRATION_RCOND = 1e-3
+"""Singular values of the calibration's design below this fraction of the largest count as zero:
+samples whose table predictions are (nearly) alike fix the offset, not the scale."""
+
+
 class LookupTable(nn.Module):
     """``offset + scale * (base_ms + sum over edges and operations of encoding * table)``.
 
@@ -44,15 +49,22 @@ class LookupTable(nn.Module):
     def calibrate(self, encodings: Tensor, latencies_ms: Tensor) -> LookupTable:
         """Least-squares ``offset`` and ``scale`` on the relative error over measured networks: the
         smallest change to the table as measured where the networks do not fix both (a few samples
-        of a small space can be alike)."""
+        of a small space can be alike; directions the samples fix to less than
+        :data:`CALIBRATION_RCOND` of the best-fixed one are left alone). A scale that would not be
+        positive, which would turn the table's order around and with it the latency gradient,
+        leaves the scale at 1 and fits the offset alone."""
         with torch.no_grad():
             self.offset_ms.zero_()
             self.scale.fill_(1.0)
             raw = self(encodings)
             design = torch.stack([torch.ones_like(raw), raw], dim=1) / latencies_ms[:, None]
             # offset + (1 + change) * raw = latency, relative: design @ (offset, change) = 1 - raw / latency
-            solution = torch.linalg.lstsq(design.double(), (1 - raw / latencies_ms).double()[:, None],
+            target = (1 - raw / latencies_ms).double()[:, None]
+            solution = torch.linalg.lstsq(design.double(), target, rcond=CALIBRATION_RCOND,
                                           driver='gelsd').solution.flatten()
+            if not 1.0 + float(solution[1]) > 0:
+                solution = torch.linalg.lstsq(design[:, :1].double(), target, driver='gelsd').solution.flatten()
+                solution = torch.cat([solution, solution.new_zeros(1)])
             self.offset_ms.fill_(float(solution[0]))
             self.scale.fill_(1.0 + float(solution[1]))
         return self
