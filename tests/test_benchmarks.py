@@ -128,6 +128,15 @@ def check_ground_truth(written: dict[str, Any]) -> None:
     assert rows['random']['p_above_random'] is None and 0 < rows['darts']['p_above_random'] <= 1
 
 
+def check_noisy_twin(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'arguments', 'runs', 'summary'}
+    assert [row['search'] for row in written['summary']] == ['darts', 'stabilized eta=0.1']
+    for run in written['runs']:
+        assert len(run['choices']) == 6  # the cell's edges
+        assert all(set(p) >= {'conv_3x3', 'noisy_conv_3x3'} for p in run['choices'].values())
+        assert run['noisy_above_clean'] == sum(p['noisy_conv_3x3'] > p['conv_3x3'] for p in run['choices'].values())
+
+
 def check_ladarts(written: dict[str, Any]) -> None:
     assert set(written) == {'machine', 'parameters', 'timing', 'runs', 'summary'}
     assert written['parameters']['search_epochs'] == 1 and written['parameters']['train_subset'] == 64
@@ -283,6 +292,9 @@ SMOKE_RUNS = {
     'latency_predictors.py': SmokeRun(
         lambda tmp: ['--samples', '4', '--repeats', '1', '--warmup', '0', '--output', str(tmp / 'latency.json')],
         'latency.json', check_latency_predictors),
+    'noisy_twin.py': SmokeRun(
+        lambda tmp: ['--variants', 'darts', '--etas', '0.1', '--seeds', '0', '--epochs', '1', '--output',
+                     str(tmp / 'twin.json')], 'twin.json', check_noisy_twin),
     'pcdarts_vs_darts.py': SmokeRun(
         lambda tmp: [*SIDE_BY_SIDE_TINY, '--pc-batch-factor', '2', '--precision', 'bfloat16',
                      '--output', str(tmp / 'pcdarts.json')],
