@@ -28,7 +28,7 @@ def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
         write(partial)
     except BaseException as err:
         partial.unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.filename is None:  # a failed write() names no file
+        if isinstance(err, OSError) and err.errno is not None and err.filename is None:  # write() names no file
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     os.replace(partial, path)

@@ -7,6 +7,7 @@ Each must stop the trial before any work with one line that names the parameter,
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -386,13 +387,14 @@ def test_files_left_half_written_are_removed_on_the_next_start(tmp_path, monkeyp
     assert all(f'removed {path}, left by a write that was interrupted' in errors for path in killed)
 
 
-def test_a_failed_write_leaves_no_half_written_file(tmp_path):
+def test_a_failed_write_leaves_no_half_written_file_and_names_the_file(tmp_path):
     def failing(path):
         path.write_text('half')
-        raise OSError('No space left on device')
+        raise OSError(errno.ENOSPC, 'No space left on device')  # as a failed write() raises it: no file named
 
-    with pytest.raises(OSError, match='No space'):
+    with pytest.raises(OSError, match='No space') as info:
         write_atomically(tmp_path / 'metrics.json', failing)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / 'metrics.json')
     assert list(tmp_path.iterdir()) == []
 
 
