@@ -12,7 +12,8 @@ final result); ``--attach ID`` waits for a running one; ``--no-wait`` writes wha
 trial command's; ``VARIANT.OPTION=VALUE`` for one variant's option) run a part of the grid or the
 testbed with one setting changed, for example ``--variants pcdarts random --set search_width=16`` or
 ``--variants stabilized random --set stabilized.eta=0.01``. ``--over EARLIER.json`` writes the earlier
-grid with this experiment's variants searched again in place of their rows.
+grid with this experiment's variants searched again in place of their rows; given several times,
+each file's variants replace those of the files before it.
 """
 
 from __future__ import annotations
@@ -182,9 +183,10 @@ def main() -> None:
     parser.add_argument('--seeds', nargs='+', type=int, help="a part of the config's seeds")
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='a trial parameter or variant option over the trial command\'s')
-    parser.add_argument('--over', type=Path, metavar='EARLIER.json',
+    parser.add_argument('--over', type=Path, action='append', default=[], metavar='EARLIER.json',
                         help="an earlier grid's results, in which this experiment's variants replace their rows "
-                             '(a default changed, those variants searched again)')
+                             '(a default changed, those variants searched again); given again, each later '
+                             "file's variants replace the earlier files' rows alike")
     arguments = parser.parse_args()
     table = load_table(arguments.table)  # a missing or malformed table stops here, before any search
     config = changed(arguments.config, arguments.variants, arguments.seeds, arguments.set)
@@ -208,12 +210,13 @@ def main() -> None:
 
     params = rest(arguments.port, 'experiment')['params']
     results = report.final_results(experiment_id)
-    if arguments.over:
-        earlier = json.loads(arguments.over.read_text())
+    for earlier in reversed(arguments.over):
+        earlier = json.loads(earlier.read_text())
         searched_again = {result['variant'] for result in results}
         results = [result for result in earlier['results'] if result['variant'] not in searched_again] + results
         experiment_id = f"{earlier['experiment']}, {experiment_id} for {', '.join(sorted(searched_again))}"
-        params = [*(earlier['config'] if isinstance(earlier['config'], list) else [earlier['config']]), params]
+        params = [*(earlier['config'] if isinstance(earlier['config'], list) else [earlier['config']]), *(
+            params if isinstance(params, list) else [params])]
     rows = nb201_summary.summarize(results, table)
     summary = nb201_summary.format_table(rows, table)
     print(summary)
