@@ -130,12 +130,33 @@ def make_trainer(max_epochs: int, accelerator: str = 'cpu', devices: int = 1,
     checkpoints = epoch_checkpoints(checkpoint_dir) if checkpoint_dir else []
     return Trainer(
         max_epochs=max_epochs, accelerator=accelerator, devices=devices,
-        callbacks=[*(callbacks or []), *checkpoints, StopWhenTerminated()],
+        callbacks=[*(callbacks or []), SharedBatchNormStatistics(), *checkpoints, StopWhenTerminated()],
         logger=False, enable_checkpointing=bool(checkpoints), enable_model_summary=False,
         plugins=[AtomicCheckpointIO()] if checkpoints else None,
         enable_progress_bar=sys.stderr.isatty(), num_sanity_val_steps=0,
         gradient_clip_val=gradient_clip_val,
     )
+
+
+class SharedBatchNormStatistics(pl.Callback):
+    """Before each validation, every process's BatchNorm running statistics become their mean over
+    the processes (a no-op in one process).
+
+    Each process's training steps update its running statistics on its own share of the batches;
+    the weights stay equal (their gradients are averaged), the statistics drift apart. Averaged, the
+    validation sees one network on every process, and a checkpoint, which holds process zero's,
+    holds what every process has: a resumed search validates as the uninterrupted one did.
+    """
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size == 1:
+            return
+        for module in pl_module.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and module.track_running_stats:
+                for statistic in (module.running_mean, module.running_var):
+                    if statistic is not None:
+                        torch.distributed.all_reduce(statistic)
+                        statistic /= trainer.world_size
 
 
 class StopWhenTerminated(pl.Callback):

@@ -1,9 +1,10 @@
 """A trial killed (SIGKILL) mid-search and again mid-retraining, each time resumed, ends where an
-uninterrupted trial ends."""
+uninterrupted trial ends; in one process or two."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -23,8 +24,10 @@ def trial_command(variant: str, output_dir: Path, *extra: str) -> list[str]:
 
 
 def killed_after(command: list[str], line: str) -> None:
-    """Start ``command`` and SIGKILL it as soon as it logs ``line`` (e.g. ``epoch 2 (search)``)."""
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    """Start ``command`` and SIGKILL it, with the processes it started, as soon as it logs ``line``
+    (e.g. ``epoch 2 (search)``)."""
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               start_new_session=True)
     try:
         for logged in process.stderr:
             if line in logged:
@@ -32,7 +35,7 @@ def killed_after(command: list[str], line: str) -> None:
         else:
             pytest.fail(f'the trial ended before logging {line!r}, where it was to be killed')
     finally:
-        process.send_signal(signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
 
@@ -93,3 +96,23 @@ def test_a_latency_aware_search_resumes_on_its_own_measurements_when_the_cache_i
 
     assert outcome('resumed') == outcome('whole')
     assert outcome('whole')[1]['predicted_latency_ms'] > 0
+
+
+def test_a_search_in_two_processes_resumes_to_the_same_epoch_records(tmp_path):
+    """Each process's BatchNorm statistics follow its own batches; a checkpoint keeps process zero's.
+    The resumed epoch validates as the uninterrupted one did (the processes share their statistics)."""
+    two_processes = ['--devices', '2', '--search-epochs', '2', '--retrain-epochs', '0']
+    whole = subprocess.run(trial_command('darts', tmp_path / 'whole', *two_processes), capture_output=True,
+                           text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed_after(trial_command('darts', tmp_path / 'resumed', *two_processes), 'epoch 2 (search)')
+    resumed = subprocess.run(trial_command('darts', tmp_path / 'resumed', *two_processes, '--resume', 'true'),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'resuming the search from' in resumed.stderr
+
+    def records(run: str) -> list[dict]:
+        return json.loads((tmp_path / run / 'metrics.json').read_text())['epochs']
+
+    assert records('resumed') == records('whole')
+    assert len(records('whole')) == 2
