@@ -42,17 +42,17 @@ def measure_point(net, weights, alphas, train_batch, val_batch, scales: list[flo
     val = lambda: F.cross_entropy(net(val_batch[0]), val_batch[1])  # noqa: E731
     direct = gradients(val(), alphas + weights)
     alpha_gradient, u = direct[:len(alphas)], direct[len(alphas):]
-    exact = DoubleBackward()
-    hu = exact.hessian_product(train, weights, alphas, u)
+    exact = DoubleBackward().at(train, weights, alphas)
+    hu = exact.hessian_product(u)
     curvature = [h + weight_decay * v for h, v in zip(hu, u)]
-    mixed = exact.mixed_product(train, weights, alphas, curvature)
+    mixed = exact.mixed_product(curvature)
     eta = float(norm(u) / norm(curvature)) ** 2
     point = {'hu_over_u': float(norm(curvature) / norm(u)), 'eta': eta,
              'implicit_over_direct': eta * float(norm(mixed) / norm(alpha_gradient)), 'finite_differences': {}}
     for scale in scales:
-        fd = FiniteDifferences(scale)
-        fd_hu = fd.hessian_product(train, weights, alphas, u)
-        fd_mixed = fd.mixed_product(train, weights, alphas, curvature)
+        fd = FiniteDifferences(scale).at(train, weights, alphas)
+        fd_hu = fd.hessian_product(u)
+        fd_mixed = fd.mixed_product(curvature)
         point['finite_differences'][str(scale)] = {
             'hu_cosine': cosine(fd_hu, hu), 'hu_norm_ratio': float(norm(fd_hu) / norm(hu)),
             'mixed_cosine': cosine(fd_mixed, mixed), 'mixed_norm_ratio': float(norm(fd_mixed) / norm(mixed))}

@@ -20,7 +20,8 @@ means over its steps (NNI logs the probabilities every 10th), the report's the m
     python benchmarks/step_profile.py --variants pcdarts --k 4 8 --rounds 3
     python benchmarks/step_profile.py --variants darts pcdarts --layouts default channels-last
 
-Every ratio is to the first run: NNI's DARTS in the first of ``--layouts``.
+Every ratio is to the first run, NNI's DARTS in the first of ``--layouts``, and again to ``darts``
+(our first-order step) where it ran.
 """
 
 from __future__ import annotations
@@ -256,16 +257,24 @@ def main() -> None:
                                    for part in PARTS}}
                for name, results in rounds.items()}
     base = next(iter(summary.values()))
+    ours = summary.get('darts')  # our first-order step, the second base
+
+    def ratios(run: dict[str, Any], to: dict[str, Any] | None) -> str:
+        if to is None:
+            return '– | –'
+        return f'{run["step_ms"] / to["step_ms"]:.2f} | {run["memory_mb"] / to["memory_mb"]:.2f}'
+
     print(f'# {cpu_name()}, torch {torch.__version__}, {arguments.threads} thread(s); NNI hub DARTS space: '
           f'{arguments.cells} cells x {arguments.width} channels, {arguments.image_size}x{arguments.image_size} '
           f'images, batch {arguments.batch}; medians of {arguments.rounds} rounds of {arguments.steps} steps'
           + ('; memory after a warm-up of the process' if arguments.warm_process else ''))
-    print('| run | step ms | step ratio | memory MB | memory ratio | ' + ' | '.join(f'{p} ms' for p in PARTS) + ' |')
-    print('|---' * (5 + len(PARTS)) + '|')
+    print('| run | step ms | memory MB | step ratio | memory ratio | step / darts | memory / darts | '
+          + ' | '.join(f'{p} ms' for p in PARTS) + ' |')
+    print('|---' * (7 + len(PARTS)) + '|')
     for name, run in summary.items():
         parts = ' | '.join(f'{run["parts_ms"][part]:.1f}' for part in PARTS)
-        print(f'| {name} | {run["step_ms"]:.1f} | {run["step_ms"] / base["step_ms"]:.2f} | {run["memory_mb"]:.0f} | '
-              f'{run["memory_mb"] / base["memory_mb"]:.2f} | {parts} |')
+        print(f'| {name} | {run["step_ms"]:.1f} | {run["memory_mb"]:.0f} | {ratios(run, base)} | '
+              f'{ratios(run, ours)} | {parts} |')
     if arguments.output:
         arguments.output.write_text(json.dumps({'cpu': cpu_name(), 'torch': torch.__version__,
                                                 'arguments': {**vars(arguments), 'output': None, 'one': None},

@@ -93,8 +93,6 @@ def validation_hessian_eigenvalue(module: SearchModule, batches: Sequence[Any]) 
     """
     alphas = module.arch_parameters()
     trainable = [a.requires_grad for a in alphas]
-    exact = DoubleBackward()
-
     def loss() -> Tensor:
         return sum(module.loss(batch, index) for index, batch in enumerate(batches)) / len(batches)
 
@@ -102,7 +100,8 @@ def validation_hessian_eigenvalue(module: SearchModule, batches: Sequence[Any]) 
         try:
             for alpha in alphas:
                 alpha.requires_grad_(True)
-            return dominant_eigenvalue(lambda v: exact.hessian_product(loss, alphas, [], v), alphas)
+            # one graph of the loss's gradient serves every iteration's product
+            return dominant_eigenvalue(DoubleBackward().at(loss, alphas, []).hessian_product, alphas)
         finally:
             for alpha, flag in zip(alphas, trainable):
                 alpha.requires_grad_(flag)

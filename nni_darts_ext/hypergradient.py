@@ -109,7 +109,9 @@ class SecondOrder:
     """Unrolled DARTS: the gradient of ``L_val(w - xi * step(w, a), a)``, ``xi`` the current learning rate.
 
     ``grad_a L_val(w') - xi * d2L_train/(da dw)(w) . grad_w' L_val(w')``, the mixed product taken
-    at the current weights as in the DARTS paper.
+    at the current weights as in the DARTS paper. The training gradient that makes the virtual step
+    and the mixed product come from one set of products at ``w`` (with exact products: one forward
+    and one backward pass, whose graph is kept through the validation pass at ``w'``).
     """
 
     def __init__(self, products: SecondDerivatives | None = None):
@@ -117,12 +119,13 @@ class SecondOrder:
 
     def __call__(self, problem: BilevelProblem) -> list[Tensor]:
         weights, alphas, step = problem.weights, problem.alphas, problem.inner_step
-        direction = step.direction(weights, gradients(problem.train_loss(), weights))
+        training = self.products.at(problem.train_loss, weights, alphas)
+        direction = step.direction(weights, training.weight_gradient)
         with shifted(weights, direction, -step.learning_rate):
             unrolled = gradients(problem.val_loss(), alphas + weights)
         alpha_gradient, weight_gradient = unrolled[:len(alphas)], unrolled[len(alphas):]
-        implicit = self.products.mixed_product(problem.train_loss, weights, alphas, weight_gradient)
-        return [g - step.learning_rate * i for g, i in zip(alpha_gradient, implicit)]
+        implicit = training.mixed_product(weight_gradient)
+        return torch._foreach_add(alpha_gradient, implicit, alpha=-step.learning_rate)
 
 
 class Amended:
@@ -130,6 +133,8 @@ class Amended:
 
     ``H`` is the Hessian of the objective the weight optimizer minimises: the training loss
     plus its weight decay, ``weight_decay / 2 * |w|^2`` (adding ``weight_decay * v`` to ``H v``).
+    Both products are the training loss's at the same weights: with exact products, one forward
+    and one backward pass serve them.
 
     Parameters
     ----------
@@ -148,8 +153,8 @@ class Amended:
         weights, alphas = problem.weights, problem.alphas
         direct = gradients(problem.val_loss(), alphas + weights)
         alpha_gradient, weight_gradient = direct[:len(alphas)], direct[len(alphas):]
-        curvature = self.products.hessian_product(problem.train_loss, weights, alphas, weight_gradient)
-        decay = problem.inner_step.weight_decay
-        curvature = torch._foreach_add(curvature, weight_gradient, alpha=decay)
-        implicit = self.products.mixed_product(problem.train_loss, weights, alphas, curvature)
-        return [g - self.eta * i for g, i in zip(alpha_gradient, implicit)]
+        training = self.products.at(problem.train_loss, weights, alphas)
+        curvature = training.hessian_product(weight_gradient)
+        torch._foreach_add_(curvature, weight_gradient, alpha=problem.inner_step.weight_decay)
+        implicit = training.mixed_product(curvature)
+        return torch._foreach_add(alpha_gradient, implicit, alpha=-self.eta)

@@ -223,5 +223,5 @@ def test_a_layer_without_a_second_derivative_says_to_use_finite_differences():
     with pytest.raises(ConfigError, match=r'products: double_backward needs second derivatives of every layer, and '
                                           r'torch says "derivative for .*hardsigmoid_backward is not implemented"; '
                                           r'set products to finite_difference'):
-        DoubleBackward().mixed_product(loss, weights, [alpha], [torch.ones_like(w) for w in weights])
-    FiniteDifferences().mixed_product(loss, weights, [alpha], [torch.ones_like(w) for w in weights])
+        DoubleBackward().at(loss, weights, [alpha]).mixed_product([torch.ones_like(w) for w in weights])
+    FiniteDifferences().at(loss, weights, [alpha]).mixed_product([torch.ones_like(w) for w in weights])

@@ -180,8 +180,8 @@ def test_default_products_are_exact_on_the_quick_start_supernet(strategy):
     loss = BatchLoss(batch['train'])
     vector = [torch.randn_like(w) for w in weights]
     products = strategy.slots.estimator.products
-    hv = products.hessian_product(lambda: loss(net(loss.images)), weights, alphas, vector)
-    mixed = products.mixed_product(lambda: loss(net(loss.images)), weights, alphas, vector)
+    at_weights = products.at(lambda: loss(net(loss.images)), weights, alphas)
+    hv, mixed = at_weights.hessian_product(vector), at_weights.mixed_product(vector)
     expected_hv, expected_mixed = forward_over_reverse(net, loss, weights, alphas, vector)
     for got, expected in ((hv, expected_hv), (mixed, expected_mixed)):
         got, expected = torch.cat([g.flatten() for g in got]), torch.cat([e.flatten() for e in expected])
