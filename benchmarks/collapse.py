@@ -7,7 +7,7 @@ architecture learning rate throughout (``arc_travel`` grows with the budget), fo
 DARTS is said to collapse as its search grows longer: parameter-free operations (skip-connects,
 pooling) take over the cell and its accuracy falls, down to NB201's all-skip cell (54.30 on
 CIFAR-10). Each found cell is scored by NB201's published accuracies (``--table``). Writes every
-run (JSON, after each; run again, it skips the runs it has) and a PNG of the CIFAR-10 accuracy,
+run with its machine (JSON, after each; run again, it skips the runs it has) and a PNG of the CIFAR-10 accuracy,
 the parameter-free edges and the skip-connects per budget.
 
     python benchmarks/collapse.py --seeds 0 1 2 --budgets 1 2 4 8 --output benchmarks/results/collapse_cpu.json
@@ -105,7 +105,8 @@ def main() -> None:
     torch.set_num_threads(1)
     table = load_table(arguments.table)
     written = json.loads(arguments.output.read_text()) if arguments.output.is_file() else {}
-    runs = written.get('runs', [])
+    machine = f'{cpu_name()}, 1 thread, torch {torch.__version__}'
+    runs = [{'machine': written['machine'], **run} for run in written.get('runs', [])]  # each run's own host
     for seed in arguments.seeds:
         for budget in arguments.budgets:
             for variant in arguments.variants:
@@ -113,12 +114,12 @@ def main() -> None:
                     continue
                 parameters = {**trial_parameters(arguments.experiment, variant), **parse_options(arguments.set),
                               'threads': 1}
-                runs.append(run_once(variant, budget, seed, parameters))
+                runs.append({**run_once(variant, budget, seed, parameters), 'machine': machine})
                 print(f"{variant} {budget}x seed {seed}: CIFAR-10 {cifar10(runs[-1], table):.2f}, "
                       f"{runs[-1]['parameter_free']} parameter-free edges, normalized entropy "
                       f"{runs[-1]['normalized_entropy']:.3f} ({runs[-1]['search_s']} s)", flush=True)
                 arguments.output.write_text(json.dumps({
-                    'machine': f'{cpu_name()}, 1 thread, torch {torch.__version__}',
+                    'machine': machine,
                     'experiment': str(arguments.experiment.relative_to(ROOT) if arguments.experiment.is_relative_to(ROOT)
                                       else arguments.experiment), 'runs': runs}, indent=1))
     plot(runs, table, arguments.output.with_suffix('.png'))

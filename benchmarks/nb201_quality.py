@@ -210,13 +210,16 @@ def main() -> None:
 
     params = rest(arguments.port, 'experiment')['params']
     results = report.final_results(experiment_id)
-    for earlier in reversed(arguments.over):
-        earlier = json.loads(earlier.read_text())
-        searched_again = {result['variant'] for result in results}
-        results = [result for result in earlier['results'] if result['variant'] not in searched_again] + results
-        experiment_id = f"{earlier['experiment']}, {experiment_id} for {', '.join(sorted(searched_again))}"
-        params = [*(earlier['config'] if isinstance(earlier['config'], list) else [earlier['config']]), *(
-            params if isinstance(params, list) else [params])]
+    if arguments.over:  # the earlier grids, then this experiment, each replacing its variants' rows
+        layers = [json.loads(path.read_text()) for path in arguments.over]
+        layers.append({'experiment': experiment_id, 'config': params, 'results': results})
+        results, sources, params = [], [], []
+        for layer in layers:
+            replaced = {result['variant'] for result in layer['results']}
+            results = [result for result in results if result['variant'] not in replaced] + layer['results']
+            sources.append(f"{layer['experiment']} for {', '.join(sorted(replaced))}" if sources else layer['experiment'])
+            params += layer['config'] if isinstance(layer['config'], list) else [layer['config']]
+        experiment_id = '; '.join(sources)
     rows = nb201_summary.summarize(results, table)
     summary = nb201_summary.format_table(rows, table)
     print(summary)

@@ -102,26 +102,30 @@ ALL_SKIP = ' '.join(f'cell/{i}_{j}=skip_connect' for j in range(1, 4) for i in r
 
 def ground_truth_options(tmp_path: Path) -> list[str]:
     """The ground-truth grid cut to darts and random at seed 0 on digits, scored by a made-up table,
-    over an earlier grid whose darts row it replaces and whose pcdarts row it keeps."""
+    over an earlier grid whose darts row it replaces, and a later one whose pcdarts row replaces the earlier's."""
     table = fake_nb201_table(tmp_path / 'table.csv')
     earlier = [{'variant': variant, 'seed': 7, 'arch': ALL_SKIP, 'search_s': 1.0} for variant in ('darts', 'pcdarts')]
     (tmp_path / 'earlier.json').write_text(json.dumps({'experiment': 'earlier1', 'config': {'searchSpace': {}},
                                                        'results': earlier}))
+    later = [{'variant': 'pcdarts', 'seed': 8, 'arch': ALL_SKIP, 'search_s': 1.0}]
+    (tmp_path / 'later.json').write_text(json.dumps({'experiment': 'earlier2', 'config': {'searchSpace': {}},
+                                                     'results': later}))
     return ['--variants', 'darts', 'random', '--seeds', '0', '--table', str(table), '--over', 'earlier.json',
+            '--over', 'later.json',
             *(f'--set={name}={value}' for name, value in {**TESTBED_ON_DIGITS, 'nb201_table': table}.items()),
             '--set=darts.gradient_clip_val=4', '--port', str(free_port()), '--poll-s', '2', '--timeout-min', '5', '--out', str(tmp_path / 'truth')]
 
 
 def check_ground_truth(written: dict[str, Any]) -> None:
     assert set(written) == {'experiment', 'status', 'date', 'machine', 'config', 'anchors', 'summary', 'results'}
-    earlier, config = written['config']
-    assert earlier == {'searchSpace': {}} and written['experiment'].startswith('earlier1, ')
+    earlier, later, config = written['config']
+    assert earlier == later == {'searchSpace': {}} and written['experiment'].startswith('earlier1; earlier2 for pcdarts; ')
     assert written['experiment'].endswith(' for darts, random')
     assert written['status'] == 'DONE' and config['searchSpace']['seed']['_value'] == [0]
     assert ' --dataset digits ' in config['trialCommand']  # the --set flags, after the config's
     assert 'darts: {gradient_clip_val: 4}, pcdarts: {k: 4' in config['trialCommand']  # one variant's option
-    # this grid's darts replaced the earlier one's, whose pcdarts stays
-    assert sorted((r['variant'], r['seed']) for r in written['results']) == [('darts', 0), ('pcdarts', 7), ('random', 0)]
+    # this grid's darts replaced the earliest one's, whose pcdarts the later one replaced
+    assert sorted((r['variant'], r['seed']) for r in written['results']) == [('darts', 0), ('pcdarts', 8), ('random', 0)]
     rows = {row['variant']: row for row in written['summary']}
     for result in written['results'][1:]:  # this grid's, which its trials scored
         assert rows[result['variant']]['accuracies'] == [result['nb201_cifar10']]
