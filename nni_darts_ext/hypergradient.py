@@ -120,7 +120,7 @@ class SecondOrder:
     def __call__(self, problem: BilevelProblem) -> list[Tensor]:
         weights, alphas, step = problem.weights, problem.alphas, problem.inner_step
         training = self.products.at(problem.train_loss, weights, alphas)
-        direction = step.direction(weights, training.weight_gradient)
+        direction = step.direction(weights, training.weight_gradient())
         with shifted(weights, direction, -step.learning_rate):
             unrolled = gradients(problem.val_loss(), alphas + weights)
         alpha_gradient, weight_gradient = unrolled[:len(alphas)], unrolled[len(alphas):]

@@ -76,7 +76,6 @@ class Products(ABC):
     ``weights`` and ``alphas`` must not change while it is in use (a shift by :func:`shifted`,
     undone before the next product, is allowed)."""
 
-    @property
     @abstractmethod
     def weight_gradient(self) -> list[Tensor]:
         """``dL/dw``."""
@@ -122,9 +121,8 @@ class CentralDifferences(Products):
     def __init__(self, scale: float, loss: Loss, weights: list[Tensor], alphas: list[Tensor]):
         self.scale, self.loss, self.weights, self.alphas = scale, loss, weights, alphas
 
-    @property
     def weight_gradient(self) -> list[Tensor]:
-        return gradients(self.loss(), self.weights)
+        return gradients(self.loss(), self.weights)  # a pass of its own
 
     def hessian_product(self, vector: Sequence[Tensor]) -> list[Tensor]:
         return self._along(vector, self.weights)
@@ -163,7 +161,6 @@ class GradientGraph(Products):
         # the gradients that depend on the parameters; the rest (zero, or the loss linear in them) add nothing
         self.differentiable = [i for i, g in enumerate(self.gradient) if g.requires_grad]
 
-    @property
     def weight_gradient(self) -> list[Tensor]:
         return [g.detach() for g in self.gradient]
 
