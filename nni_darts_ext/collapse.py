@@ -93,6 +93,7 @@ def validation_hessian_eigenvalue(module: SearchModule, batches: Sequence[Any]) 
     """
     alphas = module.arch_parameters()
     trainable = [a.requires_grad for a in alphas]
+
     def loss() -> Tensor:
         return sum(module.loss(batch, index) for index, batch in enumerate(batches)) / len(batches)
 

@@ -77,8 +77,8 @@ class SearchModule(DartsLightningModule):
 
     def bilevel_problem(self, batch: Any, batch_idx: int, weight_optimizer: torch.optim.Optimizer) -> BilevelProblem:
         """The architecture step's problem on ``batch`` (``train`` and ``val`` halves): the weights
-        ``weight_optimizer`` trains (listed once per supernet), this module's architecture parameters, and losses that draw the
-        same dropout masks in every pass of the estimate."""
+        ``weight_optimizer`` trains (listed once per supernet), this module's architecture
+        parameters, and losses that draw the same dropout masks in every pass of the estimate."""
         weights = self._of_this_supernet('weights', lambda: [p for group in weight_optimizer.param_groups
                                                              for p in group['params'] if p.requires_grad])
         return BilevelProblem(
