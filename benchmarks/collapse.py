@@ -7,8 +7,8 @@ architecture learning rate throughout (``arc_travel`` grows with the budget), fo
 DARTS is said to collapse as its search grows longer: parameter-free operations (skip-connects,
 pooling) take over the cell and its accuracy falls, down to NB201's all-skip cell (54.30 on
 CIFAR-10). Each found cell is scored by NB201's published accuracies (``--table``). Writes every
-run with its machine (JSON, after each; run again, it skips the runs it has) and a PNG of the CIFAR-10 accuracy,
-the parameter-free edges and the skip-connects per budget.
+run with its machine (JSON, after each; run again, it skips the runs it has) and a PNG of the
+CIFAR-10 accuracy, the parameter-free edges and the skip-connects per budget.
 
     python benchmarks/collapse.py --seeds 0 1 2 --budgets 1 2 4 8 --output benchmarks/results/collapse_cpu.json
 """
