@@ -266,16 +266,28 @@ def convergence_warning(rows: list[VariantRow]) -> str | None:
             'cells are noise: raise arc_travel or the search budget')
 
 
+MARKERS = 'osD^vPX*'
+"""The points' markers; with matplotlib's ten colours, every one of 40 variants gets its own pair."""
+
+
+def variant_styles(variants: list[str]) -> dict[str, dict[str, str]]:
+    """Each variant's colour and marker in the chart, distinct for up to 40 variants."""
+    return {variant: {'color': f'C{index % 10}', 'marker': MARKERS[index % len(MARKERS)]}
+            for index, variant in enumerate(variants)}
+
+
 def plot(rows: list[VariantRow], path: Path, title: str) -> None:
-    """One PNG figure with three panels side by side.
+    """One PNG figure with three panels side by side, one colour and marker per variant, named in
+    one legend below them.
 
     (a) test accuracy per variant, (b) accuracy against mean search time, (c) accuracy
     against measured latency (only the variants that have one). Error bars are one standard
     deviation of the accuracy over seeds.
     """
+    styles = variant_styles([r.variant for r in rows])
     figure, (bars, search, latency) = plt.subplots(1, 3, figsize=(15, 4.5))
     bars.bar([r.variant for r in rows], [100 * r.accuracy_mean for r in rows],
-             yerr=[100 * r.accuracy_std for r in rows], capsize=4, color='tab:blue')
+             yerr=[100 * r.accuracy_std for r in rows], capsize=4, color=[styles[r.variant]['color'] for r in rows])
     low = min(100 * (r.accuracy_mean - r.accuracy_std) for r in rows)
     bars.set_ylim(max(0.0, low - 5), 100)
     bars.set_ylabel('test accuracy (%)')
@@ -285,11 +297,11 @@ def plot(rows: list[VariantRow], path: Path, title: str) -> None:
     for label in bars.get_xticklabels():
         label.set_horizontalalignment('right')
 
-    _labelled_points(search, [(r.search_s, r) for r in rows], 'mean search time (s)')
+    _styled_points(search, [(r.search_s, r) for r in rows], styles, 'mean search time (s)')
     search.set_title('(b) accuracy vs search cost', fontsize=10)
     measured = [(r.latency_ms, r) for r in rows if r.latency_ms is not None]
     if measured:
-        _labelled_points(latency, measured, 'latency (ms, batch 1)')
+        _styled_points(latency, measured, styles, 'latency (ms, batch 1)')
     else:
         latency.text(0.5, 0.5, 'no latency measured', ha='center', va='center', transform=latency.transAxes)
         latency.set_xticks([])
@@ -298,17 +310,20 @@ def plot(rows: list[VariantRow], path: Path, title: str) -> None:
 
     figure.suptitle(title)
     figure.tight_layout()
+    # the variants are named once, below the panels, rather than beside points that may coincide
+    handles, labels = search.get_legend_handles_labels()
+    figure.legend(handles, labels, loc='upper center', bbox_to_anchor=(0.5, 0.0), ncol=min(len(rows), 6),
+                  fontsize=8, frameon=False)
     figure.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(figure)
 
 
-def _labelled_points(axes: plt.Axes, points: list[tuple[float, VariantRow]], xlabel: str) -> None:
-    """Accuracy (%) against ``x`` with one-std error bars, each point named by its variant."""
+def _styled_points(axes: plt.Axes, points: list[tuple[float, VariantRow]], styles: dict[str, dict[str, str]],
+                   xlabel: str) -> None:
+    """Accuracy (%) against ``x`` with one-std error bars, each variant in its own colour and marker."""
     for x, row in points:
-        axes.errorbar(x, 100 * row.accuracy_mean, yerr=100 * row.accuracy_std, fmt='o', capsize=3,
-                      color='tab:blue')
-        axes.annotate(row.variant, (x, 100 * row.accuracy_mean), textcoords='offset points', xytext=(4, 4),
-                      fontsize=7)
+        axes.errorbar(x, 100 * row.accuracy_mean, yerr=100 * row.accuracy_std, fmt=styles[row.variant]['marker'],
+                      color=styles[row.variant]['color'], capsize=3, label=row.variant)
     axes.set_xlabel(xlabel)
     axes.set_ylabel('test accuracy (%)')
     axes.grid(alpha=0.3)

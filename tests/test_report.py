@@ -160,6 +160,12 @@ def test_plot_writes_a_png_when_some_variants_lack_latency(tmp_path):
     assert png.read_bytes()[:4] == b'\x89PNG'
 
 
+def test_every_variant_of_a_large_grid_has_its_own_colour_and_marker():
+    variants = [f'variant{index}' for index in range(40)]
+    styles = report.variant_styles(variants)
+    assert len({(s['color'], s['marker']) for s in styles.values()}) == 40
+
+
 @pytest.mark.parametrize('png, message', [
     ('charts', '--png {tmp}/charts is a directory; accepted: a file name ending in .png'),
     ('chart.txt', '--png {tmp}/chart.txt is not a .png file name; accepted: a file name ending in .png'),
