@@ -38,10 +38,7 @@ from .strategies.second_order import SecondOrderDARTS  # noqa: E402
 from .strategies.stabilized import StabilizedDARTS  # noqa: E402
 from .supermodules.probabilities import probability_rows  # noqa: E402
 
-ValidatedDARTS = DifferentiableSearch
-"""The earlier name of :class:`DifferentiableSearch` (DARTS, validated every epoch)."""
-
 __all__ = ['ArchitectureTerm', 'ConfigError', 'DifferentiableSearch', 'LatencyAwareDARTS', 'NNIDARTS', 'PCDARTS',
            'PDARTS', 'RandomArchitecture', 'ScalableDARTS', 'SecondOrderDARTS', 'Slots', 'StabilizedDARTS', 'Technique',
-           'VARIANTS', 'ValidatedDARTS', 'Variant', 'combine', 'find_variant', 'make_strategy', 'preset',
+           'VARIANTS', 'Variant', 'combine', 'find_variant', 'make_strategy', 'preset',
            'probability_rows']

@@ -51,6 +51,25 @@ def nb201_string(architecture: Mapping[str, Any]) -> str:
     return '+'.join(groups)
 
 
+def nni_architecture(cell: str) -> dict[str, str]:
+    """The architecture of ``nni:NasBench201`` that NB201's string ``cell`` names (the inverse of
+    :func:`nb201_string`); one :class:`ConfigError` line for a string that is not one of its cells."""
+    names = {nb201: nni for nni, nb201 in OPERATIONS.items()}
+    architecture = {}
+    for node, group in enumerate(cell.split('+'), start=1):
+        for edge in group.strip('|').split('|'):
+            operation, _, source = edge.partition('~')
+            architecture[f'cell/{source}_{node}'] = names.get(operation, operation)
+    try:
+        read_back = nb201_string(architecture)
+    except ConfigError:
+        read_back = None
+    if read_back != cell:
+        raise ConfigError(f'{cell!r} is not an NB201 cell string; accepted: |op~0|+|op~0|op~1|+|op~0|op~1|op~2| '
+                          f'with each op one of {", ".join(OPERATIONS.values())}')
+    return architecture
+
+
 @dataclass(frozen=True)
 class GroundTruth:
     """One NB201 table: each cell's test accuracy per dataset, and every dataset's sorted accuracies."""

@@ -257,6 +257,14 @@ def check_concurrent_trials(written: dict[str, Any]) -> None:
         assert trial['seconds'] > 0
 
 
+def check_nb201_latency(written: dict[str, Any]) -> None:
+    assert written['timed'] == len(written['latency_ms']) == 5 and written['of'] == 5 ** 6
+    assert set(written['repeated_ms']) <= set(written['latency_ms']) and len(written['repeated_ms']) == 2
+    assert len(written['reference_ms']) == 3  # chunks of 2, 2 and 1
+    assert written['network']['width'] == 4 and written['network']['cells'] == 1
+    assert all(ms > 0 for ms in [*written['latency_ms'].values(), *written['reference_ms']])
+
+
 def every_variant_options(tmp_path: Path) -> list[str]:
     """The benchmark's experiment cut to one quick trial (darts, seed 0, 64 images) on a free port."""
     flags = {**QUICK, 'train_subset': 64, 'test_subset': 32, 'batch_size': 16}
@@ -282,6 +290,11 @@ SMOKE_RUNS = {
                      '--trial-flags=--train-subset 64 --test-subset 32 --batch-size 16 --search-epochs 1 '
                      '--retrain-epochs 1'],
         'concurrent_trials.json', check_concurrent_trials),
+    'nb201_latency.py': SmokeRun(
+        lambda tmp: ['--table', str(fake_nb201_table(tmp / 'table.csv')), '--width', '4', '--cells', '1',
+                     '--chunk', '2', '--warmup', '0', '--repeats', '1', '--limit', '5', '--repeatability', '2',
+                     '--output', str(tmp / 'latency.json')],
+        'latency.json', check_nb201_latency, ('latency.png',)),
     'nb201_quality.py': SmokeRun(ground_truth_options, 'truth.json', check_ground_truth, ('truth.md', 'truth.png')),
     'every_variant.py': SmokeRun(every_variant_options, 'every_variant.json', check_every_variant,
                                  ('every_variant.md', 'every_variant.png')),
@@ -381,3 +394,18 @@ def test_the_reference_samples_transfer_ranks_its_favourites_on_the_table(tmp_pa
     truth = table.score(sample.architectures[favourite]['architecture'])['nb201_cifar10']
     assert lines[0].startswith('transfer to NB201 cifar10: Kendall tau ') and len(lines) == 6
     assert lines[1] == f"the protocol's best 1: NB201 cifar10 mean {truth:.2f} (from {truth:.2f} to {truth:.2f})"
+
+
+def test_the_pareto_front_keeps_each_cell_no_faster_cell_matches():
+    from nb201_latency import pareto_front
+    points = [(3.0, 90.0, 'c'), (1.0, 80.0, 'a'), (2.0, 79.0, 'b'), (3.0, 91.0, 'd'), (4.0, 91.0, 'e'),
+              (5.0, 93.0, 'f'), (1.0, 70.0, 'g')]
+    assert pareto_front(points) == [(1.0, 80.0, 'a'), (3.0, 91.0, 'd'), (5.0, 93.0, 'f')]
+
+
+def test_every_isomorphism_class_is_timed_before_any_second_member():
+    from nb201_latency import timing_order
+    classes = {'a1': 'A', 'b1': 'B', 'a2': 'A', 'c1': 'C', 'b2': 'B', 'a3': 'A'}
+    order = timing_order(classes, seed=0)
+    assert sorted(order[:3]) == ['a1', 'b1', 'c1'] and sorted(order[3:]) == ['a2', 'a3', 'b2']
+    assert order == timing_order(classes, seed=0) and len({tuple(timing_order(classes, s)) for s in range(20)}) > 1

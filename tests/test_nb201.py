@@ -8,7 +8,7 @@ import pytest
 
 from nni_darts_ext import trial
 from nni_darts_ext.errors import ConfigError
-from nni_darts_ext.nb201 import load_table, nb201_string
+from nni_darts_ext.nb201 import load_table, nb201_string, nni_architecture
 
 from .nb201_table import nb201_csv
 
@@ -24,6 +24,20 @@ def cell(*operations: str) -> dict[str, str]:
 OPTIMUM = cell('conv_3x3', 'conv_3x3', 'conv_3x3', 'skip_connect', 'conv_3x3', 'conv_1x1')
 ALL_SKIP = cell(*['skip_connect'] * 6)
 DISCONNECTED = cell('none', 'none', 'conv_1x1', 'none', 'none', 'conv_3x3')
+
+
+def test_nb201_strings_read_back_to_the_architectures_they_name():
+    for architecture in (OPTIMUM, DISCONNECTED):
+        assert nni_architecture(nb201_string(architecture)) == architecture
+
+
+@pytest.mark.parametrize('cell', ['|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|',
+                                  '|nor_conv_3x3~1|+|none~0|none~1|+|none~0|none~1|none~2|',
+                                  '|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|',
+                                  '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|none~3|'])
+def test_a_string_that_is_not_an_nb201_cell_is_refused_in_one_line(cell):
+    with pytest.raises(ConfigError, match=r'is not an NB201 cell string; accepted: \|op~0\|'):
+        nni_architecture(cell)
 
 
 def test_labels_map_to_nb201_strings_edge_by_edge():

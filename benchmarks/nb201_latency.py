@@ -1,0 +1,179 @@
+"""The latency of every NAS-Bench-201 cell on this machine, and the true accuracy-latency front.
+
+Each cell of the NB201 table is built as the network a found cell is deployed as: NNI's hub
+``NasBench201`` at NB201's own evaluation size (16 channels, 5 cells per stage, 10 classes, one
+3x32x32 image), the network the table's accuracies belong to. The package's latency code times it
+(:func:`nni_darts_ext.latency.measurement.measure`: batch 1, 1 thread, warm-up rounds, the median of
+the timed rounds), a chunk of cells at a time in interleaved rounds, so that a burst of load slows a
+round of every cell in the chunk rather than one cell. One fixed reference cell is timed in every
+chunk: its spread over the chunks is the drift the chunks cannot cancel.
+
+The order: the first cell of each isomorphism class (the table's ``unique_str``; without that
+column every cell is its own class) in a seeded random order, then the other cells, also shuffled.
+A partial run is therefore a uniform sample of the classes. The results file is rewritten after
+every chunk and a rerun times only the cells it lacks (``--limit`` stops after that many cells).
+``--repeatability N`` times N timed cells once more, in other chunks, and reports the rank
+correlation between the two passes. The figure: every timed cell's NB201 CIFAR-10 accuracy
+against its latency, and the Pareto front (no faster cell is as accurate).
+
+    python benchmarks/nb201_latency.py --repeatability 100 --output benchmarks/results/nb201_latency_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from nni_darts_ext import trial  # noqa: E402
+from nni_darts_ext.latency.measurement import TimingSettings, measure  # noqa: E402
+from nni_darts_ext.latency.profile import deployed  # noqa: E402
+from nni_darts_ext.nb201 import NB201_SPACE, load_table, nni_architecture  # noqa: E402
+from nni_darts_ext.spaces import Size  # noqa: E402
+from nni_darts_ext.spaces.hub import hub_space  # noqa: E402
+
+from figures import save_figure  # noqa: E402
+from machine import cpu_name  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_CELL = '|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|'
+"""Timed in every chunk: one of each operation, so it moves as the cells do."""
+
+
+def read_cells(path: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """Each cell's NB201 CIFAR-10 test accuracy, and its isomorphism class (itself without ``unique_str``)."""
+    table = load_table(path)  # checked: one error line for a missing or malformed table
+    with path.open(newline='') as stream:
+        classes = {row['arch']: row.get('unique_str') or row['arch'] for row in csv.DictReader(stream)}
+    return {cell: values['cifar10'] for cell, values in table.accuracy.items()}, classes
+
+
+def timing_order(classes: dict[str, str], seed: int) -> list[str]:
+    """The first cell of every class in a seeded random order, then the other cells, shuffled alike."""
+    first: dict[str, str] = {}
+    for cell, kind in classes.items():
+        first.setdefault(kind, cell)
+    leading = list(first.values())
+    chosen = set(leading)
+    rest = [cell for cell in classes if cell not in chosen]
+    generator = random.Random(seed)
+    generator.shuffle(leading)
+    generator.shuffle(rest)
+    return leading + rest
+
+
+def pareto_front(points: Sequence[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The points (latency, accuracy, cell) that no other point beats: none as fast or faster is as accurate."""
+    front: list[tuple[float, float, str]] = []
+    for latency, accuracy, cell in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append((latency, accuracy, cell))
+    return front
+
+
+def time_cells(cells: list[str], space: Any, settings: TimingSettings) -> tuple[list[float], float]:
+    """The cells' latencies (ms), timed together with the reference cell, and the reference's."""
+    networks = [deployed(space, nni_architecture(cell)) for cell in [*cells, REFERENCE_CELL]]
+    timed = measure(networks, (3, 32, 32), settings)
+    return [t.total_ms for t in timed[:-1]], timed[-1].total_ms
+
+
+def plot(accuracy: dict[str, float], latency: dict[str, float], path: Path) -> None:
+    points = [(latency[cell], accuracy[cell], cell) for cell in latency]
+    front = pareto_front(points)
+    figure, axes = plt.subplots(figsize=(8, 5))
+    axes.scatter([p[0] for p in points], [p[1] for p in points], s=3, alpha=0.3, color='C0',
+                 label=f'{len(points)} cells')
+    axes.step([p[0] for p in front], [p[1] for p in front], where='post', color='C3', marker='o', markersize=3,
+              label=f'Pareto front ({len(front)} cells)')
+    axes.set_ylim(max(0.0, min(p[1] for p in points) - 2), 95)
+    axes.set_xlabel('latency (ms, batch 1, 1 thread, 3x32x32, C=16, N=5)')
+    axes.set_ylabel('NB201 CIFAR-10 test accuracy (%)')
+    axes.legend(loc='lower right', fontsize=8)
+    save_figure(figure, path, axes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--table', type=Path, default=ROOT.parent / 'shared' / 'nb201' / 'nb201.csv',
+                        help="NB201's table (default: the shared folder beside the repository)")
+    parser.add_argument('--width', type=int, default=16, help="the deployed network's channels (NB201's: 16)")
+    parser.add_argument('--cells', type=int, default=5, help="cells per stage (NB201's: 5)")
+    parser.add_argument('--chunk', type=int, default=50, help='cells timed together in interleaved rounds')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--seed', type=int, default=0, help='the order in which cells are timed')
+    parser.add_argument('--limit', type=int, help='stop after this many timed cells (the file keeps them)')
+    parser.add_argument('--repeatability', type=int, default=0, metavar='N',
+                        help='time N timed cells again and report the rank correlation of the two passes')
+    parser.add_argument('--output', type=Path, default=ROOT / 'benchmarks' / 'results' / 'nb201_latency_cpu.json')
+    arguments = parser.parse_args()
+    trial.configure_output()
+    accuracy, classes = read_cells(arguments.table)
+    settings = TimingSettings(warmup=arguments.warmup, repeats=arguments.repeats, threads=1)
+    space = hub_space(NB201_SPACE, 10, 32).build(Size(arguments.width, arguments.cells), True)
+    network = {'space': NB201_SPACE, 'width': arguments.width, 'cells': arguments.cells, 'input': [1, 3, 32, 32],
+               'warmup': settings.warmup, 'repeats': settings.repeats, 'threads': 1, 'chunk': arguments.chunk}
+    written = json.loads(arguments.output.read_text()) if arguments.output.is_file() else {}
+    if written and written['network'] != network:
+        raise SystemExit(f"error: {arguments.output} holds latencies of another network or timing "
+                         f"({written['network']}); accepted: the same settings, or another --output")
+    machine = f'{cpu_name()}, 1 thread, torch {torch.__version__}'
+    latency: dict[str, float] = written.get('latency_ms', {})
+    references: list[float] = written.get('reference_ms', [])
+    repeated: dict[str, float] = written.get('repeated_ms', {})
+
+    def save() -> None:
+        arguments.output.write_text(json.dumps({
+            'machine': machine, 'network': network, 'table': str(arguments.table), 'seed': arguments.seed,
+            'timed': len(latency), 'of': len(accuracy), 'reference_cell': REFERENCE_CELL, 'reference_ms': references,
+            'latency_ms': latency, 'repeated_ms': repeated}, indent=1))
+
+    order = timing_order(classes, arguments.seed)
+    missing = [cell for cell in order if cell not in latency]
+    if arguments.limit is not None:
+        missing = missing[:max(0, arguments.limit - len(latency))]
+    for start in range(0, len(missing), arguments.chunk):
+        chunk = missing[start:start + arguments.chunk]
+        times, reference = time_cells(chunk, space, settings)
+        latency.update((cell, round(ms, 4)) for cell, ms in zip(chunk, times))
+        references.append(round(reference, 4))
+        save()
+        print(f'{len(latency)} of {len(accuracy)} cells timed; reference cell {reference:.2f} ms', flush=True)
+    # the first cells timed, timed again in another order, so that each chunk of the second pass
+    # groups other cells than the first pass did
+    again = [cell for cell in order[:arguments.repeatability] if cell in latency and cell not in repeated]
+    random.Random(arguments.seed + 1).shuffle(again)
+    for start in range(0, len(again), arguments.chunk):
+        chunk = again[start:start + arguments.chunk]
+        times, reference = time_cells(chunk, space, settings)
+        repeated.update((cell, round(ms, 4)) for cell, ms in zip(chunk, times))
+        save()
+    save()
+    plot(accuracy, latency, arguments.output.with_suffix('.png'))
+    front = pareto_front([(latency[cell], accuracy[cell], cell) for cell in latency])
+    print(f'{len(latency)} of {len(accuracy)} cells timed on {machine}: {min(latency.values()):.2f} to '
+          f'{max(latency.values()):.2f} ms (median {statistics.median(latency.values()):.2f}); reference cell '
+          f'{min(references):.2f} to {max(references):.2f} ms over {len(references)} chunks')
+    if len(repeated) >= 2:
+        cells = sorted(repeated)
+        correlation = spearmanr([latency[c] for c in cells], [repeated[c] for c in cells]).statistic
+        print(f'repeatability: Spearman {correlation:.3f} over {len(cells)} cells timed twice')
+    print('the front (latency ms, CIFAR-10 %, cell):')
+    for point in front:
+        print(f'  {point[0]:7.2f}  {point[1]:6.2f}  {point[2]}')
+
+
+if __name__ == '__main__':
+    main()
