@@ -392,6 +392,17 @@ def test_input_shape_is_read_from_the_first_training_batch(tmp_path, monkeypatch
     assert make_strategy('ladarts', input_shape=[1, 8, 8]).technique(LatencyLoss).input_shape == (1, 8, 8)
 
 
+def test_a_given_input_shape_outlives_the_trials_data_shape():
+    space = QUICK_START.search_space()
+    given = make_strategy('ladarts', input_shape=[3, 32, 32])
+    given.deploy(space, (1, 8, 8))
+    assert given.technique(LatencyLoss).input_shape == (3, 32, 32)
+    from_data = make_strategy('ladarts')
+    from_data.deploy(space, (1, 8, 8))
+    assert from_data.technique(LatencyLoss).input_shape == (1, 8, 8)
+    assert from_data.technique(LatencyLoss).deployed_space is space
+
+
 def test_the_encoding_of_layer_and_input_choices():
     """An InputChoice of 2 of 3 inputs gives each chosen input half of its row; the supernet's rows are NNI's
     softmaxes, padded to the widest row."""

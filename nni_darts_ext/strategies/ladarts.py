@@ -107,9 +107,11 @@ class LatencyLoss(Technique):
     latency_cache
         The folder of measurement files (default ``~/.cache/nni-darts-ext/latency``).
     input_shape
-        One image's shape, ``(channels, height, width)``; the trial sets it from the data. Not given,
-        it is read from the evaluator's first training batch (logged), and the latency is measured
-        when the evaluator is mutated instead of the model.
+        One image's shape, ``(channels, height, width)``, on which the deployed network is timed. Not
+        given, the trial sets it from the data; outside a trial it is read from the evaluator's first
+        training batch (logged), and the latency is measured when the evaluator is mutated instead of
+        the model. Give it where the network is deployed on other images than those searched on (a
+        search at 16x16 for a network that will run on 3x32x32).
     """
     name = 'ladarts'
     deploys = True
@@ -133,10 +135,11 @@ class LatencyLoss(Technique):
         slots.fill('terms', self.term)
 
     def deploy(self, space: ModelSpace, input_shape: tuple[int, ...]) -> None:
-        """Time architectures as networks of ``space`` (e.g. at the evaluation size) on ``input_shape``
-        instead of the searched space at its own size."""
+        """Time architectures as networks of ``space`` (e.g. at the evaluation size) instead of the
+        searched space at its own size, on ``input_shape`` unless the strategy was given its own."""
         self.deployed_space = space
-        self.input_shape = tuple(input_shape)
+        if self.input_shape is None:
+            self.input_shape = tuple(input_shape)
 
     def keep_measurements(self, directory: Path, reuse: bool) -> None:
         """Copy the measurements the profile is fitted on into ``directory``; with ``reuse``, fit it
