@@ -44,6 +44,7 @@ from nni_darts_ext.spaces import Size  # noqa: E402
 from nni_darts_ext.spaces.hub import hub_space  # noqa: E402
 
 from figures import save_figure  # noqa: E402
+from front import pareto_front  # noqa: E402
 from machine import cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,15 +72,6 @@ def timing_order(classes: dict[str, str], seed: int) -> list[str]:
     generator.shuffle(leading)
     generator.shuffle(rest)
     return leading + rest
-
-
-def pareto_front(points: Sequence[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
-    """The points (latency, accuracy, cell) that no other point beats: none as fast or faster is as accurate."""
-    front: list[tuple[float, float, str]] = []
-    for latency, accuracy, cell in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or accuracy > front[-1][1]:
-            front.append((latency, accuracy, cell))
-    return front
 
 
 def time_cells(cells: list[str], space: Any, settings: TimingSettings) -> tuple[list[float], float]:

@@ -33,8 +33,9 @@ def trial_parameters(experiment: Path, variant: str) -> dict[str, Any]:
 
 
 def search_curve(variant: str, seed: int, parameters: dict[str, Any]) -> dict[str, Any]:
-    """One search on the CPU; its per-epoch records, architecture learning rate and the architecture the trial
-    would take (:func:`nni_darts_ext.trial.connected_first`), and the one it exported."""
+    """One search on the CPU; its per-epoch records, architecture learning rate, the architecture the trial
+    would take (:func:`nni_darts_ext.trial.connected_first`), the one it exported, and what the
+    strategy's summary adds to a trial's final result (LA-DARTS's predicted latency, ...)."""
     config, options = split_parameters({**parameters, 'variant': variant, 'seed': seed, 'accelerator': 'cpu'})
     pl.seed_everything(seed, workers=True, verbose=False)
     strategy, data, space, search_size, evaluation_size = trial.prepare(config, options)
@@ -49,4 +50,5 @@ def search_curve(variant: str, seed: int, parameters: dict[str, Any]) -> dict[st
         found = trial.connected_first(itertools.chain([unconstrained], candidates), space, evaluation_size, data)
     return {'variant': variant, 'seed': seed, 'search_s': round(time.perf_counter() - started, 1),
             'arc_learning_rate': strategy.arc_learning_rate, 'epochs': records, 'architecture': found,
-            'arch': architecture.describe(found), 'unconstrained_arch': architecture.describe(unconstrained)}
+            'arch': architecture.describe(found), 'unconstrained_arch': architecture.describe(unconstrained),
+            'summary': strategy.search_summary(found)}

@@ -265,6 +265,33 @@ def check_nb201_latency(written: dict[str, Any]) -> None:
     assert all(ms > 0 for ms in [*written['latency_ms'].values(), *written['reference_ms']])
 
 
+def ladarts_front_options(tmp_path: Path) -> list[str]:
+    """darts, random and one LA-DARTS weight on the testbed cut to digits, scored by made-up tables of
+    every NB201 cell's accuracy and latency."""
+    table = fake_nb201_table(tmp_path / 'table.csv')
+    cells = [line.split(',')[1] for line in table.read_text().splitlines()[1:]]
+    latency = tmp_path / 'latency.json'
+    latency.write_text(json.dumps({'network': {'width': 16, 'cells': 5, 'input': [1, 3, 32, 32]},
+                                   'latency_ms': {cell: 2.0 + index % 11 for index, cell in enumerate(cells)}}))
+    return ['--seeds', '0', '--weights', '0.01', '--only', 'darts', 'random', 'ladarts 0.01',
+            '--table', str(table), '--latency', str(latency),
+            *(f'--set={name}={value}' for name, value in {**TESTBED_ON_DIGITS, 'nb201_table': table}.items()),
+            *(f'--ladarts-option={pair}' for pair in ('latency_samples=4', 'latency_warmup=0', 'latency_repeats=1',
+                                                      f'latency_cache={tmp_path}/latency')),
+            '--output', str(tmp_path / 'front.json')]
+
+
+def check_ladarts_front(written: dict[str, Any]) -> None:
+    summary = written['summary']
+    assert list(summary) == ['darts', 'random', 'ladarts 0.01', 'the front']
+    assert summary['darts']['latency_vs_darts'] == [1.0] and summary['darts']['predicted_ms'] == []
+    assert len(summary['ladarts 0.01']['predicted_ms']) == 1 and len(summary['ladarts 0.01']['predictor_error_pct']) == 1
+    for name in ('darts', 'random', 'ladarts 0.01'):
+        assert len(summary[name]['cifar10']) == 1 and summary[name]['gap'][0] >= 0
+        assert 0 <= summary[name]['hypervolume'] <= summary['the front']['hypervolume']
+    assert written['runs'][2]['options']['input_shape'] == [3, 32, 32]
+
+
 def every_variant_options(tmp_path: Path) -> list[str]:
     """The benchmark's experiment cut to one quick trial (darts, seed 0, 64 images) on a free port."""
     flags = {**QUICK, 'train_subset': 64, 'test_subset': 32, 'batch_size': 16}
@@ -306,6 +333,7 @@ SMOKE_RUNS = {
                                                                'latency_repeats=1', f'latency_cache={tmp}/latency')),
                      '--output', str(tmp / 'ladarts.json')],
         'ladarts.json', check_ladarts, ('ladarts.png',)),
+    'ladarts_front.py': SmokeRun(ladarts_front_options, 'front.json', check_ladarts_front, ('front.png',)),
     'latency_predictors.py': SmokeRun(
         lambda tmp: ['--samples', '4', '--repeats', '1', '--warmup', '0', '--output', str(tmp / 'latency.json')],
         'latency.json', check_latency_predictors),
@@ -396,11 +424,24 @@ def test_the_reference_samples_transfer_ranks_its_favourites_on_the_table(tmp_pa
     assert lines[1] == f"the protocol's best 1: NB201 cifar10 mean {truth:.2f} (from {truth:.2f} to {truth:.2f})"
 
 
+FRONT_POINTS = [(3.0, 90.0, 'c'), (1.0, 80.0, 'a'), (2.0, 79.0, 'b'), (3.0, 91.0, 'd'), (4.0, 91.0, 'e'),
+                (5.0, 93.0, 'f'), (1.0, 70.0, 'g')]
+
+
 def test_the_pareto_front_keeps_each_cell_no_faster_cell_matches():
-    from nb201_latency import pareto_front
-    points = [(3.0, 90.0, 'c'), (1.0, 80.0, 'a'), (2.0, 79.0, 'b'), (3.0, 91.0, 'd'), (4.0, 91.0, 'e'),
-              (5.0, 93.0, 'f'), (1.0, 70.0, 'g')]
-    assert pareto_front(points) == [(1.0, 80.0, 'a'), (3.0, 91.0, 'd'), (5.0, 93.0, 'f')]
+    from front import front_accuracy, pareto_front
+    front = pareto_front(FRONT_POINTS)
+    assert front == [(1.0, 80.0, 'a'), (3.0, 91.0, 'd'), (5.0, 93.0, 'f')]
+    assert [front_accuracy(front, x) for x in (0.5, 1.0, 2.9, 3.0, 4.9, 9.0)] == [80.0, 80.0, 80.0, 91.0, 91.0, 93.0]
+
+
+def test_the_hypervolume_is_the_area_the_cells_dominate_beyond_the_reference():
+    from front import hypervolume
+    # the front a (1, 80), d (3, 91), f (5, 93) against (6, 75): 2 x 5 + 2 x 16 + 1 x 18
+    assert hypervolume(FRONT_POINTS, (6.0, 75.0)) == 60.0
+    # f lies beyond the reference latency, a below its accuracy: d alone, 1 x 6
+    assert hypervolume(FRONT_POINTS, (4.0, 85.0)) == 6.0
+    assert hypervolume([(7.0, 99.0, 'slow')], (6.0, 75.0)) == 0.0
 
 
 def test_every_isomorphism_class_is_timed_before_any_second_member():
