@@ -265,14 +265,20 @@ def check_nb201_latency(written: dict[str, Any]) -> None:
     assert all(ms > 0 for ms in [*written['latency_ms'].values(), *written['reference_ms']])
 
 
-def ladarts_front_options(tmp_path: Path) -> list[str]:
-    """darts, random and one LA-DARTS weight on the testbed cut to digits, scored by made-up tables of
-    every NB201 cell's accuracy and latency."""
+def fake_latency_table(tmp_path: Path) -> tuple[Path, Path]:
+    """A made-up NB201 table and a made-up latency of every cell as NB201's evaluation network."""
     table = fake_nb201_table(tmp_path / 'table.csv')
     cells = [line.split(',')[1] for line in table.read_text().splitlines()[1:]]
     latency = tmp_path / 'latency.json'
     latency.write_text(json.dumps({'network': {'width': 16, 'cells': 5, 'input': [1, 3, 32, 32]},
                                    'latency_ms': {cell: 2.0 + index % 11 for index, cell in enumerate(cells)}}))
+    return table, latency
+
+
+def ladarts_front_options(tmp_path: Path) -> list[str]:
+    """darts, random and one LA-DARTS weight on the testbed cut to digits, scored by made-up tables of
+    every NB201 cell's accuracy and latency."""
+    table, latency = fake_latency_table(tmp_path)
     return ['--seeds', '0', '--weights', '0.01', '--only', 'darts', 'random', 'ladarts 0.01',
             '--table', str(table), '--latency', str(latency),
             *(f'--set={name}={value}' for name, value in {**TESTBED_ON_DIGITS, 'nb201_table': table}.items()),
@@ -290,6 +296,13 @@ def check_ladarts_front(written: dict[str, Any]) -> None:
         assert len(summary[name]['cifar10']) == 1 and summary[name]['gap'][0] >= 0
         assert 0 <= summary[name]['hypervolume'] <= summary['the front']['hypervolume']
     assert written['runs'][2]['options']['input_shape'] == [3, 32, 32]
+
+
+def check_latency_profile_size(written: dict[str, Any]) -> None:
+    assert written['cells'] == 5 ** 6 and [row['size'] for row in written['rows']] == [4, 8]
+    for row in written['rows']:
+        for name in ('lookup', 'network'):
+            assert row[name]['error_pct'] > 0 and -1 <= row[name]['spearman'] <= 1
 
 
 def every_variant_options(tmp_path: Path) -> list[str]:
@@ -334,6 +347,10 @@ SMOKE_RUNS = {
                      '--output', str(tmp / 'ladarts.json')],
         'ladarts.json', check_ladarts, ('ladarts.png',)),
     'ladarts_front.py': SmokeRun(ladarts_front_options, 'front.json', check_ladarts_front, ('front.png',)),
+    'latency_profile_size.py': SmokeRun(
+        lambda tmp: ['--sizes', '8', '4', '--latency', str(fake_latency_table(tmp)[1]), '--warmup', '0',
+                     '--repeats', '1', '--cache', str(tmp / 'cache'), '--output', str(tmp / 'sizes.json')],
+        'sizes.json', check_latency_profile_size),
     'latency_predictors.py': SmokeRun(
         lambda tmp: ['--samples', '4', '--repeats', '1', '--warmup', '0', '--output', str(tmp / 'latency.json')],
         'latency.json', check_latency_predictors),
