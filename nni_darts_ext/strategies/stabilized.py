@@ -27,8 +27,9 @@ class AmendedGradient(Technique):
         The scale of ``eta * H``, the amended term's stand-in for the inverse Hessian: the two have
         the same size along the validation gradient ``u`` when ``eta = (|u| / |H u|)^2``, about
         0.16 on the quick-start supernet (``benchmarks/second_derivatives_accuracy.py``). At that
-        size the amended term outweighs the validation gradient; the default, a tenth of it, is
-        chosen by measurement (``benchmarks/README.md``).
+        size the amended term outweighs the validation gradient; at the default, 0.01, it is a
+        correction of it (0.02 to 0.5 of its size), chosen by measurement on NAS-Bench-201's ground
+        truth (``benchmarks/README.md``).
     products
         ``'double_backward'`` (default: exact, keeps the gradient's graph) or ``'finite_difference'``
         (the memory of a training step, inexact across ReLU and max-pool kinks).
