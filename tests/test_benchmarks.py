@@ -305,6 +305,25 @@ def check_latency_profile_size(written: dict[str, Any]) -> None:
             assert row[name]['error_pct'] > 0 and -1 <= row[name]['spearman'] <= 1
 
 
+def paired_options(tmp_path: Path) -> list[str]:
+    """A grid's darts rows against a collapse run's 2x darts rows, seeds 0 to 2 on one side and 1 to 3 on the other."""
+    cell = ' '.join(f'cell/{i}_{j}={{}}' for j in range(1, 4) for i in range(j))
+    convs, skips = cell.format(*['conv_3x3'] * 6), cell.format(*['skip_connect'] * 6)
+    grid, collapse = tmp_path / 'grid.json', tmp_path / 'collapse.json'
+    grid.write_text(json.dumps({'results': [{'variant': 'darts', 'seed': s, 'arch': convs} for s in range(3)]}))
+    collapse.write_text(json.dumps({'runs': [{'variant': 'darts', 'budget': b, 'seed': s, 'arch': skips if b == 2 else convs}
+                                             for s in range(1, 4) for b in (1, 2)]}))
+    return [f'{grid}:darts', f'{collapse}:darts:2', '--table', str(fake_nb201_table(tmp_path / 'table.csv')),
+            '--output', str(tmp_path / 'paired.json')]
+
+
+def check_paired(written: dict[str, Any]) -> None:
+    # the made-up table scores a cell 50 + (its index mod 45): every conv_3x3 is index 11718, every skip 3906
+    assert written['seeds'] == [1, 2]
+    assert written['first_cifar10'] == [50 + 11718 % 45] * 2 and written['second_cifar10'] == [50 + 3906 % 45] * 2
+    assert written['median_difference'] == 11718 % 45 - 3906 % 45
+
+
 def every_variant_options(tmp_path: Path) -> list[str]:
     """The benchmark's experiment cut to one quick trial (darts, seed 0, 64 images) on a free port."""
     flags = {**QUICK, 'train_subset': 64, 'test_subset': 32, 'batch_size': 16}
@@ -357,6 +376,7 @@ SMOKE_RUNS = {
     'noisy_twin.py': SmokeRun(
         lambda tmp: ['--variants', 'darts', '--etas', '0.1', '--seeds', '0', '--epochs', '1', '--output',
                      str(tmp / 'twin.json')], 'twin.json', check_noisy_twin),
+    'paired.py': SmokeRun(paired_options, 'paired.json', check_paired),
     'pcdarts_vs_darts.py': SmokeRun(
         lambda tmp: [*SIDE_BY_SIDE_TINY, '--pc-batch-factor', '2', '--precision', 'bfloat16',
                      '--output', str(tmp / 'pcdarts.json')],
