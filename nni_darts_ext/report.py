@@ -34,6 +34,7 @@ from .errors import ConfigError, check_directory  # noqa: E402
 from .files import write_atomically  # noqa: E402
 from .nb201 import load_table  # noqa: E402
 from .reference_sample import SAMPLES_DIR, ReferenceSample  # noqa: E402
+from .retiming import RETIMING, retimed_latencies  # noqa: E402
 
 NNI_HOME = Path.home() / 'nni-experiments'
 BASELINE = 'random'  # the variant every other one's accuracy is compared with
@@ -47,7 +48,7 @@ class VariantRow:
     Attributes
     ----------
     latency_ms
-        Mean over the seeds whose result reports ``latency_ms``; None if none does (older trials).
+        Mean over the seeds whose result reports ``latency_ms``; None if none does.
     above_random
         Standard deviations the mean accuracy lies above the ``random`` variant's, see
         :func:`sigmas_above`; None for ``random`` itself, without a ``random`` row, or when undefined.
@@ -84,6 +85,22 @@ class VariantRow:
 
 def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[str, Any]]:
     """Every final result of the experiment: REST API if it runs, its database otherwise."""
+    entry = _entry(experiment_id, nni_home)
+    if entry.get('status') == 'RUNNING':
+        try:
+            return _from_rest(entry['port'], entry.get('prefixUrl'))
+        except (OSError, ValueError):
+            pass  # the registry can say RUNNING after a crash, and another program may hold the port now
+    return _from_database(experiment_dir(experiment_id, nni_home) / 'db' / 'nni.sqlite')
+
+
+def experiment_dir(experiment_id: str, nni_home: Path = NNI_HOME) -> Path:
+    """The folder NNI keeps the experiment's database and trials in."""
+    return Path(_entry(experiment_id, nni_home).get('logDir') or nni_home) / experiment_id
+
+
+def _entry(experiment_id: str, nni_home: Path) -> dict[str, Any]:
+    """The experiment's record in NNI's registry."""
     registry_file = nni_home / '.experiment'
     registry = _registry(registry_file)
     if experiment_id not in registry:
@@ -93,13 +110,7 @@ def final_results(experiment_id: str, nni_home: Path = NNI_HOME) -> list[dict[st
     if not isinstance(entry, dict):
         raise ConfigError(f'{registry_file}: damaged: the entry of {experiment_id} is not a mapping; '
                           "NNI's experiment registry maps experiment ids to their records")
-    if entry.get('status') == 'RUNNING':
-        try:
-            return _from_rest(entry['port'], entry.get('prefixUrl'))
-        except (OSError, ValueError):
-            pass  # the registry can say RUNNING after a crash, and another program may hold the port now
-    database = Path(entry.get('logDir') or nni_home) / experiment_id / 'db' / 'nni.sqlite'
-    return _from_database(database)
+    return entry
 
 
 def _registry(registry_file: Path) -> dict[str, Any]:
@@ -145,6 +156,17 @@ def decode_metric(data: str) -> dict[str, Any]:
     while isinstance(value, str):  # NNI stores the metric as a JSON string inside JSON
         value = json.loads(value)
     return value if isinstance(value, dict) else {'default': value}
+
+
+LATENCY_AS_REPORTED = ('latency: as each trial measured its network when it ended (batch 1, 1 thread), while other '
+                       'trials may have shared the cores; --retime times them all again together')
+LATENCY_RETIMED = ("latency: every finished trial's network timed again after the experiment, all in the same "
+                   f'interleaved rounds (batch 1, 1 thread, the median of {RETIMING.repeats})')
+
+
+def with_latencies(results: list[dict[str, Any]], latencies: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
+    """``results`` with each (variant, seed)'s ``latency_ms`` replaced by ``latencies``' (dropped where it has none)."""
+    return [{**r, 'latency_ms': latencies.get((r.get('variant'), r.get('seed')))} for r in results]
 
 
 def summarize(results: list[dict[str, Any]]) -> list[VariantRow]:
@@ -337,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--nni-home', type=Path, default=NNI_HOME, help=f'default: {NNI_HOME}')
     parser.add_argument('--nb201-table', type=Path, metavar='CSV',
                         help="score the cells found on nni:NasBench201 by NAS-Bench-201's published accuracies")
+    parser.add_argument('--retime', action='store_true',
+                        help="time every finished trial's network again, all together, instead of reporting "
+                             'what each trial measured while others may have shared the cores')
     arguments = parser.parse_args(argv)
     png = arguments.png or Path(f'report-{arguments.experiment_id}.png')
     try:
@@ -345,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
                               'accepted: a file name ending in .png')
         check_directory("--png's folder", png.parent)
         results = final_results(arguments.experiment_id, arguments.nni_home)
+        if results and arguments.retime:
+            results = with_latencies(results, retimed_latencies(experiment_dir(arguments.experiment_id,
+                                                                               arguments.nni_home)))
         if results and arguments.nb201_table:
             table = load_table(arguments.nb201_table)
             ground_truth = nb201_summary.format_table(nb201_summary.summarize(results, table), table)
@@ -356,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = summarize(results)
     print(format_table(rows))
+    print(LATENCY_RETIMED if arguments.retime else LATENCY_AS_REPORTED)
     if arguments.nb201_table:
         print(f'\nNAS-Bench-201 ground truth ({arguments.nb201_table}):\n{ground_truth}')
     warning = convergence_warning(rows)
