@@ -6,7 +6,8 @@ Each cell of the NB201 table is built as the network a found cell is deployed as
 (:func:`nni_darts_ext.latency.measurement.measure`: batch 1, 1 thread, warm-up rounds, the median of
 the timed rounds), a chunk of cells at a time in interleaved rounds, so that a burst of load slows a
 round of every cell in the chunk rather than one cell. One fixed reference cell is timed in every
-chunk: its spread over the chunks is the drift the chunks cannot cancel.
+chunk: its spread over the chunks is the drift the chunks cannot cancel. The file keeps each
+chunk's cells beside its reference latency.
 
 The order: the first cell of each isomorphism class (the table's ``unique_str``; without that
 column every cell is its own class) in a seeded random order, then the other cells, also shuffled.
@@ -124,13 +125,14 @@ def main() -> None:
     machine = f'{cpu_name()}, 1 thread, torch {torch.__version__}'
     latency: dict[str, float] = written.get('latency_ms', {})
     references: list[float] = written.get('reference_ms', [])
+    chunks: list[list[str]] = written.get('chunks', [])
     repeated: dict[str, float] = written.get('repeated_ms', {})
 
     def save() -> None:
         arguments.output.write_text(json.dumps({
             'machine': machine, 'network': network, 'table': str(arguments.table), 'seed': arguments.seed,
             'timed': len(latency), 'of': len(accuracy), 'reference_cell': REFERENCE_CELL, 'reference_ms': references,
-            'latency_ms': latency, 'repeated_ms': repeated}, indent=1))
+            'chunks': chunks, 'latency_ms': latency, 'repeated_ms': repeated}, indent=1))
 
     order = timing_order(classes, arguments.seed)
     missing = [cell for cell in order if cell not in latency]
@@ -141,6 +143,7 @@ def main() -> None:
         times, reference = time_cells(chunk, space, settings)
         latency.update((cell, round(ms, 4)) for cell, ms in zip(chunk, times))
         references.append(round(reference, 4))
+        chunks.append(chunk)
         save()
         print(f'{len(latency)} of {len(accuracy)} cells timed; reference cell {reference:.2f} ms', flush=True)
     # the first cells timed, timed again in another order, so that each chunk of the second pass

@@ -260,7 +260,8 @@ def check_concurrent_trials(written: dict[str, Any]) -> None:
 def check_nb201_latency(written: dict[str, Any]) -> None:
     assert written['timed'] == len(written['latency_ms']) == 5 and written['of'] == 5 ** 6
     assert set(written['repeated_ms']) <= set(written['latency_ms']) and len(written['repeated_ms']) == 2
-    assert len(written['reference_ms']) == 3  # chunks of 2, 2 and 1
+    assert len(written['reference_ms']) == 3 and [len(c) for c in written['chunks']] == [2, 2, 1]
+    assert [cell for chunk in written['chunks'] for cell in chunk] == list(written['latency_ms'])
     assert written['network']['width'] == 4 and written['network']['cells'] == 1
     assert all(ms > 0 for ms in [*written['latency_ms'].values(), *written['reference_ms']])
 
