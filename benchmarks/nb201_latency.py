@@ -12,7 +12,8 @@ chunk's cells beside its reference latency.
 The order: the first cell of each isomorphism class (the table's ``unique_str``; without that
 column every cell is its own class) in a seeded random order, then the other cells, also shuffled.
 A partial run is therefore a uniform sample of the classes. The results file is rewritten after
-every chunk and a rerun times only the cells it lacks (``--limit`` stops after that many cells).
+every chunk and a rerun on the same machine times only the cells it lacks (``--limit`` stops after
+that many cells); another machine's latencies are not mixed in.
 ``--repeatability N`` times N timed cells once more, in other chunks, and reports the rank
 correlation between the two passes. The figure: every timed cell's NB201 CIFAR-10 accuracy
 against its latency, and the Pareto front (no faster cell is as accurate).
@@ -123,6 +124,9 @@ def main() -> None:
         raise SystemExit(f"error: {arguments.output} holds latencies of another network or timing "
                          f"({written['network']}); accepted: the same settings, or another --output")
     machine = f'{cpu_name()}, 1 thread, torch {torch.__version__}'
+    if written and written['machine'] != machine:
+        raise SystemExit(f"error: {arguments.output} was timed on {written['machine']}, this is {machine}; accepted: "
+                         'go on with it on the same machine, or time a table of this one with another --output')
     latency: dict[str, float] = written.get('latency_ms', {})
     references: list[float] = written.get('reference_ms', [])
     chunks: list[list[str]] = written.get('chunks', [])
