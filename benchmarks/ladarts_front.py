@@ -38,6 +38,7 @@ from nni_darts_ext.nb201_summary import architecture_of
 from figures import save_figure  # benchmarks/ is the script's first import path
 from front import front_accuracy, hypervolume, pareto_front
 from machine import cpu_name
+from nb201_latency import load_latencies
 from testbed import ROOT, SEARCH_QUALITY, search_curve, trial_parameters
 
 matplotlib.use('Agg')
@@ -130,13 +131,11 @@ def main() -> None:
     trial.configure_output()
     torch.set_num_threads(1)
     accuracy = {cell: values['cifar10'] for cell, values in load_table(arguments.table).accuracy.items()}
-    timed = json.loads(arguments.latency.read_text())
-    network = timed['network']
+    network, latency = load_latencies(arguments.latency)
     if ([network['width'], network['cells']] != [DEPLOYED['retrain_width'], DEPLOYED['retrain_cells']]
             or network['input'][1:] != INPUT_SHAPE):
         raise SystemExit(f'error: {arguments.latency} timed another network ({network}); accepted: a table of '
                          f'benchmarks/nb201_latency.py at width 16, 5 cells per stage, input 3x32x32')
-    latency = timed['latency_ms']
     chosen = configurations(arguments.weights, arguments.target_ms, arguments.target_weight)
     unknown = set(arguments.only or ()) - set(chosen)
     if unknown:

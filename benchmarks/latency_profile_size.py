@@ -15,7 +15,6 @@ size knows the space, beside the profile's own held-out error.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from nni_darts_ext.spaces.hub import hub_space
 from nni_darts_ext.strategies.ladarts import PROFILE_REPEATS
 
 from machine import cpu_name, write_results
+from nb201_latency import load_latencies
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,12 +48,11 @@ def main() -> None:
     parser.add_argument('--output', type=Path)
     arguments = parser.parse_args()
     trial.configure_output()
-    timed = json.loads(Path(arguments.latency).read_text())
-    network = timed['network']
+    network, latency = load_latencies(Path(arguments.latency))
     space = hub_space(NB201_SPACE, 10, 32).build(Size(network['width'], network['cells']), True)
     input_shape = tuple(network['input'][1:])
-    cells = sorted(timed['latency_ms'])
-    measured = torch.tensor([timed['latency_ms'][cell] for cell in cells])
+    cells = sorted(latency)
+    measured = torch.tensor([latency[cell] for cell in cells])
     settings = TimingSettings(warmup=arguments.warmup, repeats=arguments.repeats, threads=1)
     rows = []
     for size in sorted(arguments.sizes):

@@ -7,7 +7,8 @@ Each cell of the NB201 table is built as the network a found cell is deployed as
 the timed rounds), a chunk of cells at a time in interleaved rounds, so that a burst of load slows a
 round of every cell in the chunk rather than one cell. One fixed reference cell is timed in every
 chunk: its spread over the chunks is the drift the chunks cannot cancel. The file keeps each
-chunk's cells beside its reference latency.
+chunk's cells beside its reference latency. It names cells by their choices in NNI's space
+(``cell/0_1=conv_3x3 ...``), not by NB201's strings: no part of NB201's table is written.
 
 The order: the first cell of each isomorphism class (the table's ``unique_str``; without that
 column every cell is its own class) in a seeded random order, then the other cells, also shuffled.
@@ -39,9 +40,11 @@ import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from nni_darts_ext import trial  # noqa: E402
+from nni_darts_ext.nb201_summary import architecture_of  # noqa: E402
 from nni_darts_ext.latency.measurement import TimingSettings, measure  # noqa: E402
 from nni_darts_ext.latency.profile import deployed  # noqa: E402
-from nni_darts_ext.nb201 import NB201_SPACE, load_table, nni_architecture  # noqa: E402
+from nni_darts_ext import architecture  # noqa: E402
+from nni_darts_ext.nb201 import NB201_SPACE, load_table, nb201_string, nni_architecture  # noqa: E402
 from nni_darts_ext.spaces import Size  # noqa: E402
 from nni_darts_ext.spaces.hub import hub_space  # noqa: E402
 
@@ -52,6 +55,22 @@ from machine import cpu_name  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_CELL = '|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|'
 """Timed in every chunk: one of each operation, so it moves as the cells do."""
+
+
+def stored(cell: str) -> str:
+    """How the results file names an NB201 cell: its architecture of ``nni:NasBench201``, on one line."""
+    return architecture.describe(nni_architecture(cell))
+
+
+def unstored(cells: dict[str, Any]) -> dict[str, Any]:
+    """A results file's mapping of cells, keyed by NB201's strings again."""
+    return {nb201_string(architecture_of({'arch': name})): value for name, value in cells.items()}
+
+
+def load_latencies(path: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """A results file's network and its cells' latencies (ms), keyed by NB201's strings."""
+    written = json.loads(path.read_text())
+    return written['network'], unstored(written['latency_ms'])
 
 
 def read_cells(path: Path) -> tuple[dict[str, float], dict[str, str]]:
@@ -127,16 +146,18 @@ def main() -> None:
     if written and written['machine'] != machine:
         raise SystemExit(f"error: {arguments.output} was timed on {written['machine']}, this is {machine}; accepted: "
                          'go on with it on the same machine, or time a table of this one with another --output')
-    latency: dict[str, float] = written.get('latency_ms', {})
+    latency: dict[str, float] = unstored(written.get('latency_ms', {}))
     references: list[float] = written.get('reference_ms', [])
-    chunks: list[list[str]] = written.get('chunks', [])
-    repeated: dict[str, float] = written.get('repeated_ms', {})
+    chunks: list[list[str]] = [list(unstored(dict.fromkeys(chunk))) for chunk in written.get('chunks', [])]
+    repeated: dict[str, float] = unstored(written.get('repeated_ms', {}))
 
     def save() -> None:
         arguments.output.write_text(json.dumps({
-            'machine': machine, 'network': network, 'table': str(arguments.table), 'seed': arguments.seed,
-            'timed': len(latency), 'of': len(accuracy), 'reference_cell': REFERENCE_CELL, 'reference_ms': references,
-            'chunks': chunks, 'latency_ms': latency, 'repeated_ms': repeated}, indent=1))
+            'machine': machine, 'network': network, 'seed': arguments.seed,
+            'timed': len(latency), 'of': len(accuracy), 'reference_cell': stored(REFERENCE_CELL),
+            'reference_ms': references, 'chunks': [[stored(cell) for cell in chunk] for chunk in chunks],
+            'latency_ms': {stored(cell): ms for cell, ms in latency.items()},
+            'repeated_ms': {stored(cell): ms for cell, ms in repeated.items()}}, indent=1))
 
     order = timing_order(classes, arguments.seed)
     missing = [cell for cell in order if cell not in latency]

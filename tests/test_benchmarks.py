@@ -264,6 +264,7 @@ def check_nb201_latency(written: dict[str, Any]) -> None:
     assert [cell for chunk in written['chunks'] for cell in chunk] == list(written['latency_ms'])
     assert written['network']['width'] == 4 and written['network']['cells'] == 1
     assert all(ms > 0 for ms in [*written['latency_ms'].values(), *written['reference_ms']])
+    assert all(name.startswith('cell/0_1=') and '~' not in name for name in written['latency_ms'])  # no NB201 string
 
 
 def fake_latency_table(tmp_path: Path) -> tuple[Path, Path]:
@@ -271,8 +272,9 @@ def fake_latency_table(tmp_path: Path) -> tuple[Path, Path]:
     table = fake_nb201_table(tmp_path / 'table.csv')
     cells = [line.split(',')[1] for line in table.read_text().splitlines()[1:]]
     latency = tmp_path / 'latency.json'
+    from nb201_latency import stored
     latency.write_text(json.dumps({'network': {'width': 16, 'cells': 5, 'input': [1, 3, 32, 32]},
-                                   'latency_ms': {cell: 2.0 + index % 11 for index, cell in enumerate(cells)}}))
+                                   'latency_ms': {stored(cell): 2.0 + index % 11 for index, cell in enumerate(cells)}}))
     return table, latency
 
 
