@@ -29,6 +29,7 @@ import csv
 import json
 import random
 import statistics
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,20 +58,21 @@ REFERENCE_CELL = '|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3
 """Timed in every chunk: one of each operation, so it moves as the cells do."""
 
 
+@lru_cache(maxsize=None)  # the file is written after every chunk, with every cell timed so far
 def stored(cell: str) -> str:
     """How the results file names an NB201 cell: its architecture of ``nni:NasBench201``, on one line."""
     return architecture.describe(nni_architecture(cell))
 
 
-def unstored(cells: dict[str, Any]) -> dict[str, Any]:
-    """A results file's mapping of cells, keyed by NB201's strings again."""
-    return {nb201_string(architecture_of({'arch': name})): value for name, value in cells.items()}
+def unstored(name: str) -> str:
+    """The NB201 string of a cell as the results file names it."""
+    return nb201_string(architecture_of({'arch': name}))
 
 
 def load_latencies(path: Path) -> tuple[dict[str, Any], dict[str, float]]:
     """A results file's network and its cells' latencies (ms), keyed by NB201's strings."""
     written = json.loads(path.read_text())
-    return written['network'], unstored(written['latency_ms'])
+    return written['network'], {unstored(name): ms for name, ms in written['latency_ms'].items()}
 
 
 def read_cells(path: Path) -> tuple[dict[str, float], dict[str, str]]:
@@ -146,10 +148,10 @@ def main() -> None:
     if written and written['machine'] != machine:
         raise SystemExit(f"error: {arguments.output} was timed on {written['machine']}, this is {machine}; accepted: "
                          'go on with it on the same machine, or time a table of this one with another --output')
-    latency: dict[str, float] = unstored(written.get('latency_ms', {}))
+    latency = {unstored(name): ms for name, ms in written.get('latency_ms', {}).items()}
     references: list[float] = written.get('reference_ms', [])
-    chunks: list[list[str]] = [list(unstored(dict.fromkeys(chunk))) for chunk in written.get('chunks', [])]
-    repeated: dict[str, float] = unstored(written.get('repeated_ms', {}))
+    chunks = [[unstored(name) for name in chunk] for chunk in written.get('chunks', [])]
+    repeated = {unstored(name): ms for name, ms in written.get('repeated_ms', {}).items()}
 
     def save() -> None:
         arguments.output.write_text(json.dumps({
@@ -177,7 +179,7 @@ def main() -> None:
     random.Random(arguments.seed + 1).shuffle(again)
     for start in range(0, len(again), arguments.chunk):
         chunk = again[start:start + arguments.chunk]
-        times, reference = time_cells(chunk, space, settings)
+        times, _ = time_cells(chunk, space, settings)
         repeated.update((cell, round(ms, 4)) for cell, ms in zip(chunk, times))
         save()
     save()

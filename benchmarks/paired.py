@@ -61,7 +61,6 @@ def main() -> None:
     print(f'{len(seeds)} seeds: medians {statistics.median(first[s] for s in seeds):.2f} and '
           f'{statistics.median(second[s] for s in seeds):.2f}, median difference '
           f'{statistics.median(differences):+.2f}, two-sided Wilcoxon p = {p:.3g}')
-
     if arguments.output:
         arguments.output.write_text(json.dumps({
             'first': arguments.first, 'second': arguments.second, 'seeds': seeds,
