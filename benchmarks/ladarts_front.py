@@ -14,7 +14,9 @@ accuracy and the table's latency, against the front of every timed cell:
   slowest timed cell at the space's median accuracy (the front's own is the most any set can reach);
 - for LA-DARTS, its predictor's latency of the found cell against the table's.
 
-Every run is written with its machine after each (run again, it skips the runs it has).
+Every run is written with its machine after each (run again, it skips the runs it has; processes
+given other ``--only`` configurations may share one output file). Found cells the table lacks (it may
+hold one cell per isomorphism class) are timed into it by ``nb201_latency.py --found OUTPUT``.
 
     python benchmarks/ladarts_front.py --seeds 0 1 2 3 4 --output benchmarks/results/ladarts_front_cpu.json
 """
@@ -90,6 +92,17 @@ def scored(runs: list[dict[str, Any]], accuracy: dict[str, float], latency: dict
     return summary
 
 
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text())['runs'] if path.is_file() else []
+
+
+def write(path: Path, content: dict[str, Any]) -> None:
+    """Whole or not at all, so that a process reading it beside this one never sees half a file."""
+    partial = path.with_suffix('.partial')
+    partial.write_text(json.dumps(content, indent=1))
+    partial.replace(path)
+
+
 def plot(runs: list[dict[str, Any]], accuracy: dict[str, float], latency: dict[str, float], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(9, 5.5))
     axes.scatter(list(latency.values()), [accuracy[c] for c in latency], s=2, alpha=0.15, color='grey',
@@ -140,9 +153,8 @@ def main() -> None:
     unknown = set(arguments.only or ()) - set(chosen)
     if unknown:
         raise SystemExit(f'error: --only names unknown configurations {sorted(unknown)}; accepted: {sorted(chosen)}')
-    written = json.loads(arguments.output.read_text()) if arguments.output.is_file() else {}
     machine = f'{cpu_name()}, 1 thread, torch {torch.__version__}'
-    runs = written.get('runs', [])
+    runs = read_runs(arguments.output)
     for seed in arguments.seeds:
         for name, (variant, options) in chosen.items():
             if (arguments.only and name not in arguments.only) or any(
@@ -154,16 +166,16 @@ def main() -> None:
             run = {**search_curve(variant, seed, parameters), 'configuration': name, 'options': options,
                    'machine': machine}
             cell = nb201_string(architecture_of(run))
-            if cell not in latency:
-                raise SystemExit(f'error: {arguments.latency} lacks the found cell {cell}: time it first '
-                                 '(python benchmarks/nb201_latency.py)')
-            runs.append(run)
-            print(f'{name} seed {seed}: CIFAR-10 {accuracy[cell]:.2f}, {latency[cell]:.2f} ms '
+            runs = [*read_runs(arguments.output), run]  # another process may have added runs meanwhile
+            write(arguments.output, {'latency_table': str(arguments.latency), 'runs': runs})
+            print(f'{name} seed {seed}: CIFAR-10 {accuracy[cell]:.2f}, {latency.get(cell, float("nan")):.2f} ms '
                   f'({run["search_s"]} s)', flush=True)
-            arguments.output.write_text(json.dumps({'latency_table': str(arguments.latency), 'runs': runs}, indent=1))
+    untimed = sorted({cell for r in runs if (cell := nb201_string(architecture_of(r))) not in latency})
+    if untimed:
+        raise SystemExit(f'error: {arguments.latency} lacks {len(untimed)} found cells ({untimed[0]} ...); accepted: '
+                         f'a table that has them (python benchmarks/nb201_latency.py --found {arguments.output})')
     summary = scored(runs, accuracy, latency)
-    arguments.output.write_text(json.dumps({'latency_table': str(arguments.latency), 'summary': summary,
-                                            'runs': runs}, indent=1))
+    write(arguments.output, {'latency_table': str(arguments.latency), 'summary': summary, 'runs': runs})
     plot(runs, accuracy, latency, arguments.output.with_suffix('.png'))
     print('| configuration | searches | CIFAR-10 median | latency median (ms) | latency / darts | median gap to the '
           'front | hypervolume | predictor error (median %) |')
