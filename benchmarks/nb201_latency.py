@@ -6,8 +6,9 @@ Each cell of the NB201 table is built as the network a found cell is deployed as
 (:func:`nni_darts_ext.latency.measurement.measure`: batch 1, 1 thread, warm-up rounds, the median of
 the timed rounds), a chunk of cells at a time in interleaved rounds, so that a burst of load slows a
 round of every cell in the chunk rather than one cell. One fixed reference cell is timed in every
-chunk: its spread over the chunks is the drift the chunks cannot cancel. The file keeps each
-chunk's cells beside its reference latency. It names cells by their choices in NNI's space
+chunk: its spread over the chunks is the drift the chunks cannot cancel, so each cell's latency is
+read scaled by its chunk's (:func:`chunk_scaled`). The file keeps each chunk's cells beside its
+reference latency, and each cell's latency as timed. It names cells by their choices in NNI's space
 (``cell/0_1=conv_3x3 ...``), not by NB201's strings: no part of NB201's table is written.
 
 The order: the first cell of each isomorphism class (the table's ``unique_str``; without that
@@ -15,8 +16,9 @@ column every cell is its own class) in a seeded random order, then the other cel
 A partial run is therefore a uniform sample of the classes. The results file is rewritten after
 every chunk and a rerun on the same machine times only the cells it lacks (``--limit`` stops after
 that many cells); another machine's latencies are not mixed in.
-``--repeatability N`` times N timed cells once more, in other chunks, and reports the rank
-correlation between the two passes. The figure: every timed cell's NB201 CIFAR-10 accuracy
+``--found RESULTS`` times only the cells that the searches of ``benchmarks/ladarts_front.py``'s
+results file found and the table lacks. ``--repeatability N`` times N timed cells once more, in
+other chunks, and reports the rank correlation between the two passes. The figure: every timed cell's NB201 CIFAR-10 accuracy
 against its latency, and the Pareto front (no faster cell is as accurate).
 
     python benchmarks/nb201_latency.py --repeatability 100 --output benchmarks/results/nb201_latency_cpu.json
@@ -69,10 +71,22 @@ def unstored(name: str) -> str:
     return nb201_string(architecture_of({'arch': name}))
 
 
+def chunk_scaled(latency: dict[str, float], chunks: list[list[str]], references: list[float],
+                 typical: float) -> dict[str, float]:
+    """Each chunk's cells' latencies times ``typical`` over the reference cell's latency in that chunk:
+    what they would have taken in a chunk that ran at the reference's ``typical`` speed."""
+    return {cell: latency[cell] * typical / reference for chunk, reference in zip(chunks, references, strict=True)
+            for cell in chunk}
+
+
 def load_latencies(path: Path) -> tuple[dict[str, Any], dict[str, float]]:
-    """A results file's network and its cells' latencies (ms), keyed by NB201's strings."""
+    """A results file's network and its cells' latencies (ms) scaled to the reference cell's median
+    over the chunks, keyed by NB201's strings."""
     written = json.loads(path.read_text())
-    return written['network'], {unstored(name): ms for name, ms in written['latency_ms'].items()}
+    chunks = [[unstored(name) for name in chunk] for chunk in written['chunks']]
+    latency = {unstored(name): ms for name, ms in written['latency_ms'].items()}
+    return written['network'], chunk_scaled(latency, chunks, written['reference_ms'],
+                                            statistics.median(written['reference_ms']))
 
 
 def read_cells(path: Path) -> tuple[dict[str, float], dict[str, str]]:
@@ -81,6 +95,16 @@ def read_cells(path: Path) -> tuple[dict[str, float], dict[str, str]]:
     with path.open(newline='') as stream:
         classes = {row['arch']: row.get('unique_str') or row['arch'] for row in csv.DictReader(stream)}
     return {cell: values['cifar10'] for cell, values in table.accuracy.items()}, classes
+
+
+def found_cells(results: Path) -> list[str]:
+    """The cells that the searches of a ``benchmarks/ladarts_front.py`` results file found."""
+    try:
+        runs = json.loads(results.read_text())['runs']
+        return list(dict.fromkeys(nb201_string(architecture_of(run)) for run in runs))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f'error: --found {results} is not a results file of benchmarks/ladarts_front.py ({err}); '
+                         'accepted: the JSON file it writes, with its searches under "runs"') from None
 
 
 def timing_order(classes: dict[str, str], seed: int) -> list[str]:
@@ -130,6 +154,8 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--seed', type=int, default=0, help='the order in which cells are timed')
     parser.add_argument('--limit', type=int, help='stop after this many timed cells (the file keeps them)')
+    parser.add_argument('--found', type=Path, metavar='RESULTS',
+                        help="time only the cells that benchmarks/ladarts_front.py's RESULTS found and the table lacks")
     parser.add_argument('--repeatability', type=int, default=0, metavar='N',
                         help='time N timed cells again and report the rank correlation of the two passes')
     parser.add_argument('--output', type=Path, default=ROOT / 'benchmarks' / 'results' / 'nb201_latency_cpu.json')
@@ -152,6 +178,8 @@ def main() -> None:
     references: list[float] = written.get('reference_ms', [])
     chunks = [[unstored(name) for name in chunk] for chunk in written.get('chunks', [])]
     repeated = {unstored(name): ms for name, ms in written.get('repeated_ms', {}).items()}
+    repeated_references: list[float] = written.get('repeated_reference_ms', [])
+    repeated_chunks = [[unstored(name) for name in chunk] for chunk in written.get('repeated_chunks', [])]
 
     def save() -> None:
         arguments.output.write_text(json.dumps({
@@ -159,39 +187,48 @@ def main() -> None:
             'timed': len(latency), 'of': len(accuracy), 'reference_cell': stored(REFERENCE_CELL),
             'reference_ms': references, 'chunks': [[stored(cell) for cell in chunk] for chunk in chunks],
             'latency_ms': {stored(cell): ms for cell, ms in latency.items()},
+            'repeated_reference_ms': repeated_references,
+            'repeated_chunks': [[stored(cell) for cell in chunk] for chunk in repeated_chunks],
             'repeated_ms': {stored(cell): ms for cell, ms in repeated.items()}}, indent=1))
 
-    order = timing_order(classes, arguments.seed)
+    def time_in_chunks(cells: list[str], into: dict[str, float], into_chunks: list[list[str]],
+                       into_references: list[float]) -> None:
+        for start in range(0, len(cells), arguments.chunk):
+            chunk = cells[start:start + arguments.chunk]
+            times, reference = time_cells(chunk, space, settings)
+            into.update((cell, round(ms, 4)) for cell, ms in zip(chunk, times))
+            into_references.append(round(reference, 4))
+            into_chunks.append(chunk)
+            save()
+            print(f'{len(latency)} of {len(accuracy)} cells timed; reference cell {reference:.2f} ms', flush=True)
+
+    order = found_cells(arguments.found) if arguments.found else timing_order(classes, arguments.seed)
     missing = [cell for cell in order if cell not in latency]
     if arguments.limit is not None:
         missing = missing[:max(0, arguments.limit - len(latency))]
-    for start in range(0, len(missing), arguments.chunk):
-        chunk = missing[start:start + arguments.chunk]
-        times, reference = time_cells(chunk, space, settings)
-        latency.update((cell, round(ms, 4)) for cell, ms in zip(chunk, times))
-        references.append(round(reference, 4))
-        chunks.append(chunk)
-        save()
-        print(f'{len(latency)} of {len(accuracy)} cells timed; reference cell {reference:.2f} ms', flush=True)
+    time_in_chunks(missing, latency, chunks, references)
     # the first cells timed, timed again in another order, so that each chunk of the second pass
     # groups other cells than the first pass did
-    again = [cell for cell in order[:arguments.repeatability] if cell in latency and cell not in repeated]
+    again = [cell for cell in timing_order(classes, arguments.seed)[:arguments.repeatability]
+             if cell in latency and cell not in repeated]
     random.Random(arguments.seed + 1).shuffle(again)
-    for start in range(0, len(again), arguments.chunk):
-        chunk = again[start:start + arguments.chunk]
-        times, _ = time_cells(chunk, space, settings)
-        repeated.update((cell, round(ms, 4)) for cell, ms in zip(chunk, times))
-        save()
+    time_in_chunks(again, repeated, repeated_chunks, repeated_references)
     save()
-    plot(accuracy, latency, arguments.output.with_suffix('.png'))
-    front = pareto_front([(latency[cell], accuracy[cell], cell) for cell in latency])
-    print(f'{len(latency)} of {len(accuracy)} cells timed on {machine}: {min(latency.values()):.2f} to '
-          f'{max(latency.values()):.2f} ms (median {statistics.median(latency.values()):.2f}); reference cell '
+    typical = statistics.median(references)
+    scaled = chunk_scaled(latency, chunks, references, typical)
+    plot(accuracy, scaled, arguments.output.with_suffix('.png'))
+    front = pareto_front([(scaled[cell], accuracy[cell], cell) for cell in scaled])
+    print(f'{len(scaled)} of {len(accuracy)} cells timed on {machine}, chunk-scaled: {min(scaled.values()):.2f} to '
+          f'{max(scaled.values()):.2f} ms (median {statistics.median(scaled.values()):.2f}); reference cell '
           f'{min(references):.2f} to {max(references):.2f} ms over {len(references)} chunks')
-    if len(repeated) >= 2:
+    if repeated:
         cells = sorted(repeated)
-        correlation = spearmanr([latency[c] for c in cells], [repeated[c] for c in cells]).statistic
-        print(f'repeatability: Spearman {correlation:.3f} over {len(cells)} cells timed twice')
+        repeated_scaled = chunk_scaled(repeated, repeated_chunks, repeated_references, typical)
+        for name, first, second in (('as timed', latency, repeated), ('chunk-scaled', scaled, repeated_scaled)):
+            firsts, seconds = [first[c] for c in cells], [second[c] for c in cells]
+            difference = statistics.median(abs(a - b) / a for a, b in zip(firsts, seconds))
+            print(f'repeatability {name}: Spearman {spearmanr(firsts, seconds).statistic:.3f}, median difference '
+                  f'{100 * difference:.1f} % over {len(cells)} cells timed twice')
     print('the front (latency ms, CIFAR-10 %, cell):')
     for point in front:
         print(f'  {point[0]:7.2f}  {point[1]:6.2f}  {point[2]}')

@@ -260,6 +260,7 @@ def check_concurrent_trials(written: dict[str, Any]) -> None:
 def check_nb201_latency(written: dict[str, Any]) -> None:
     assert written['timed'] == len(written['latency_ms']) == 5 and written['of'] == 5 ** 6
     assert set(written['repeated_ms']) <= set(written['latency_ms']) and len(written['repeated_ms']) == 2
+    assert [len(c) for c in written['repeated_chunks']] == [2] and len(written['repeated_reference_ms']) == 1
     assert len(written['reference_ms']) == 3 and [len(c) for c in written['chunks']] == [2, 2, 1]
     assert [cell for chunk in written['chunks'] for cell in chunk] == list(written['latency_ms'])
     assert written['network']['width'] == 4 and written['network']['cells'] == 1
@@ -273,8 +274,10 @@ def fake_latency_table(tmp_path: Path) -> tuple[Path, Path]:
     cells = [line.split(',')[1] for line in table.read_text().splitlines()[1:]]
     latency = tmp_path / 'latency.json'
     from nb201_latency import stored
+    chunks = [[stored(cell) for cell in cells[start:start + 50]] for start in range(0, len(cells), 50)]
     latency.write_text(json.dumps({'network': {'width': 16, 'cells': 5, 'input': [1, 3, 32, 32]},
-                                   'latency_ms': {stored(cell): 2.0 + index % 11 for index, cell in enumerate(cells)}}))
+                                   'latency_ms': {stored(cell): 2.0 + index % 11 for index, cell in enumerate(cells)},
+                                   'chunks': chunks, 'reference_ms': [10.0] * len(chunks)}))
     return table, latency
 
 
@@ -490,3 +493,23 @@ def test_every_isomorphism_class_is_timed_before_any_second_member():
     order = timing_order(classes, seed=0)
     assert sorted(order[:3]) == ['a1', 'b1', 'c1'] and sorted(order[3:]) == ['a2', 'a3', 'b2']
     assert order == timing_order(classes, seed=0) and len({tuple(timing_order(classes, s)) for s in range(20)}) > 1
+
+
+def test_each_chunk_is_read_at_the_reference_cells_typical_speed():
+    from nb201_latency import chunk_scaled
+    latency = {'a': 4.0, 'b': 6.0, 'c': 9.0}
+    # the second chunk ran slow: its reference took 15 ms where it typically takes 10
+    assert chunk_scaled(latency, [['a', 'b'], ['c']], [10.0, 15.0], typical=10.0) == {'a': 4.0, 'b': 6.0, 'c': 6.0}
+    assert chunk_scaled(latency, [['a'], ['b', 'c']], [8.0, 12.0], typical=10.0) == {'a': 5.0, 'b': 5.0, 'c': 7.5}
+
+
+def test_found_cells_come_from_a_ladarts_front_results_file(tmp_path):
+    from nb201_latency import found_cells, stored
+    cells = ['|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|',
+             '|skip_connect~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|nor_conv_3x3~2|']
+    results = tmp_path / 'front.json'
+    results.write_text(json.dumps({'runs': [{'arch': stored(cell)} for cell in [*cells, cells[0]]]}))
+    assert found_cells(results) == cells
+    results.write_text('{"summary": {}}')
+    with pytest.raises(SystemExit, match=r'^error: --found .* accepted: the JSON file it writes'):
+        found_cells(results)
