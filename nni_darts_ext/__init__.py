@@ -12,14 +12,9 @@ Every strategy works in ``NasExperiment`` on any NNI model space built from ``La
 ``InputChoice`` and ``Cell``, and in the nnictl trial (``python -m nni_darts_ext.trial``).
 """
 
-import warnings
+from .nni_internals import import_strategies
 
-# NNI 3.0 predates torch 2.14 and warns about torch's new non-module classes on import; quieted
-# for this import alone, the filters as they were after it.
-with warnings.catch_warnings():
-    warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module', category=RuntimeWarning)
-    # Before any of NNI's one-shot modules: imported after them, nni.nas.strategy.DARTS stays a stub class.
-    import nni.nas.strategy  # noqa: F401
+import_strategies()  # before any of NNI's one-shot modules
 
 # first: it imports the techniques in the order their variants are listed
 from .variants import VARIANTS, Variant, find_variant, make_strategy  # noqa: E402

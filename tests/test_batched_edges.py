@@ -19,6 +19,7 @@ from nni_darts_ext.supermodules.batched_edges import mix_edges, run_side_by_side
 from nni_darts_ext.supermodules.darts_cell import DartsCell
 from nni_darts_ext.supermodules.partial_channel import channel_shuffle
 from nni_darts_ext.supermodules.progressive_cell import SkipConnectDropout
+from nni_darts_ext.nni_internals import architecture_weights, normalization
 
 TOLERANCE = {'rtol': 1e-9, 'atol': 1e-12}
 """In double precision: the two orders of summation agree to rounding there, while in float32 batch
@@ -31,7 +32,7 @@ def edge_by_edge(cell: DartsCell, node: int, inputs: list[torch.Tensor], edges: 
     """The node's mixture as a loop over its edges and their operations, one call per operation."""
     total = 0
     for source, (x, edge) in enumerate(zip(inputs, edges)):
-        weights = cell._softmax(cell._arch_alpha[f'{cell.label}/{node}_{source}'])
+        weights = normalization(cell)(architecture_weights(cell)[f'{cell.label}/{node}_{source}'])
         if cell.k is None:
             output = sum(w * op(x) for w, op in zip(weights, edge.values()))
         else:

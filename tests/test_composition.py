@@ -20,6 +20,7 @@ from nni_darts_ext.strategies.pdarts import ProgressiveDartsModule
 from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge
 from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell
 from nni_darts_ext.training import ClassifierModule
+from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
 from .conftest import COMPOSED, cpu_settings
 
@@ -48,7 +49,7 @@ def cells(supernet) -> list:
 
 
 def alphas(supernet) -> list[torch.nn.Parameter]:
-    return [p for name, p in supernet.named_parameters() if '_arch_alpha' in name]
+    return [p for name, p in supernet.named_parameters() if ALPHA in name]
 
 
 def check_partial_channels(strategy, supernet, module):
@@ -132,7 +133,7 @@ def test_edge_normalization_weighs_the_derivation_of_progressive_cells():
     supernet = build(composed('pdarts+pcdarts'))
     cell = cells(supernet)[0]
     with torch.no_grad():
-        for alpha in cell._arch_alpha.values():
+        for alpha in architecture_weights(cell).values():
             alpha.zero_()  # every edge's best operation weighs the same: the edge weights decide
         cell._arch_beta[f'{cell.label}/3'].copy_(torch.tensor([-5.0, 5.0, 4.0]))
     assert {cell.export({})[f'{cell.label}/input_3_{slot}'][0] for slot in range(2)} == {1, 2}
@@ -175,7 +176,7 @@ def test_an_edge_normalized_row_is_the_edges_expected_encoding(variant):
     with torch.no_grad():
         cell._arch_beta[f'{cell.label}/3'].copy_(torch.tensor(beta))
         for source in range(3):
-            cell._arch_alpha[f'{cell.label}/3_{source}'].copy_(alpha[source])
+            architecture_weights(cell)[f'{cell.label}/3_{source}'].copy_(alpha[source])
     encoding = Encoding.of(SPACE.search_space(Size(WIDTH, 3)))
     rows = encoding.probabilities(supernet)
     kept = [min(1.0, 2 * math.exp(b) / sum(math.exp(c) for c in beta)) for b in beta]
@@ -193,9 +194,9 @@ def test_a_node_with_as_many_edges_as_slots_keeps_both_and_encodes_its_softmaxes
     with torch.no_grad():
         cell._arch_beta[f'{cell.label}/2'].copy_(torch.tensor([2.0, -1.0]))  # beta cannot drop either edge
         for source in range(2):
-            cell._arch_alpha[f'{cell.label}/2_{source}'].copy_(torch.linspace(-1.0, 1.0, len(cell.op_names) + 1))
+            architecture_weights(cell)[f'{cell.label}/2_{source}'].copy_(torch.linspace(-1.0, 1.0, len(cell.op_names) + 1))
     for source in range(2):
-        alpha = cell._arch_alpha[f'{cell.label}/2_{source}']
+        alpha = architecture_weights(cell)[f'{cell.label}/2_{source}']
         assert torch.equal(cell.edge_probabilities(f'{cell.label}/2_{source}'), torch.softmax(alpha, 0))
 
 

@@ -14,6 +14,7 @@ from nni_darts_ext import LatencyAwareDARTS, make_strategy
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.supermodules.darts_cell import DartsCell
 from nni_darts_ext.training import ClassifierModule
+from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
 from .conftest import cpu_settings
 
@@ -30,13 +31,13 @@ LOGITS = {0: {'sep_conv_3x3': 5.0, 'none': 10.0}, 1: {'dil_conv_3x3': 3.0}, 2: {
 def set_logits(supernet) -> None:
     """Give every normal cell's edges into NODE the logits above (0 elsewhere on those edges)."""
     for cell in supernet.modules():
-        if getattr(cell, 'label', None) != 'normal' or not hasattr(cell, '_arch_alpha'):
+        if getattr(cell, 'label', None) != 'normal' or not hasattr(cell, ALPHA):
             continue
         for source, logits in LOGITS.items():
             edge = f'normal/{NODE}_{source}'
             names = getattr(cell, 'edge_operations', {}).get(edge) or [*cell.op_names, 'none']
             with torch.no_grad():
-                cell._arch_alpha[edge].copy_(torch.tensor([logits.get(name, 0.0) for name in names]))
+                architecture_weights(cell)[edge].copy_(torch.tensor([logits.get(name, 0.0) for name in names]))
 
 
 def inputs_of(exported: dict, node: int = NODE) -> set[int]:

@@ -28,6 +28,7 @@ from nni_darts_ext.latency.profile import profile_space
 from nni_darts_ext.spaces import load_space
 from nni_darts_ext.strategies import ladarts
 from nni_darts_ext.strategies.ladarts import LatencyLoss
+from nni_darts_ext.nni_internals import ALPHA
 
 from .test_stabilized import searched_alphas
 from .user_spaces import USER_SPACES, DictChoices, InputChoices, Nested, Repeated, search_once, tiny_evaluator
@@ -88,7 +89,7 @@ def supernet_with(profile, **options) -> tuple[LatencyAwareDARTS, torch.nn.Modul
 
 
 def alphas_of(supernet: torch.nn.Module) -> list[torch.nn.Parameter]:
-    return [p for name, p in supernet.named_parameters() if '_arch_alpha' in name]
+    return [p for name, p in supernet.named_parameters() if ALPHA in name]
 
 
 def test_on_additive_latencies_the_lookup_table_is_exact(quick_start_profile):
@@ -425,7 +426,7 @@ def test_the_encoding_of_layer_and_input_choices():
 def alphas_by_label(supernet: torch.nn.Module):
     """``(label, alpha)`` of every free mixed layer, input and repeat of a DARTS supernet."""
     for module in supernet.modules():
-        alpha = getattr(module, '_arch_alpha', None)
+        alpha = getattr(module, ALPHA, None)
         if isinstance(alpha, torch.nn.ParameterDict):
             yield from alpha.items()
         elif alpha is not None:

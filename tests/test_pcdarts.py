@@ -18,6 +18,7 @@ from nni_darts_ext.config import split_parameters
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.supermodules.partial_channel import build_for_channel_fraction, channel_shuffle
 from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge, PartialChannelLayer
+from nni_darts_ext.nni_internals import architecture_weights
 
 from .hub_experiment import hub_darts_labels, search_hub_darts
 from .user_spaces import CHANNELS, USER_SPACES, search_once
@@ -146,7 +147,7 @@ def test_beta_alone_decides_which_inputs_a_node_keeps():
     net = supernet(PCDARTS(k=K))
     cell: PartialChannelCell = net.cells[0]
     with torch.no_grad():
-        for alpha in cell._arch_alpha.values():
+        for alpha in architecture_weights(cell).values():
             alpha.zero_()  # every operation equally likely on every edge
         beta = cell._arch_beta['normal/4']  # node 4 reads nodes 0, 1, 2, 3
         beta.copy_(torch.tensor([0.0, 2.0, 0.0, 1.0]))
@@ -165,11 +166,11 @@ def test_export_prefers_a_strong_operation_times_edge_weight():
     cell: PartialChannelCell = net.cells[0]
     names = cell.op_names
     with torch.no_grad():
-        for alpha in cell._arch_alpha.values():
+        for alpha in architecture_weights(cell).values():
             alpha.zero_()
-        cell._arch_alpha['normal/2_0'][names.index('sep_conv_3x3')] = 3.0
-        cell._arch_alpha['normal/2_0'][-1] = 10.0  # the zero op: never exported, never scores
-        cell._arch_alpha['normal/2_1'][names.index('dil_conv_5x5')] = 1.0
+        architecture_weights(cell)['normal/2_0'][names.index('sep_conv_3x3')] = 3.0
+        architecture_weights(cell)['normal/2_0'][-1] = 10.0  # the zero op: never exported, never scores
+        architecture_weights(cell)['normal/2_1'][names.index('dil_conv_5x5')] = 1.0
     exported = cell.export({})
     chosen = {exported[f'normal/input_2_{s}'][0]: exported[f'normal/op_2_{s}'] for s in range(2)}
     assert chosen == {0: 'sep_conv_3x3', 1: 'dil_conv_5x5'}
@@ -220,8 +221,8 @@ def test_list_candidates_keep_nnis_int_names_through_search_export_and_freeze():
     assert isinstance(net.first, PartialChannelLayer) and net.first.names == [0, 1, 2]
     assert net.first[0][0].in_channels == net.first[1][0].in_channels == CHANNELS // 2
     with torch.no_grad():
-        net.first._arch_alpha.copy_(torch.tensor([0.0, 1.0, 3.0]))
-        net.second._arch_alpha.copy_(torch.tensor([2.0, 0.0]))
+        architecture_weights(net.first).copy_(torch.tensor([0.0, 1.0, 3.0]))
+        architecture_weights(net.second).copy_(torch.tensor([2.0, 0.0]))
     architecture = {**net.first.export({}), **net.second.export({})}
     assert architecture == {'first': 2, 'second': 0}
     frozen = build().freeze(architecture)

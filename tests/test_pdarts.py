@@ -22,6 +22,7 @@ from nni_darts_ext.spaces.operations import ZERO_OPERATION
 from nni_darts_ext.strategies.pdarts import (CPU_STAGES, PAPER_STAGES, Stage, budget_stages, parse_stages,
                                              skip_dropout_rate, surviving_operations)
 from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout
+from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
 from .conftest import CPU_VARIANT_SETTINGS, CreatesFile
 from .hub_experiment import hub_darts_labels, search_hub_darts
@@ -42,7 +43,7 @@ def randomize_alphas(supernet: nn.Module, seed: int = 0) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for cell in cells_of(supernet):
-            for alpha in cell._arch_alpha.values():
+            for alpha in architecture_weights(cell).values():
                 alpha.copy_(torch.randn(alpha.shape, generator=generator))
 
 
@@ -68,8 +69,8 @@ def test_dropped_operations_are_gone_from_the_next_stage_modules_and_architectur
                 top_5 = sorted(previous[edge], key=previous[edge].get, reverse=True)[:5]
                 assert set(cell.edge_operations[edge]) == set(top_5)
                 assert set(operations) == set(top_5) - {ZERO_OPERATION}  # nothing else is built
-                assert cell._arch_alpha[edge].numel() == 5
-    arch_parameters = sum(p.numel() for name, p in second.named_parameters() if '_arch_alpha' in name)
+                assert architecture_weights(cell)[edge].numel() == 5
+    arch_parameters = sum(p.numel() for name, p in second.named_parameters() if ALPHA in name)
     assert arch_parameters == 5 * len(previous)
 
     randomize_alphas(second, seed=1)
@@ -92,18 +93,18 @@ def test_the_last_stage_keeps_the_zero_operation_where_it_ranks_and_the_final_ce
                     alpha = torch.full((len(operations),), -3.0)
                     for op, value in ((ZERO_OPERATION, 2.0), ('sep_conv_3x3', 1.0), (SKIP_CONNECT, 0.0)):
                         alpha[operations.index(op)] = value
-                    cell._arch_alpha[edge].copy_(alpha)
+                    architecture_weights(cell)[edge].copy_(alpha)
         supernet = strategy.slots.schedule.next_stage_supernet(supernet, index)
     last = cells_of(supernet)
     assert len(last) == 5
     for cell in last:
         for edge, operations in cell.edge_operations.items():
             assert operations == [SKIP_CONNECT, 'sep_conv_3x3', ZERO_OPERATION]
-            assert cell._arch_alpha[edge].numel() == 3
+            assert architecture_weights(cell)[edge].numel() == 3
 
     with torch.no_grad():  # the zero operation still the strongest at the end of the last stage
         for cell in last:
-            for alpha in cell._arch_alpha.values():
+            for alpha in architecture_weights(cell).values():
                 alpha.copy_(torch.tensor([0.0, 1.0, 2.0]))
     module = strategy.slots.schedule.stage_module(trial.ClassifierModule(0.1, 0.0, 0.9, 0.0), 2)
     module.set_model(supernet)
@@ -249,7 +250,7 @@ def set_normal_cell(supernet: nn.Module, skips: dict[tuple[int, int], float]) ->
                 alpha[operations.index('sep_conv_5x5')] = -0.5
                 if (node, source) in skips:
                     alpha[operations.index(SKIP_CONNECT)] = skips[(node, source)]
-                cell._arch_alpha[edge].copy_(alpha)
+                architecture_weights(cell)[edge].copy_(alpha)
 
 
 def test_derivation_limits_the_normal_cell_to_m_skip_connects():
@@ -384,7 +385,7 @@ def test_free_layer_choices_keep_their_strongest_candidates_and_the_export_picks
     kept = {'first': [first_names[0], first_names[2]], 'second': second_names}
     layers = layers_of(second)
     assert {label: layer.names for label, layer in layers.items()} == kept
-    assert [layer._arch_alpha.numel() for layer in layers.values()] == [2, 2]
+    assert [architecture_weights(layer).numel() for layer in layers.values()] == [2, 2]
     assert str(first_names[1]) not in layers['first']._modules  # the dropped candidate left the supernet
     assert isinstance(layers['first'][first_names[2]], nn.MaxPool2d)
     assert isinstance(layers['second'][second_names[1]], SkipConnectDropout)  # the identity candidate
@@ -422,9 +423,9 @@ def test_repeated_blocks_are_pruned_and_the_depth_is_searched_whole():
     assert {label: layer.names for label, layer in layers_of(second).items()} == {
         'block0': ['conv3x3'], 'block1': ['conv1x1'], 'block2': ['conv1x1']}
     depth = next(m for m in second.modules() if isinstance(m, DifferentiableMixedRepeat))
-    assert depth._arch_alpha['depth'].numel() == 3
+    assert architecture_weights(depth)['depth'].numel() == 3
     with torch.no_grad():
-        depth._arch_alpha['depth'].copy_(torch.tensor([0.0, 1.0, 0.0]))
+        architecture_weights(depth)['depth'].copy_(torch.tensor([0.0, 1.0, 0.0]))
     exported = export_of(strategy, second, 1)
     assert exported == {'depth': 2, 'block0': 'conv3x3', 'block1': 'conv1x1', 'block2': 'conv1x1'}
     assert len(Repeated().freeze(exported).blocks) == 2

@@ -25,6 +25,7 @@ from nni_darts_ext.spaces.operations import OPERATIONS
 from nni_darts_ext.strategies.scalable import FactorizedCandidates, FactorTurns
 from nni_darts_ext.supermodules.factorized import (EdgeWeights, FactorizedCell, FactorizedEdge, FactorizedLayer,
                                                    ProductEdge)
+from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
 from .user_spaces import CHANNELS, USER_SPACES, head, search_once, stem
 
@@ -89,7 +90,7 @@ def test_architecture_parameters_are_the_sum_of_the_factors_not_their_product(tm
     factor_sizes = {factor: {p.numel() for p in parameters} for factor, parameters in cell.factor_parameters().items()}
     assert factor_sizes == {'activation': {8}, 'conv': {4}}
     # NNI's DARTS on the same space: one parameter per candidate, 32 combinations + 3 + the zero op
-    explicit = [p for name, p in darts.named_parameters() if '_arch_alpha' in name]
+    explicit = [p for name, p in darts.named_parameters() if ALPHA in name]
     assert sum(p.numel() for p in explicit) == len(edges) * (CANDIDATES + 1)
 
 
@@ -218,13 +219,13 @@ def test_export_picks_the_best_combination_and_freezes_to_exactly_those_operatio
     net = ScalableDARTS().mutate_model(space.search_space())
     cell: FactorizedCell = net.cells[0]
     with torch.no_grad():
-        for key, alpha in cell._arch_alpha.items():
+        for key, alpha in architecture_weights(cell).items():
             alpha.zero_()
-        cell._arch_alpha['normal/2_0/group'][0] = 6.0  # the factored group, 6 above its log(A x O) offset
-        cell._arch_alpha['normal/2_0/activation'][ACTIVATION_NAMES.index('swish')] = 2.0
-        cell._arch_alpha['normal/2_0/conv'][CONV_NAMES.index('dil_conv_5x5')] = 2.0
-        cell._arch_alpha['normal/2_1/group'][1 + SMALL['operations'].index('max_pool_3x3')] = 4.0
-        cell._arch_alpha['normal/2_1/group'][-1] = 9.0  # the zero op: never exported
+        architecture_weights(cell)['normal/2_0/group'][0] = 6.0  # the factored group, 6 above its log(A x O) offset
+        architecture_weights(cell)['normal/2_0/activation'][ACTIVATION_NAMES.index('swish')] = 2.0
+        architecture_weights(cell)['normal/2_0/conv'][CONV_NAMES.index('dil_conv_5x5')] = 2.0
+        architecture_weights(cell)['normal/2_1/group'][1 + SMALL['operations'].index('max_pool_3x3')] = 4.0
+        architecture_weights(cell)['normal/2_1/group'][-1] = 9.0  # the zero op: never exported
     exported = net.cells[0].export({})
     chosen = {exported[f'normal/input_2_{slot}'][0]: exported[f'normal/op_2_{slot}'] for slot in range(2)}
     assert chosen == {0: 'swish+dil_conv_5x5', 1: 'max_pool_3x3'}
@@ -282,12 +283,12 @@ def test_alternating_updates_one_factor_per_architecture_step(tmp_path):
     turns = FactorTurns()
     x = torch.randn(2, 1, 8, 8)
     for expected in ['activation', 'conv', 'activation']:
-        before = {key: p.detach().clone() for key, p in cell._arch_alpha.items()}
+        before = {key: p.detach().clone() for key, p in architecture_weights(cell).items()}
         optimizer.zero_grad()
         net(x).logsumexp(1).sum().backward()
         turns.on_before_optimizer_step(None, module, optimizer)
         optimizer.step()
-        moved = {key.rsplit('/', 1)[1] for key, p in cell._arch_alpha.items() if not torch.equal(p, before[key])}
+        moved = {key.rsplit('/', 1)[1] for key, p in architecture_weights(cell).items() if not torch.equal(p, before[key])}
         assert moved == {expected, 'group'}
     assert turns.state_dict() == {'steps': 3}
 
@@ -362,13 +363,13 @@ def test_a_users_factored_layer_choice_has_one_vector_per_factor_and_product_wei
     net = ScalableDARTS().mutate_model(FactoredLayerChoice())
     block: FactorizedLayer = net.block
     assert isinstance(block, FactorizedLayer) and block.names == USER_COMBINATIONS
-    assert {key: tuple(p.shape) for key, p in block._arch_alpha.items()} == \
+    assert {key: tuple(p.shape) for key, p in architecture_weights(block).items()} == \
         {'block/activation': (len(USER_ACTIVATIONS),), 'block/conv': (len(USER_CONVS),)}  # 3 + 2, not 6
     assert isinstance(net.after, DifferentiableMixedLayer)  # plain names: DARTS's mixed layer
     activation_logits, conv_logits = [0.5, -1.0, 2.0], [1.0, -0.5]
     with torch.no_grad():
-        block._arch_alpha['block/activation'].copy_(torch.tensor(activation_logits))
-        block._arch_alpha['block/conv'].copy_(torch.tensor(conv_logits))
+        architecture_weights(block)['block/activation'].copy_(torch.tensor(activation_logits))
+        architecture_weights(block)['block/conv'].copy_(torch.tensor(conv_logits))
     activation, conv = softmax_by_hand(activation_logits), softmax_by_hand(conv_logits)
     by_hand = [activation[a] * conv[o] for a in range(len(USER_ACTIVATIONS)) for o in range(len(USER_CONVS))]
     weights = block.candidate_weights().detach()
@@ -397,14 +398,14 @@ def test_a_users_cell_with_factored_operations_runs_its_own_modules_with_product
     assert edges == [(1, 0), (2, 0), (2, 1)]
     # the combinations are the user's modules, not ActivatedOperations: every one runs
     assert all(isinstance(cell.ops[node - 1][source], ProductEdge) for node, source in edges)
-    shapes = {key: tuple(p.shape) for key, p in cell._arch_alpha.items() if key.startswith('cell/2_1/')}
+    shapes = {key: tuple(p.shape) for key, p in architecture_weights(cell).items() if key.startswith('cell/2_1/')}
     # group: [the product, skip, zero]
     assert shapes == {'cell/2_1/group': (3,), 'cell/2_1/activation': (3,), 'cell/2_1/conv': (2,)}
     group_logits, activation_logits, conv_logits = [3.0, -1.0, -1.0], [-0.4, 0.0, 2.0], [1.5, -0.9]
     with torch.no_grad():
         for part, logits in [('group', group_logits), ('activation', activation_logits), ('conv', conv_logits)]:
-            cell._arch_alpha[f'cell/2_1/{part}'].copy_(torch.tensor(logits))
-        cell._arch_alpha['cell/1_0/group'][1] = 5.0  # the skip, far first on node 1's one edge
+            architecture_weights(cell)[f'cell/2_1/{part}'].copy_(torch.tensor(logits))
+        architecture_weights(cell)['cell/1_0/group'][1] = 5.0  # the skip, far first on node 1's one edge
     group = softmax_by_hand([group_logits[0] + math.log(6), *group_logits[1:]])  # log(A x O) on the product
     activation, conv = softmax_by_hand(activation_logits), softmax_by_hand(conv_logits)
     assert cell.op_names == [*USER_COMBINATIONS, 'skip']
@@ -436,11 +437,11 @@ def test_alternating_factors_turn_on_a_users_layer_choice_too():
     module = ScalableDARTS().configure_oneshot_module(_Holder(net))
     optimizer = module.configure_architecture_optimizers()
     optimizer.is_arch_optimizer = True
-    before = {key: p.detach().clone() for key, p in net.block._arch_alpha.items()}
+    before = {key: p.detach().clone() for key, p in architecture_weights(net.block).items()}
     net(torch.randn(2, 1, 8, 8)).logsumexp(1).sum().backward()
     FactorTurns().on_before_optimizer_step(None, module, optimizer)
     optimizer.step()
-    moved = {key for key, p in net.block._arch_alpha.items() if not torch.equal(p, before[key])}
+    moved = {key for key, p in architecture_weights(net.block).items() if not torch.equal(p, before[key])}
     assert moved == {'block/activation'}
 
 

@@ -12,6 +12,7 @@ from nni_darts_ext import PCDARTS, ScalableDARTS
 from nni_darts_ext.errors import ConfigError
 from nni_darts_ext.spaces import SEARCH_SPACES_DIR, Size, available_spaces, load_space
 from nni_darts_ext.spaces.operations import OPERATIONS
+from nni_darts_ext.nni_internals import ALPHA
 
 DARTS_OPERATIONS = ['max_pool_3x3', 'avg_pool_3x3', 'skip_connect', 'sep_conv_3x3', 'sep_conv_5x5',
                     'dil_conv_3x3', 'dil_conv_5x5']
@@ -46,7 +47,7 @@ def test_cell_space_has_one_choice_per_operation_and_input_and_the_zero_op_in_se
     assert len(labels) == 4 * 2 * 2 * 2
     assert list(labels['normal/op_2_0'].values) == DARTS_OPERATIONS
     DARTS().mutate_model(model_space)
-    alphas = [p for name, p in model_space.named_parameters() if '_arch_alpha' in name]
+    alphas = [p for name, p in model_space.named_parameters() if ALPHA in name]
     assert alphas and all(len(a) == len(DARTS_OPERATIONS) + 1 for a in alphas)  # + the zero op
 
 

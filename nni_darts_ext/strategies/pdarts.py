@@ -40,6 +40,7 @@ from nni.nas.nn.pytorch import ModelSpace
 
 from ..checkpoints import read_checkpoint
 from ..errors import ConfigError, check_number, unknown_value
+from ..nni_internals import retraced, traced_argument
 from ..registry import preset
 from ..supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout, SurvivingOperations
 from .search import DifferentiableSearch
@@ -316,8 +317,7 @@ class StagedSearch(Lightning):
             if index > first:
                 model = schedule.next_stage_supernet(model, index)
                 self.module = schedule.stage_module(training_module, index)
-            self.trainer = base_trainer.trace_symbol(*base_trainer.trace_args,
-                                                     **{**base_trainer.trace_kwargs, 'max_epochs': stage.epochs})
+            self.trainer = retraced(base_trainer, max_epochs=stage.epochs)
             self.fit_kwargs = fit_kwargs if resuming else {**fit_kwargs, 'ckpt_path': None}
             _logger.info('P-DARTS stage %d: %d cells, %s operations per edge, %d epochs',
                          index + 1, stage.cells, stage.operations or 'all', stage.epochs)
@@ -397,7 +397,7 @@ class Stages:
 
     def prepare(self, evaluator: Lightning) -> None:
         """``budget`` stages split the evaluator's ``max_epochs`` (logged with the stages)."""
-        max_epochs = (getattr(evaluator.trainer, 'trace_kwargs', None) or {}).get('max_epochs')
+        max_epochs = traced_argument(evaluator.trainer, 'max_epochs')
         if self.from_budget:
             self.stages = budget_stages(max_epochs)
         source = (f"the evaluator's max_epochs={max_epochs} split" if self.from_budget

@@ -9,6 +9,7 @@ from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.strategy import Random
 
 from ..errors import ConfigError, check_number
+from ..nni_internals import random_state
 from ..registry import Variant, register
 
 MAX_DRAWS = 1000
@@ -43,7 +44,7 @@ class RandomArchitecture(Random):
         for _ in range(MAX_DRAWS):
             architecture: Sample = {}
             for mutable in space.simplify().values():
-                mutable.random(memo=architecture, random_state=self._random_state)
+                mutable.random(memo=architecture, random_state=random_state(self))
             if space.check_contains(architecture) is None:
                 return architecture
         raise ConfigError(f"{MAX_DRAWS} random architectures all break the space's constraints: "

@@ -11,6 +11,7 @@ from torch import Tensor
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 
 from ..hypergradient import BilevelProblem, InnerStep, same_draws
+from ..nni_internals import architecture_step_held_back
 
 if TYPE_CHECKING:
     from .slots import ArchitectureTerm
@@ -42,17 +43,11 @@ class SearchModule(DartsLightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         if self.estimator is None:
             return super().training_step(batch, batch_idx)
-        warmup_epochs = self.warmup_epochs
-        if self.trainer.current_epoch >= warmup_epochs:
+        if self.trainer.current_epoch >= self.warmup_epochs:
             self.resample()
             self.estimated_architecture_step(batch, batch_idx)
-        # then NNI's step with its own architecture step held back, as in a warm-up epoch: the weight
-        # step, the learning-rate schedule and the logging as NNI's DARTS takes them
-        self.warmup_epochs = self.trainer.current_epoch + 1
-        try:
+        with architecture_step_held_back(self):
             return super().training_step(batch, batch_idx)
-        finally:
-            self.warmup_epochs = warmup_epochs
 
     def estimated_architecture_step(self, batch: Any, batch_idx: int) -> None:
         """Set the architecture gradients from the estimator and the terms, averaged over processes, and step."""

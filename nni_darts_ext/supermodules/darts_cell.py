@@ -35,6 +35,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMix
 from torch import nn
 
 from ..architecture import SKIP_CONNECT, edge_ends, edge_label, node_label
+from ..nni_internals import architecture_parameters, architecture_weights, normalization
 from ..spaces.operations import ZERO_OPERATION
 from .batched_edges import mix_edges
 from .derivation import EdgeScore
@@ -42,6 +43,7 @@ from .partial_channel import partial_channel_node
 from .supernet_cell import SupernetCell
 
 
+@architecture_parameters('_arch_beta')  # PC-DARTS's edge normalization, when it has one
 class DartsCell(SupernetCell, DifferentiableMixedCell):
     """NNI's differentiable cell (the same edges, parameters and forward pass) with DARTS's derivation;
     the base of every differentiable cell of this package.
@@ -58,12 +60,11 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
         The most skip-connects the derived cell may hold (P-DARTS's M); ``None``: no limit.
     """
 
-    _arch_parameter_names: list[str] = ['_arch_alpha', '_arch_beta']
     k: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.edge_operations = {edge: [*self.op_names, ZERO_OPERATION] for edge in self._arch_alpha}
+        self.edge_operations = {edge: [*self.op_names, ZERO_OPERATION] for edge in architecture_weights(self)}
         self._arch_beta = nn.ParameterDict()
 
     def node_output(self, node: int, inputs: list[torch.Tensor], edges: nn.ModuleList) -> torch.Tensor:
@@ -81,7 +82,7 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
 
     def operation_probabilities(self, edge: str) -> torch.Tensor:
         """``softmax(alpha)`` of ``edge`` over its ``edge_operations`` (differentiable)."""
-        return self._softmax(self._arch_alpha[edge])
+        return normalization(self)(architecture_weights(self)[edge])
 
     def operation_weights(self, edge: str) -> dict[str, float]:
         """``softmax(alpha)`` of ``edge`` by operation name, the zero operation included."""
@@ -91,7 +92,7 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
         """The weight of each of ``node`` 's incoming edges: ``softmax(beta)`` with edge normalization, else 1."""
         if not self._arch_beta:
             return torch.ones(node)
-        return self._softmax(self._arch_beta[node_label(self.label, node)])
+        return normalization(self)(self._arch_beta[node_label(self.label, node)])
 
     def edge_probabilities(self, edge: str) -> torch.Tensor:
         """The row of ``edge`` over the cell's operations, then the zero operation (differentiable):
@@ -111,7 +112,7 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
         edge normalization, per node ``CELL/input_NODE`` the weights of its incoming edges."""
         probabilities: dict[str, dict[Any, float]] = {
             edge: {op: w for op, w in self.operation_weights(edge).items() if op != ZERO_OPERATION}
-            for edge in self._arch_alpha if edge not in memo}
+            for edge in architecture_weights(self) if edge not in memo}
         if self._arch_beta:
             probabilities.update({f'{self.label}/input_{node}': dict(enumerate(self.edge_weights(node).tolist()))
                                   for node in self.output_node_indices if f'{self.label}/input_{node}' not in memo})

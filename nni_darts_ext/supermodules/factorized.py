@@ -63,6 +63,7 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 from ..spaces.factors import (ACTIVATION, ACTIVATIONS, CONV, FACTORS, ActivatedOperation, Factoring, combination,
                               factoring)
 from ..architecture import choice_name, edge_ends, edge_label
+from ..nni_internals import architecture_parameters, architecture_weights, normalization, set_architecture_weights
 from .derivation import EdgeScore
 from .supernet_cell import SupernetCell
 
@@ -143,6 +144,7 @@ def shares_bodies(factored: Factoring, combinations: list[nn.Module]) -> bool:
             and all(isinstance(module, ActivatedOperation) for module in combinations))
 
 
+@architecture_parameters()
 class FactorizedModule(BaseSuperNetModule):
     """What the factorized supermodules share: one factoring, its vectors per choice ``PREFIX``
     (``PREFIX/group``, ``PREFIX/activation``, ``PREFIX/conv``, shared through the memo by the
@@ -154,8 +156,6 @@ class FactorizedModule(BaseSuperNetModule):
         Buffer added to every group vector before its softmax: ``log(A x O)`` on the factored
         entry, zero elsewhere.
     """
-
-    _arch_parameter_names: list[str] = ['_arch_alpha']
 
     def add_factor_vectors(self, factored: Factoring, prefixes: list[str], zero: bool, memo: dict[str, Any],
                            softmax: nn.Module) -> None:
@@ -170,14 +170,14 @@ class FactorizedModule(BaseSuperNetModule):
         sizes = {GROUP: len(offset), ACTIVATION: len(factored.activations), CONV: len(factored.convs)}
         if len(offset) == 1:
             del sizes[GROUP]  # nothing beside the product: the group's one weight is 1
-        self._arch_alpha = nn.ParameterDict()
+        vectors = nn.ParameterDict()
         for prefix in prefixes:
             for part, size in sizes.items():
                 key = f'{prefix}/{part}'
                 if key not in memo:
                     memo[key] = nn.Parameter(torch.randn(size) * 1e-3)
-                self._arch_alpha[key] = memo[key]
-        self._softmax = softmax
+                vectors[key] = memo[key]
+        set_architecture_weights(self, vectors, softmax)
 
     def resample(self, memo):
         """Differentiable: nothing to sample."""
@@ -185,21 +185,21 @@ class FactorizedModule(BaseSuperNetModule):
 
     def arch_parameters(self):
         """The factor vectors of this module (not recursive)."""
-        return iter(self._arch_alpha.values())
+        return iter(architecture_weights(self).values())
 
     def factor_parameters(self) -> dict[str, list[nn.Parameter]]:
         """The architecture vectors of each factor (``activation``, ``conv``), all choices."""
-        return {factor: [p for key, p in self._arch_alpha.items() if key.endswith('/' + factor)]
+        return {factor: [p for key, p in architecture_weights(self).items() if key.endswith('/' + factor)]
                 for factor in FACTORS}
 
     def factor_weights(self, prefix: str) -> EdgeWeights:
         """The softmaxes of the choice's group (its vector plus :attr:`group_offset`), activation and
         convolution vectors."""
-        group = self.group_offset
-        if f'{prefix}/{GROUP}' in self._arch_alpha:
-            group = group + self._arch_alpha[f'{prefix}/{GROUP}']
-        return EdgeWeights(self._softmax(group), self._softmax(self._arch_alpha[f'{prefix}/{ACTIVATION}']),
-                           self._softmax(self._arch_alpha[f'{prefix}/{CONV}']))
+        group, vectors, softmax = self.group_offset, architecture_weights(self), normalization(self)
+        if f'{prefix}/{GROUP}' in vectors:
+            group = group + vectors[f'{prefix}/{GROUP}']
+        return EdgeWeights(softmax(group), softmax(vectors[f'{prefix}/{ACTIVATION}']),
+                           softmax(vectors[f'{prefix}/{CONV}']))
 
 
 class FactorizedCell(SupernetCell, FactorizedModule):

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from nni.nas.oneshot.pytorch.supermodule.differentiable import (DifferentiableMixedInput, DifferentiableMixedLayer,
                                                                 DifferentiableMixedRepeat)
 
+from ..nni_internals import probabilities, probabilities_by_label
 from .factorized import FactorizedLayer
 from .progressive_cell import ProgressiveLayer
 from .supernet_cell import SupernetCell
@@ -38,10 +39,10 @@ def probability_rows(supernet: nn.Module) -> dict[str, Tensor]:
         elif isinstance(module, FactorizedLayer):
             rows.setdefault(module.label, module.candidate_weights())
         elif isinstance(module, (DifferentiableMixedLayer, DifferentiableMixedInput)):
-            rows.setdefault(module.label, module._softmax(module._arch_alpha))
+            rows.setdefault(module.label, probabilities(module))
         elif isinstance(module, DifferentiableMixedRepeat):
-            for label, alpha in module._arch_alpha.items():
-                rows.setdefault(label, module._softmax(alpha))
+            for label, row in probabilities_by_label(module).items():
+                rows.setdefault(label, row)
     return rows
 
 

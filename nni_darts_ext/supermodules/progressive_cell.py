@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
-from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingCell
 
 from ..architecture import SKIP_CONNECT, edge_label
+from ..nni_internals import (init_as_layer_choice, init_as_sampling_cell, probabilities,
+                             set_architecture_weights)
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell, edge_normalization
 from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
@@ -99,12 +100,11 @@ class ProgressiveCell(DartsCell):
                  skip_limit: int | None, k: int | None = None):
         # NNI's differentiable cell would give every edge the same operations and a vector over
         # all of them: build the edges through the sampling cell and the vectors here instead.
-        PathSamplingCell.__init__(self, _restricted(op_factory, label, surviving), num_nodes, num_ops_per_node,
-                                  num_predecessors, preprocessor, postprocessor, concat_dim, memo, mutate_kwargs,
-                                  label)
+        init_as_sampling_cell(self, _restricted(op_factory, label, surviving), num_nodes, num_ops_per_node,
+                              num_predecessors, preprocessor, postprocessor, concat_dim, memo, mutate_kwargs, label)
         self.skip_limit = skip_limit
         self.edge_operations: dict[str, list[str]] = {}
-        self._arch_alpha = nn.ParameterDict()
+        vectors = nn.ParameterDict()
         for node, node_edges in zip(self.output_node_indices, self.ops):
             for source, operations in enumerate(node_edges):
                 edge = edge_label(self.label, node, source)
@@ -118,10 +118,10 @@ class ProgressiveCell(DartsCell):
                 node_edges[source] = edge_module if k is None else PartialChannelEdge(edge_module, k, edge)
                 if edge + '/in_cell' not in memo:  # shared by every cell with this label
                     memo[edge + '/in_cell'] = nn.Parameter(torch.randn(len(self.edge_operations[edge])) * 1e-3)
-                self._arch_alpha[edge] = memo[edge + '/in_cell']
+                vectors[edge] = memo[edge + '/in_cell']
+        set_architecture_weights(self, vectors, mutate_kwargs.get('softmax', nn.Softmax(-1)))
         self.k = k
         self._arch_beta = nn.ParameterDict() if k is None else edge_normalization(label, self.output_node_indices, memo)
-        self._softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations, skip_limit: int | None,
@@ -162,7 +162,7 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
                  k: int | None = None):
         # LayerChoice's constructor (DifferentiableMixedLayer's wants a weight for every candidate):
         # it names the candidates as the user's LayerChoice does; the dropped ones then leave
-        super(DifferentiableMixedLayer, self).__init__(paths, label=label)
+        init_as_layer_choice(self, paths, label)
         self.domain = list(self.names)
         for name in self.names:
             if name not in kept:
@@ -172,8 +172,7 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
             raise ValueError(f'{label}: {len(alpha)} architecture weights for {len(self.names)} surviving candidates')
         for name in self.names:
             self[name] = self._searched(self[name], k, f'{label}/{name}')
-        self._arch_alpha = alpha
-        self._softmax = softmax
+        set_architecture_weights(self, alpha, softmax)
         self.k = k
 
     @staticmethod
@@ -197,11 +196,11 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
 
     def operation_weights(self) -> dict[Any, float]:
         """``softmax(alpha)`` by candidate name."""
-        return dict(zip(self.names, self._softmax(self._arch_alpha).tolist()))
+        return dict(zip(self.names, probabilities(self).tolist()))
 
     def probabilities(self) -> torch.Tensor:
         """``softmax(alpha)`` over the label's whole ``domain``, 0 for the dropped candidates (differentiable)."""
-        weights = self._softmax(self._arch_alpha)
+        weights = probabilities(self)
         kept = torch.tensor([self.domain.index(name) for name in self.names], device=weights.device)
         return weights.new_zeros(len(self.domain)).index_put((kept,), weights)
 
@@ -209,5 +208,5 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
         if self.k is None:
             return super().forward(*args, **kwargs)
         (x,) = args
-        return partial_channel_mix(x, [self[name] for name in self.names], self._softmax(self._arch_alpha),
+        return partial_channel_mix(x, [self[name] for name in self.names], probabilities(self),
                                    self.k, self.label)
