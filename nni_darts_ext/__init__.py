@@ -28,7 +28,8 @@ from .strategies.pdarts import PDARTS  # noqa: E402
 from .strategies.random_architecture import RandomArchitecture  # noqa: E402
 from .strategies.scalable import ScalableDARTS  # noqa: E402
 from .strategies.search import DifferentiableSearch  # noqa: E402
-from .strategies.slots import ArchitectureTerm, Slots, Technique  # noqa: E402
+from .strategies.protocols import ArchitectureTerm  # noqa: E402
+from .strategies.slots import Slots, Technique  # noqa: E402
 from .strategies.second_order import SecondOrderDARTS  # noqa: E402
 from .strategies.stabilized import StabilizedDARTS  # noqa: E402
 from .supermodules.probabilities import probability_rows  # noqa: E402

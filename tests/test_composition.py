@@ -16,13 +16,14 @@ from nni_darts_ext.hypergradient import Amended, FirstOrder
 from nni_darts_ext.latency.encoding import Encoding
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.strategies.ladarts import LatencyTerm
-from nni_darts_ext.strategies.pdarts import ProgressiveDartsModule
+from nni_darts_ext.strategies.pdarts import StageModule
 from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge
 from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell
 from nni_darts_ext.training import ClassifierModule
 from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
 from .conftest import COMPOSED, cpu_settings
+from .user_spaces import DictChoices, tiny_evaluator
 
 SPACE = load_space('darts_small', 1, 10, 8)
 WIDTH, K = 8, 2
@@ -64,7 +65,7 @@ def check_partial_channels(strategy, supernet, module):
 
 def check_stages(strategy, supernet, module):
     assert all(isinstance(cell, ProgressiveCell) for cell in cells(supernet))
-    assert isinstance(module, ProgressiveDartsModule) and [s.cells for s in strategy.slots.schedule.stages] == [3, 3]
+    assert isinstance(module, StageModule) and [s.cells for s in strategy.slots.schedule.stages] == [3, 3]
 
 
 def check_amended(strategy, supernet, module):
@@ -74,7 +75,7 @@ def check_amended(strategy, supernet, module):
 def check_latency(strategy, supernet, module):
     [term] = module.terms
     assert isinstance(term, LatencyTerm)
-    if 'stabilized' not in strategy.filled_slots()['estimator']:
+    if 'stabilized' not in strategy.slots.filled.get('estimator', []):
         assert isinstance(module.estimator, FirstOrder)  # the term needs an estimator to add to
     gradients = torch.autograd.grad(term(supernet), alphas(supernet))
     assert sum(float(g.abs().sum()) for g in gradients) > 0
@@ -106,7 +107,7 @@ def test_each_composed_preset_installs_every_technique_it_names(variant):
 ])
 def test_each_technique_fills_its_slots(variant, slots):
     strategy = make_strategy(variant)
-    assert strategy.filled_slots() == {slot: slots.get(slot, []) for slot in ('schedule', 'cells', 'terms', 'estimator')}
+    assert strategy.slots.filled == slots
     # the composition's techniques are in slot order, whatever the order of the name
     assert type(make_strategy('+'.join(reversed(variant.split('+'))))) is type(strategy)
 
@@ -300,7 +301,7 @@ class Sparsity(Technique):
         self.term = ExpectedEdges(sparsity_weight)
 
     def fill(self, slots):
-        slots.fill('terms', self.term)
+        slots.add_term(self.term)
 
 
 class SparseDARTS(DifferentiableSearch):
@@ -313,7 +314,7 @@ def test_a_technique_from_outside_composes_by_name_and_its_term_reaches_alpha():
         strategy = make_strategy('pcdarts+sparsity', k=K, sparsity_weight=0.5)
     finally:
         del VARIANTS['sparsity']
-    assert strategy.filled_slots()['terms'] == ['sparsity'] and strategy.slots.cells.k == K
+    assert strategy.slots.filled['terms'] == ['sparsity'] and strategy.slots.cells.k == K
     supernet = build(strategy)
     module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
     module.set_model(supernet)
@@ -331,7 +332,29 @@ def test_a_search_takes_terms_and_an_estimator_from_its_options_where_no_techniq
     term = ExpectedEdges(1.0)
     strategy = PCDARTS(terms=(term,), estimator=Amended(0.5))
     assert strategy.slots.terms == [term] and strategy.slots.estimator.eta == 0.5
-    assert strategy.filled_slots()['terms'] == ['the terms option']
+    assert strategy.slots.filled['terms'] == ['the terms option']
     with pytest.raises(ConfigError, match='stabilized and the estimator option cannot be composed: both set the '
                                           'architecture-gradient estimator'):
         StabilizedDARTS(estimator=FirstOrder())
+
+
+class ThreeTimesAlpha:
+    """A term whose gradient is 3 on every architecture weight."""
+
+    def __call__(self, module):
+        return 3 * sum(alpha.sum() for alpha in module.arch_parameters())
+
+    def diagnostics(self, module):
+        return {}
+
+
+def test_each_epoch_records_how_hard_the_terms_steer_beside_the_loss():
+    # an estimator whose gradient is 1 on every weight: the terms' gradient norm is 3 times its own
+    strategy = DifferentiableSearch(estimator=lambda problem: [torch.ones_like(a) for a in problem.alphas],
+                                    terms=(ThreeTimesAlpha(),))
+    supernet = strategy.mutate_model(DictChoices())
+    search = strategy.mutate_evaluator(tiny_evaluator(batches=2))
+    search.evaluate(supernet)
+    assert search.module.epoch_fields()['term_to_loss_gradient'] == pytest.approx(3.0, rel=1e-6)
+    assert 'term_to_loss_gradient' not in DifferentiableSearch().configure_oneshot_module(
+        ClassifierModule(0.025, 0.001, 0.9, 3e-4)).epoch_fields()

@@ -31,7 +31,7 @@ from nni_darts_ext.strategies.ladarts import LatencyLoss
 from nni_darts_ext.nni_internals import ALPHA
 
 from .test_stabilized import searched_alphas
-from .user_spaces import USER_SPACES, DictChoices, InputChoices, Nested, Repeated, search_once, tiny_evaluator
+from .user_spaces import USER_SPACES, DictChoices, InputChoices, Nested, Repeated, part, search_once, tiny_evaluator
 
 QUICK_START = load_space('darts_small', 1, 10, 8)
 INPUT_SHAPE = (1, 8, 8)
@@ -71,7 +71,7 @@ def synthetic_timer(interaction: float = 0.0):
 def synthetic_profile(directory, interaction: float = 0.0):
     """The latency profile a quick-start trial builds (its defaults: 40 architectures, batch 1) on the synthetic
     timer, which makes every figure of it deterministic."""
-    loss = LatencyAwareDARTS(latency_cache=directory).technique(LatencyLoss)
+    loss = part(LatencyAwareDARTS(latency_cache=directory), LatencyLoss)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(profile_module, 'measure', synthetic_timer(interaction))
         return profile_space(deployed_space(), INPUT_SHAPE, loss.timing, loss.samples, loss.cache)
@@ -84,7 +84,7 @@ def quick_start_profile(tmp_path_factory):
 
 def supernet_with(profile, **options) -> tuple[LatencyAwareDARTS, torch.nn.Module]:
     strategy = LatencyAwareDARTS(input_shape=INPUT_SHAPE, **options)
-    strategy.technique(LatencyLoss).term.profile = profile
+    part(strategy, LatencyLoss).term.profile = profile
     return strategy, DifferentiableSearch().mutate_model(QUICK_START.search_space())
 
 
@@ -111,7 +111,7 @@ def test_the_predictors_on_latencies_no_table_can_add_up(tmp_path):
 @pytest.mark.parametrize('predictor', ['lookup', 'network'])
 def test_latency_term_gradient_lowers_the_predicted_latency(quick_start_profile, predictor):
     strategy, supernet = supernet_with(quick_start_profile, latency_weight=1.0, latency_predictor=predictor)
-    term = strategy.technique(LatencyLoss).term
+    term = part(strategy, LatencyLoss).term
     alphas = alphas_of(supernet)
     before = term(supernet)
     gradients = torch.autograd.grad(before, alphas)
@@ -130,10 +130,10 @@ def test_latency_term_gradient_lowers_the_predicted_latency(quick_start_profile,
 
 def test_the_hinge_is_flat_below_the_target(quick_start_profile):
     strategy, supernet = supernet_with(quick_start_profile, latency_weight=1.0)
-    expected = float(strategy.technique(LatencyLoss).term.expected_latency_ms(supernet).detach())
+    expected = float(part(strategy, LatencyLoss).term.expected_latency_ms(supernet).detach())
     for target, active in ((expected * 2, False), (expected / 2, True)):
         hinge, _ = supernet_with(quick_start_profile, latency_weight=1.0, latency_target_ms=target)
-        gradients = torch.autograd.grad(hinge.technique(LatencyLoss).term(supernet), alphas_of(supernet))
+        gradients = torch.autograd.grad(part(hinge, LatencyLoss).term(supernet), alphas_of(supernet))
         assert any(bool(g.abs().sum() > 0) for g in gradients) == active
 
 
@@ -330,7 +330,7 @@ def test_a_bad_device_fails_the_trial_with_one_line(tmp_path, capsys):
 def test_weight_zero_is_nnis_darts(quick_start_profile, monkeypatch):
     """With lambda = 0 the search ends where NNI's own DARTS does: the term's plumbing changes nothing else."""
     def profiled(self, model):
-        self.technique(LatencyLoss).term.profile = quick_start_profile
+        part(self, LatencyLoss).term.profile = quick_start_profile
         return DifferentiableSearch.mutate_model(self, model)
 
     monkeypatch.setattr(LatencyAwareDARTS, 'mutate_model', profiled)
@@ -380,7 +380,7 @@ def test_input_shape_is_read_from_the_first_training_batch(tmp_path, monkeypatch
     monkeypatch.setattr(profile_module, 'measure', recorded)
     strategy = make_strategy('ladarts', latency_samples=4, latency_repeats=1, latency_cache=tmp_path)
     strategy.mutate_model(DictChoices())
-    assert strategy.technique(LatencyLoss).term.profile is None  # the shape is not known yet
+    assert part(strategy, LatencyLoss).term.profile is None  # the shape is not known yet
     evaluator = tiny_evaluator()
     state = torch.get_rng_state()
     assert ladarts.first_image_shape(evaluator) == (1, 8, 8)
@@ -389,19 +389,19 @@ def test_input_shape_is_read_from_the_first_training_batch(tmp_path, monkeypatch
         strategy.mutate_evaluator(evaluator)
     assert [r.getMessage() for r in caplog.records if r.name == ladarts.__name__] == [
         "LA-DARTS times networks on input_shape [1, 8, 8], one image of the evaluator's first training batch"]
-    assert strategy.technique(LatencyLoss).input_shape == (1, 8, 8) and shapes == [(1, 8, 8)]
-    assert make_strategy('ladarts', input_shape=[1, 8, 8]).technique(LatencyLoss).input_shape == (1, 8, 8)
+    assert part(strategy, LatencyLoss).input_shape == (1, 8, 8) and shapes == [(1, 8, 8)]
+    assert part(make_strategy('ladarts', input_shape=[1, 8, 8]), LatencyLoss).input_shape == (1, 8, 8)
 
 
 def test_a_given_input_shape_outlives_the_trials_data_shape():
     space = QUICK_START.search_space()
     given = make_strategy('ladarts', input_shape=[3, 32, 32])
     given.deploy(space, (1, 8, 8))
-    assert given.technique(LatencyLoss).input_shape == (3, 32, 32)
+    assert part(given, LatencyLoss).input_shape == (3, 32, 32)
     from_data = make_strategy('ladarts')
     from_data.deploy(space, (1, 8, 8))
-    assert from_data.technique(LatencyLoss).input_shape == (1, 8, 8)
-    assert from_data.technique(LatencyLoss).deployed_space is space
+    assert part(from_data, LatencyLoss).input_shape == (1, 8, 8)
+    assert part(from_data, LatencyLoss).deployed_space is space
 
 
 def test_the_encoding_of_layer_and_input_choices():
@@ -510,17 +510,17 @@ def test_on_additive_latencies_the_table_is_exact_on_layer_choices(tmp_path):
 def test_the_latency_gradient_reaches_a_layer_choice_and_lowers_the_latency(tmp_path):
     profile = user_space_profile(DictChoices, tmp_path)
     strategy = LatencyAwareDARTS(input_shape=INPUT_SHAPE, latency_weight=1.0, latency_cache=tmp_path)
-    strategy.technique(LatencyLoss).term.profile = profile
+    part(strategy, LatencyLoss).term.profile = profile
     supernet = DifferentiableSearch().mutate_model(DictChoices())
     alphas = dict(alphas_by_label(supernet))
-    before = strategy.technique(LatencyLoss).term(supernet)
+    before = part(strategy, LatencyLoss).term(supernet)
     first, second = torch.autograd.grad(before, [alphas['first'], alphas['second']])
     # the convolutions cost more than the pooling and the skip: the gradient raises their logits' cost
     assert first[0] > 0 and first[2] < 0 and second[0] > 0 > second[1]
     with torch.no_grad():
         alphas['first'] -= 0.1 * first
         alphas['second'] -= 0.1 * second
-        assert float(strategy.technique(LatencyLoss).term(supernet)) < float(before)
+        assert float(part(strategy, LatencyLoss).term(supernet)) < float(before)
 
 
 def test_the_predictors_follow_the_encodings_device(tmp_path):
@@ -539,8 +539,8 @@ def test_one_search_step_on_every_user_space(name, tmp_path, monkeypatch):
     monkeypatch.setattr(profile_module, 'measure', synthetic_timer())
     strategy = make_strategy('ladarts', latency_samples=4, latency_repeats=1, latency_cache=tmp_path)
     architecture = search_once(strategy, USER_SPACES[name])
-    assert set(architecture) == set(USER_SPACES[name]().simplify()) and strategy.technique(LatencyLoss).input_shape == (1, 8, 8)
-    assert strategy.technique(LatencyLoss).term.profile.errors['lookup'] < (3 if 'loose_end' in name else 1e-3)
+    assert set(architecture) == set(USER_SPACES[name]().simplify()) and part(strategy, LatencyLoss).input_shape == (1, 8, 8)
+    assert part(strategy, LatencyLoss).term.profile.errors['lookup'] < (3 if 'loose_end' in name else 1e-3)
 
 
 def fake_images_evaluator(image_shape: tuple[int, ...]) -> Classification:
@@ -563,8 +563,8 @@ def test_one_search_step_on_nnis_proxylessnas(tmp_path, monkeypatch):
         return ProxylessNAS(num_labels=10, width_mult=0.25)
 
     architecture = search_once(strategy, build, fake_images_evaluator((3, 32, 32)), image_shape=(3, 32, 32))
-    profile = strategy.technique(LatencyLoss).term.profile
-    assert set(architecture) == set(build().simplify()) and strategy.technique(LatencyLoss).input_shape == (3, 32, 32)
+    profile = part(strategy, LatencyLoss).term.profile
+    assert set(architecture) == set(build().simplify()) and part(strategy, LatencyLoss).input_shape == (3, 32, 32)
     assert profile.encoding.shape == (26, 7)  # 5 depths over 4 values, 21 choices of 6 blocks (+ absent)
     assert profile.errors['lookup'] < 1e-3
 

@@ -27,7 +27,7 @@ from nni_darts_ext.supermodules.factorized import (EdgeWeights, FactorizedCell, 
                                                    ProductEdge)
 from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
-from .user_spaces import CHANNELS, USER_SPACES, head, search_once, stem
+from .user_spaces import CHANNELS, USER_SPACES, head, part, search_once, stem
 
 SMALL = yaml.safe_load((SEARCH_SPACES_DIR / 'darts_small_factorized.yml').read_text())
 ACTIVATION_NAMES, CONV_NAMES = SMALL['factors']['activation'], SMALL['factors']['conv']
@@ -294,8 +294,8 @@ def test_alternating_updates_one_factor_per_architecture_step(tmp_path):
 
 
 def test_factor_updates_option():
-    assert make_strategy('scalable').technique(FactorizedCandidates).factor_updates == 'joint'
-    assert make_strategy('scalable', factor_updates='alternate').technique(FactorizedCandidates).factor_updates == 'alternate'
+    assert part(make_strategy('scalable'), FactorizedCandidates).factor_updates == 'joint'
+    assert part(make_strategy('scalable', factor_updates='alternate'), FactorizedCandidates).factor_updates == 'alternate'
     with pytest.raises(ConfigError, match="unknown factor_updates 'sometimes'; accepted: alternate, joint"):
         make_strategy('scalable', factor_updates='sometimes')
 

@@ -17,7 +17,7 @@ from nni_darts_ext.strategies.ladarts import LatencyLoss
 
 from .conftest import COMPOSED, cpu_settings
 from .nnictl_helpers import free_port
-from .user_spaces import USER_SPACES, search_once, tiny_evaluator
+from .user_spaces import USER_SPACES, part, search_once, tiny_evaluator
 
 VARIANTS = ('darts', 'darts2', 'stabilized', 'pcdarts', 'random', *COMPOSED)
 TINY_STAGES = [[1, None, 1, 0, 0.0], [1, 2, 1, 0, 0.4]]
@@ -68,4 +68,4 @@ def test_nas_experiment_runs_the_python_users_defaults_on_their_space(variant, t
     if variant == 'pdarts':
         assert len(strategy.slots.schedule.stages) == 1 and strategy.slots.schedule.stages[0].epochs == 1
     else:
-        assert strategy.technique(LatencyLoss).input_shape == (1, 8, 8)
+        assert part(strategy, LatencyLoss).input_shape == (1, 8, 8)

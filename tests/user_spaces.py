@@ -159,3 +159,9 @@ def search_once(strategy: Strategy, build: Callable[[], ModelSpace],
     frozen = build().freeze(architecture)
     assert frozen(torch.zeros(2, *image_shape)).shape == (2, 10)
     return architecture
+
+
+def part(strategy: Any, kind: type) -> Any:
+    """The technique of class ``kind`` among ``strategy`` 's parts."""
+    [found] = [technique for technique in strategy.parts if isinstance(technique, kind)]
+    return found

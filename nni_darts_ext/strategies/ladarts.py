@@ -36,7 +36,7 @@ from ..latency.profile import PREDICTORS, LatencyProfile, deployed, profile_spac
 from ..registry import preset
 from .search import DifferentiableSearch
 from .search_module import SearchModule
-from .slots import Slots, Technique
+from .slots import SlotFiller, Technique
 
 _logger = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ class LatencyLoss(Technique):
         self.kept: Path | None = None
         self.reuse_kept = False
 
-    def fill(self, slots: Slots) -> None:
-        slots.fill('terms', self.term)
+    def fill(self, slots: SlotFiller) -> None:
+        slots.add_term(self.term)
 
     def deploy(self, space: ModelSpace, input_shape: tuple[int, ...]) -> None:
         """Time architectures as networks of ``space`` (e.g. at the evaluation size) instead of the

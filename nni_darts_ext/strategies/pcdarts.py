@@ -14,7 +14,7 @@ from ..errors import ConfigError, check_number
 from ..registry import preset
 from ..supermodules.partial_channel import SplitsChannels
 from .search import DifferentiableSearch
-from .slots import Slots, Technique
+from .slots import SlotFiller, Technique
 
 
 class PartialChannels(Technique):
@@ -36,8 +36,8 @@ class PartialChannels(Technique):
         check_number('k', k, integer=True, strict=True)
         self.k = k
 
-    def fill(self, slots: Slots) -> None:
-        slots.fill('cells', k=self.k)
+    def fill(self, slots: SlotFiller) -> None:
+        slots.design_cells(k=self.k)
 
     def check_supernet(self, supernet: Any) -> None:
         if not any(isinstance(module, SplitsChannels) and module.k for module in supernet.modules()):

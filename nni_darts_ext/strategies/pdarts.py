@@ -15,8 +15,8 @@ exponentially from the stage's rate, see :func:`skip_dropout_rate`), and a limit
 By default the stages split the evaluator's ``max_epochs`` in the paper's proportions
 (:func:`budget_stages`), so a search costs the epochs its evaluator asks for.
 
-The technique fills two slots of the search: the schedule (:class:`Stages`) and the cells
-(pruned, their skip-connects limited). The stages run inside the evaluator (:class:`StagedSearch`),
+The technique fills two slots of the search: the schedule (:class:`StageSchedule`) and the cells
+(pruned, their skip-connects limited). The stages run inside the evaluator (:class:`StageRunner`),
 so the strategy works the same in ``NasExperiment`` and in the trial: ``mutate_model`` gives the
 first stage's supernet, ``evaluate`` runs every stage, and the evaluator's module ends as the last
 stage's, whose ``export()`` is the result.
@@ -44,8 +44,9 @@ from ..nni_internals import retraced, traced_argument
 from ..registry import preset
 from ..supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout, SurvivingOperations
 from .search import DifferentiableSearch
+from .protocols import ModuleOptions, SupernetBuilder
 from .search_module import SearchModule
-from .slots import Slots, Technique
+from .slots import SlotFiller, Technique
 
 _logger = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def next_surviving(supernet: ModelSpace, keep: int) -> dict[str, tuple[Any, ...]
     return surviving
 
 
-class StageSpaces:
+class SpaceAtDepth:
     """Builds a model space again, fresh, at any depth: from the constructor arguments NNI traced
     (``num_cells`` or ``cells``); a space without them is copied at its own depth (logged)."""
 
@@ -247,7 +248,7 @@ class StageSpaces:
         return self.symbol(*self.args, **{**self.kwargs, self.depth_argument: cells})
 
 
-class ProgressiveDartsModule(SearchModule):
+class StageModule(SearchModule):
     """DARTS's search step for one P-DARTS stage: sets the skip-connect dropout every epoch, adds
     the stage to each epoch's record, and to each checkpoint what resuming needs (the stage, its
     surviving operations, the seconds of the stages before)."""
@@ -282,13 +283,13 @@ class ProgressiveDartsModule(SearchModule):
 
 
 @nni.trace  # NNI checks its evaluators through their traced arguments
-class StagedSearch(Lightning):
+class StageRunner(Lightning):
     """The evaluator of a P-DARTS search: ``evaluate`` runs every stage, each with a fresh trainer
     for the stage's epochs (the same callbacks and flags) and a fresh search module; between stages
     it prunes the edges and builds the space deeper. The schedule's ``stage_seconds`` records each
     stage's time."""
 
-    def __init__(self, lightning_module, trainer, *, schedule: Stages, **kwargs: Any):
+    def __init__(self, lightning_module, trainer, *, schedule: StageSchedule, **kwargs: Any):
         super().__init__(lightning_module, trainer, **kwargs)
         self.schedule = schedule
 
@@ -342,9 +343,9 @@ def _saved_stage(path: Path) -> dict[str, Any]:
         raise ConfigError(f'resume: {path} ({reason}) is not a checkpoint of a P-DARTS search') from None
 
 
-class Stages:
+class StageSchedule:
     """P-DARTS's schedule: the search in stages, each on a fresh supernet of the stage's depth over
-    the operations that survived the stage before (a :class:`~nni_darts_ext.strategies.slots.Schedule`).
+    the operations that survived the stage before (a :class:`~nni_darts_ext.strategies.protocols.Schedule`).
 
     Parameters
     ----------
@@ -370,15 +371,15 @@ class Stages:
         self.skip_dropout_decay = skip_dropout_decay
         self.stage_seconds: list[float] = []
         self.surviving: SurvivingOperations = {}
-        self._spaces: StageSpaces | None = None
+        self._spaces: SpaceAtDepth | None = None
 
-    def bind(self, search: Any) -> None:
-        self.search = search
+    def attach(self, build_supernet: SupernetBuilder, module_options: ModuleOptions) -> None:
+        self.build_supernet, self.module_options = build_supernet, module_options
 
     def supernet(self, model: ModelSpace) -> ModelSpace:
         """The first stage's supernet, built anew at its depth; ``model`` itself stays unmutated
         (later stages build from it, and NNI freezes the found architecture on it)."""
-        self._spaces = StageSpaces(model)
+        self._spaces = SpaceAtDepth(model)
         return self.stage_supernet(0, {})
 
     def next_stage_supernet(self, supernet: ModelSpace, index: int) -> ModelSpace:
@@ -388,7 +389,7 @@ class Stages:
     def stage_supernet(self, index: int, surviving: SurvivingOperations) -> ModelSpace:
         """Stage ``index``'s supernet over the ``surviving`` operations, fresh."""
         self.surviving = surviving
-        return self.search.build_supernet(self._spaces.build(self.stage_cells(index)))
+        return self.build_supernet(self._spaces.build(self.stage_cells(index)), surviving)
 
     def stage_cells(self, index: int) -> int:
         """Stage ``index``'s depth. NNI builds the supernet before it hands over the evaluator: until
@@ -408,16 +409,16 @@ class Stages:
                      '+'.join(str(s.epochs) for s in self.stages), '+'.join(str(s.warmup_epochs) for s in self.stages),
                      depth, source)
 
-    def search_module(self, training_module) -> ProgressiveDartsModule:
+    def search_module(self, training_module) -> StageModule:
         return self.stage_module(training_module, 0)
 
-    def stage_module(self, training_module, index: int) -> ProgressiveDartsModule:
-        return ProgressiveDartsModule(
+    def stage_module(self, training_module, index: int) -> StageModule:
+        return StageModule(
             training_module, stage_index=index, stage=self.stages[index], skip_dropout_decay=self.skip_dropout_decay,
-            surviving=self.surviving, finished_seconds=self.stage_seconds, **self.search.module_options())
+            surviving=self.surviving, finished_seconds=self.stage_seconds, **self.module_options())
 
-    def evaluator(self, mutated: Lightning) -> StagedSearch:
-        return StagedSearch(mutated.module, mutated.trainer, schedule=self, train_dataloaders=mutated.train_dataloaders,
+    def evaluator(self, mutated: Lightning) -> StageRunner:
+        return StageRunner(mutated.module, mutated.trainer, schedule=self, train_dataloaders=mutated.train_dataloaders,
                             val_dataloaders=mutated.val_dataloaders, datamodule=mutated.datamodule,
                             fit_kwargs=mutated.fit_kwargs)
 
@@ -475,11 +476,11 @@ class ProgressiveStages(Technique):
         check_number('skip_limit', skip_limit, integer=True, optional=True)
         check_number('skip_dropout_decay', skip_dropout_decay)
         self.skip_limit = skip_limit
-        self.schedule = Stages(stages, skip_dropout_decay)
+        self.schedule = StageSchedule(stages, skip_dropout_decay)
 
-    def fill(self, slots: Slots) -> None:
-        slots.fill('schedule', self.schedule)
-        slots.fill('cells', pruned=True, skip_limit=self.skip_limit)
+    def fill(self, slots: SlotFiller) -> None:
+        slots.set_schedule(self.schedule)
+        slots.design_cells(pruned=True, skip_limit=self.skip_limit)
 
     def check_supernet(self, supernet: ModelSpace) -> None:
         if not any(isinstance(module, (ProgressiveCell, ProgressiveLayer)) for module in supernet.modules()):

@@ -23,7 +23,7 @@ from ..spaces.factors import FACTORS
 from ..registry import preset
 from ..supermodules.factorized import FactorizedModule
 from .search import DifferentiableSearch
-from .slots import Slots, Technique
+from .slots import SlotFiller, Technique
 
 JOINT, ALTERNATE = 'joint', 'alternate'
 FACTOR_UPDATES = (JOINT, ALTERNATE)
@@ -113,8 +113,8 @@ class FactorizedCandidates(Technique):
             raise unknown_value('factor_updates', factor_updates, FACTOR_UPDATES)
         self.factor_updates = factor_updates
 
-    def fill(self, slots: Slots) -> None:
-        slots.fill('cells', factorized=True)
+    def fill(self, slots: SlotFiller) -> None:
+        slots.design_cells(factorized=True)
 
     def check_supernet(self, supernet: Any) -> None:
         if not any(isinstance(module, FactorizedModule) for module in supernet.modules()):

@@ -17,8 +17,9 @@ from nni.nas.oneshot.pytorch.strategy import DARTS  # the real class, even where
 
 from ..errors import ConfigError, check_number
 from ..supermodules.darts_cell import DartsCell
-from .search_module import Estimator
-from .slots import SLOTS, ArchitectureTerm, Slots, Technique, fill_slots
+from ..supermodules.progressive_cell import SurvivingOperations
+from .protocols import ArchitectureTerm, Estimator
+from .slots import Slots, Technique, fill_slots
 
 class TrialStrategy(Protocol):
     """What the nnictl trial asks a strategy of this package (the trial knows no technique)."""
@@ -90,16 +91,15 @@ class DifferentiableSearch(DARTS):
         check_number('gradient_clip_val', self.gradient_clip_val, optional=True)
         check_number('warmup_epochs', self.warmup_epochs, integer=True)
         self.slots = self._filled_slots(estimator, terms)
-        self.slots.schedule.bind(self)
+        self._surviving: SurvivingOperations = {}
+        self.slots.schedule.attach(self.build_supernet, self.module_options)
 
     def _filled_slots(self, estimator: Estimator | None, terms: tuple[ArchitectureTerm, ...]) -> Slots:
         slots = fill_slots([(part.name, part) for part in self.parts])
-        slots.filling = 'the estimator option'
         if estimator is not None:
-            slots.fill('estimator', estimator)
-        slots.filling = 'the terms option'
+            slots.filler('the estimator option').set_estimator(estimator)
         for term in terms:
-            slots.fill('terms', term)
+            slots.filler('the terms option').add_term(term)
         if self.penalty is not None:
             if 'estimator' in slots.filled or slots.terms:
                 raise ConfigError("NNI's penalty acts in NNI's own architecture step; it cannot be combined with "
@@ -108,14 +108,6 @@ class DifferentiableSearch(DARTS):
             # and has no place for a differentiable term; it runs with NNI's penalty only
             slots.estimator = None
         return slots
-
-    def technique(self, kind: type[Technique]) -> Technique:
-        """This search's technique of class ``kind``."""
-        return next(part for part in self.parts if isinstance(part, kind))
-
-    def filled_slots(self) -> dict[str, list[str]]:
-        """Per slot, the techniques that filled it (empty: DARTS's part)."""
-        return {slot: list(self.slots.filled.get(slot, ())) for slot in SLOTS}
 
     def mutate_model(self, model):
         """The supernet of ``model`` (the schedule's first), after checking that every choice of it is
@@ -132,14 +124,19 @@ class DifferentiableSearch(DARTS):
             part.check_supernet(supernet)
         return supernet
 
-    def build_supernet(self, space):
-        """NNI's supernet of ``space`` with the cells slot's modules (NNI mutates ``space`` in place)."""
-        return super().mutate_model(space)
+    def build_supernet(self, space: Any, surviving: SurvivingOperations) -> Any:
+        """NNI's supernet of ``space`` with the cells slot's modules, each pruned one over the
+        ``surviving`` candidates (NNI mutates ``space`` in place)."""
+        self._surviving = surviving  # NNI asks default_mutation_hooks() for the hooks, with no argument
+        try:
+            return super().mutate_model(space)
+        finally:
+            self._surviving = {}
 
     def default_mutation_hooks(self):
         # the cells slot's hooks first (the first that takes a module wins), then NNI's, its
         # differentiable cell swapped for one that derives by DARTS's rule
-        return [*self.slots.cells.hooks(self.slots.schedule.surviving),
+        return [*self.slots.cells.hooks(self._surviving),
                 *(DartsCell.mutate if hook == DifferentiableMixedCell.mutate else hook
                   for hook in super().default_mutation_hooks())]
 

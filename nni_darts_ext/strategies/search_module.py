@@ -3,21 +3,19 @@ and architecture terms, and the evaluator's validation every epoch."""
 
 from __future__ import annotations
 
+import statistics
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 
 from ..hypergradient import BilevelProblem, InnerStep, same_draws
+from ..second_derivatives import norm
 from ..nni_internals import architecture_step_held_back
 
-if TYPE_CHECKING:
-    from .slots import ArchitectureTerm
-
-Estimator = Callable[[BilevelProblem], list[Tensor]]
-"""The architecture gradient of one step, per architecture parameter."""
+from .protocols import ArchitectureTerm, Estimator
 
 class SearchModule(DartsLightningModule):
     """NNI's DARTS search loop with the slots' estimator and terms, plus the evaluator's own validation step.
@@ -36,6 +34,11 @@ class SearchModule(DartsLightningModule):
         super().__init__(training_module, **kwargs)
         self.estimator = estimator
         self.terms = tuple(terms)
+        self.term_to_loss: list[float] = []  # this epoch's steps' gradient-norm ratios
+
+    def on_train_epoch_start(self):
+        self.term_to_loss.clear()
+        return super().on_train_epoch_start()
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
         return self.training_module.validation_step(batch, batch_idx)
@@ -60,6 +63,9 @@ class SearchModule(DartsLightningModule):
         if self.terms:
             cost = sum(term(self) for term in self.terms)
             term_gradients = torch.autograd.grad(cost, alphas, allow_unused=True)
+            steering, loss = [t for t in term_gradients if t is not None], norm(gradients)
+            if steering and loss > 0:
+                self.term_to_loss.append(float(norm(steering) / loss))
             gradients = [g if t is None else g + t for g, t in zip(gradients, term_gradients)]
         for alpha, gradient in zip(alphas, gradients):
             alpha.grad = gradient
@@ -89,10 +95,15 @@ class SearchModule(DartsLightningModule):
         return result['loss'] if isinstance(result, dict) else result
 
     def epoch_fields(self) -> dict[str, Any]:
-        """What the search adds to each epoch's record: its terms' diagnostics."""
+        """What the search adds to each epoch's record: its terms' diagnostics and, after an epoch
+        of architecture steps, ``term_to_loss_gradient``: the median over its steps of the norm of
+        the terms' gradient over the norm of the estimator's (how strongly the costs steer beside
+        the validation loss)."""
         fields: dict[str, Any] = {}
         for term in self.terms:
             fields.update(term.diagnostics(self))
+        if self.term_to_loss:
+            fields['term_to_loss_gradient'] = statistics.median(self.term_to_loss)
         return fields
 
     def arch_parameters(self) -> list[torch.nn.Parameter]:

@@ -15,7 +15,7 @@ from ..hypergradient import SecondOrder
 from ..registry import preset
 from ..second_derivatives import second_derivatives
 from .search import DifferentiableSearch
-from .slots import Slots, Technique
+from .slots import SlotFiller, Technique
 
 
 class UnrolledGradient(Technique):
@@ -32,8 +32,8 @@ class UnrolledGradient(Technique):
     def __init__(self, *, products: str = 'double_backward'):
         self.estimator = SecondOrder(second_derivatives(products))
 
-    def fill(self, slots: Slots) -> None:
-        slots.fill('estimator', self.estimator)
+    def fill(self, slots: SlotFiller) -> None:
+        slots.set_estimator(self.estimator)
 
 
 class SecondOrderDARTS(DifferentiableSearch):

@@ -24,17 +24,13 @@ import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
-
-from torch import Tensor
+from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..hypergradient import FirstOrder
 from ..supermodules.cell_design import CellDesign
-from .search_module import Estimator, SearchModule
-
-if TYPE_CHECKING:
-    from .search import DifferentiableSearch
+from .protocols import ArchitectureTerm, Estimator, ModuleOptions, Schedule, SupernetBuilder
+from .search_module import SearchModule
 
 SLOTS = ('schedule', 'cells', 'terms', 'estimator')
 """The slots, in the order a composition's defaults are taken: where two techniques' presets set
@@ -45,65 +41,21 @@ SINGLE_PART = {'estimator': 'the architecture-gradient estimator', 'schedule': '
 """Slots that hold one part: a second technique for them is a conflict."""
 
 
-class ArchitectureTerm(Protocol):
-    """A differentiable cost of the architecture alone, added to the validation loss of every
-    architecture step (e.g. LA-DARTS's ``lambda * predicted latency``)."""
-
-    def __call__(self, module: SearchModule) -> Tensor:
-        """The cost as a scalar tensor built from ``module`` 's architecture parameters."""
-
-    def diagnostics(self, module: SearchModule) -> dict[str, float]:
-        """What the per-epoch record should carry about the term (e.g. ``expected_latency_ms``)."""
-
-
-class Schedule(Protocol):
-    """How a search runs: the supernets it builds, its Lightning module and evaluator, its budget."""
-
-    surviving: dict[str, tuple[Any, ...]]
-    """The candidates each mixed operation keeps (cells that are ``pruned`` read it; empty: all)."""
-
-    def bind(self, search: DifferentiableSearch) -> None:
-        """The search it schedules (which builds supernets and search modules for it)."""
-
-    def supernet(self, model: Any) -> Any:
-        """The supernet the search starts with."""
-
-    def prepare(self, evaluator: Any) -> None:
-        """Read what the schedule needs from the evaluator before the search module is made."""
-
-    def search_module(self, training_module: Any) -> SearchModule:
-        """The Lightning module of the (first) search run."""
-
-    def evaluator(self, mutated: Any) -> Any:
-        """The evaluator that runs the search (NNI's one-shot evaluator, or one that wraps it)."""
-
-    def architecture_epochs(self, search_epochs: int, warmup_epochs: int) -> int:
-        """How many of ``search_epochs`` take architecture steps."""
-
-    def check_trial(self, search_epochs: int, warmup_epochs: int, early_stop: str) -> None:
-        """Refuse a trial budget or early stop the schedule cannot run."""
-
-    def summary(self) -> dict[str, Any]:
-        """What the trial's final result carries about the run."""
-
-
 class OneRun:
     """DARTS's schedule: one run of the evaluator's epochs, the architecture frozen for the first
     ``warmup_epochs``."""
 
-    surviving: dict[str, tuple[Any, ...]] = {}
-
-    def bind(self, search: DifferentiableSearch) -> None:
-        self.search = search
+    def attach(self, build_supernet: SupernetBuilder, module_options: ModuleOptions) -> None:
+        self.build_supernet, self.module_options = build_supernet, module_options
 
     def supernet(self, model: Any) -> Any:
-        return self.search.build_supernet(model)
+        return self.build_supernet(model, {})
 
     def prepare(self, evaluator: Any) -> None:
         pass
 
     def search_module(self, training_module: Any) -> SearchModule:
-        return SearchModule(training_module, **self.search.module_options())
+        return SearchModule(training_module, **self.module_options())
 
     def evaluator(self, mutated: Any) -> Any:
         return mutated
@@ -130,37 +82,54 @@ class Slots:
         ``None``: NNI's own first-order step (only with NNI's ``penalty``, which acts in it).
     filled
         Per slot, the names of the techniques that filled it, in the order they did.
-    filling
-        The name of the technique filling the slots now (:func:`fill_slots` sets it).
     """
     cells: CellDesign = field(default_factory=CellDesign)
     estimator: Estimator | None = field(default_factory=FirstOrder)
     terms: list[ArchitectureTerm] = field(default_factory=list)
     schedule: Schedule = field(default_factory=OneRun)
     filled: dict[str, list[str]] = field(default_factory=dict)
-    filling: str = ''
 
-    def fill(self, slot: str, part: Any = None, **cell_properties: Any) -> None:
-        """Put the filling technique's ``part`` in ``slot`` (the cells take ``cell_properties`` instead).
+    def filler(self, name: str) -> SlotFiller:
+        """The calls by which the technique ``name`` (as errors call it) fills these slots."""
+        return SlotFiller(self, name)
+
+    def take(self, slot: str, name: str) -> None:
+        """Record that ``name`` fills ``slot``.
 
         Raises
         ------
         ConfigError
             When ``slot`` holds one part and another technique filled it.
         """
-        if slot not in SLOTS:
-            raise ValueError(f'unknown slot {slot!r}; the slots: {", ".join(SLOTS)}')
         earlier = self.filled.setdefault(slot, [])
         if slot in SINGLE_PART and earlier:
-            raise ConfigError(f'{earlier[0]} and {self.filling} cannot be composed: both set {SINGLE_PART[slot]}, '
+            raise ConfigError(f'{earlier[0]} and {name} cannot be composed: both set {SINGLE_PART[slot]}, '
                               'and a search has one')
-        earlier.append(self.filling)
-        if slot == 'cells':
-            self.cells.set(self.filling, **cell_properties)
-        elif slot == 'terms':
-            self.terms.append(part)
-        else:
-            setattr(self, slot, part)
+        earlier.append(name)
+
+
+@dataclass(frozen=True)
+class SlotFiller:
+    """One technique's typed calls into a search's slots."""
+    slots: Slots
+    name: str
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        self.slots.take('schedule', self.name)
+        self.slots.schedule = schedule
+
+    def set_estimator(self, estimator: Estimator) -> None:
+        self.slots.take('estimator', self.name)
+        self.slots.estimator = estimator
+
+    def add_term(self, term: ArchitectureTerm) -> None:
+        self.slots.take('terms', self.name)
+        self.slots.terms.append(term)
+
+    def design_cells(self, **properties: Any) -> None:
+        """Set properties of the supernet's cells (:class:`~nni_darts_ext.supermodules.cell_design.CellDesign`)."""
+        self.slots.take('cells', self.name)
+        self.slots.cells.set(self.name, **properties)
 
 
 def fill_slots(parts: list[tuple[str, Technique]]) -> Slots:
@@ -174,9 +143,7 @@ def fill_slots(parts: list[tuple[str, Technique]]) -> Slots:
     """
     slots = Slots()
     for name, part in parts:
-        slots.filling = name
-        part.fill(slots)
-    slots.filling = ''
+        part.fill(slots.filler(name))
     conflict = slots.cells.conflict()
     if conflict:
         order = [name for name, _ in parts]
@@ -204,8 +171,8 @@ class Technique(ABC):
     """Whether :meth:`deploy` matters to it (LA-DARTS times the deployed network)."""
 
     @abstractmethod
-    def fill(self, slots: Slots) -> None:
-        """Put this technique's parts into ``slots`` (:meth:`Slots.fill`); what it fills must not
+    def fill(self, slots: SlotFiller) -> None:
+        """Put this technique's parts into the slots (:class:`SlotFiller`); what it fills must not
         depend on its options, so that a composition's conflicts are found before any option is set."""
 
     def before_supernet(self, model: Any) -> None:

@@ -15,7 +15,7 @@ from ..hypergradient import Amended
 from ..registry import preset
 from ..second_derivatives import second_derivatives
 from .search import DifferentiableSearch
-from .slots import Slots, Technique
+from .slots import SlotFiller, Technique
 
 
 class AmendedGradient(Technique):
@@ -39,8 +39,8 @@ class AmendedGradient(Technique):
     def __init__(self, *, eta: float = 0.01, products: str = 'double_backward'):
         self.estimator = Amended(eta, second_derivatives(products))
 
-    def fill(self, slots: Slots) -> None:
-        slots.fill('estimator', self.estimator)
+    def fill(self, slots: SlotFiller) -> None:
+        slots.set_estimator(self.estimator)
 
 
 class StabilizedDARTS(DifferentiableSearch):
