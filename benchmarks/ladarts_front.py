@@ -12,7 +12,9 @@ accuracy and the table's latency, against the front of every timed cell:
 - its latency as a ratio to the median latency of ``darts``'s cells;
 - each configuration's *hypervolume*: the area its cells dominate beyond one reference point, the
   slowest timed cell at the space's median accuracy (the front's own is the most any set can reach);
-- for LA-DARTS, its predictor's latency of the found cell against the table's.
+- for LA-DARTS, its predictor's latency of the found cell against the table's;
+- against ``darts``'s cell of the same seed, the median difference in accuracy and in latency,
+  each with a two-sided Wilcoxon signed-rank test.
 
 Every run is written with its machine after each (run again, it skips the runs it has; processes
 given other ``--only`` configurations may share one output file). Found cells the table lacks (it may
@@ -31,6 +33,7 @@ from typing import Any
 
 import matplotlib
 import torch
+from scipy.stats import wilcoxon
 
 from nni_darts_ext import trial
 from nni_darts_ext.config import parse_options
@@ -66,18 +69,24 @@ def configurations(weights: list[float], target_ms: float, target_weight: float)
 def scored(runs: list[dict[str, Any]], accuracy: dict[str, float], latency: dict[str, float]
            ) -> dict[str, dict[str, Any]]:
     """Per configuration: its cells' accuracies, latencies, gaps to the front, latency ratios to
-    ``darts``'s median and hypervolume, and the predictor's error on them."""
+    ``darts``'s median and hypervolume, the predictor's error on them, and against ``darts`` 's
+    cells of the same seeds the median differences in accuracy and latency, each with a two-sided
+    Wilcoxon signed-rank test."""
     front = pareto_front([(latency[c], accuracy[c], c) for c in latency])
     reference = (max(latency.values()), statistics.median(accuracy.values()))
-    cells = {name: [nb201_string(architecture_of(r)) for r in runs if r['configuration'] == name]
+    cells = {name: {r['seed']: nb201_string(architecture_of(r)) for r in runs if r['configuration'] == name}
              for name in dict.fromkeys(r['configuration'] for r in runs)}
-    darts_latency = statistics.median(latency[c] for c in cells.get('darts', [])) if cells.get('darts') else None
+    darts = cells.get('darts', {})
+    darts_latency = statistics.median(latency[c] for c in darts.values()) if darts else None
     summary: dict[str, dict[str, Any]] = {}
-    for name, found in cells.items():
+    for name, by_seed in cells.items():
+        found = list(by_seed.values())
         points = [(latency[c], accuracy[c], c) for c in found]
         predicted = [r['summary']['predicted_latency_ms'] for r in runs
                      if r['configuration'] == name and 'predicted_latency_ms' in r.get('summary', {})]
+        seeds = sorted(set(by_seed) & set(darts))
         summary[name] = {
+            'seeds': list(by_seed),
             'cifar10': [accuracy[c] for c in found],
             'latency_ms': [latency[c] for c in found],
             'gap': [round(front_accuracy(front, latency[c]) - accuracy[c], 4) for c in found],
@@ -86,10 +95,23 @@ def scored(runs: list[dict[str, Any]], accuracy: dict[str, float], latency: dict
             'hypervolume': round(hypervolume(points, reference), 4),
             'predicted_ms': predicted,
             'predictor_error_pct': [round(100 * abs(p - latency[c]) / latency[c], 2)
-                                    for p, c in zip(predicted, found)] if predicted else []}
+                                    for p, c in zip(predicted, found)] if predicted else [],
+            'paired_with_darts': {
+                'seeds': seeds,
+                **paired('cifar10', [accuracy[by_seed[s]] - accuracy[darts[s]] for s in seeds]),
+                **paired('latency_ms', [latency[by_seed[s]] - latency[darts[s]] for s in seeds])}}
     summary['the front'] = {'hypervolume': round(hypervolume(front, reference), 4), 'reference': reference,
                             'cells': len(front)}
     return summary
+
+
+def paired(quantity: str, differences: list[float]) -> dict[str, float | None]:
+    """The median of per-seed ``differences`` and a two-sided Wilcoxon signed-rank test's p of them."""
+    if not differences:
+        return {f'{quantity}_median_difference': None, f'{quantity}_wilcoxon_p': None}
+    p = float(wilcoxon(differences).pvalue) if any(differences) else 1.0
+    return {f'{quantity}_median_difference': round(statistics.median(differences), 4),
+            f'{quantity}_wilcoxon_p': round(p, 4)}
 
 
 def read_runs(path: Path) -> list[dict[str, Any]]:
@@ -177,19 +199,24 @@ def main() -> None:
     summary = scored(runs, accuracy, latency)
     write(arguments.output, {'latency_table': str(arguments.latency), 'summary': summary, 'runs': runs})
     plot(runs, accuracy, latency, arguments.output.with_suffix('.png'))
-    print('| configuration | searches | CIFAR-10 median | latency median (ms) | latency / darts | median gap to the '
-          'front | hypervolume | predictor error (median %) |')
-    print('|---|---:|---:|---:|---:|---:|---:|---:|')
+    print('| configuration | searches | CIFAR-10 median | vs darts (paired median, p) | latency median (ms) | '
+          'latency / darts | latency vs darts (paired median ms, p) | median gap to the front | hypervolume | '
+          'predictor error (median %) |')
+    print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for name, row in summary.items():
         if name == 'the front':
             continue
         ratio = '–' if row['latency_vs_darts'] is None else f"{statistics.median(row['latency_vs_darts']):.2f}"
         error = f"{statistics.median(row['predictor_error_pct']):.1f}" if row['predictor_error_pct'] else '–'
-        print(f"| {name} | {len(row['cifar10'])} | {statistics.median(row['cifar10']):.2f} | "
-              f"{statistics.median(row['latency_ms']):.2f} | {ratio} | {statistics.median(row['gap']):.2f} | "
-              f"{row['hypervolume']:.1f} | {error} |")
-    print(f"| the front | {summary['the front']['cells']} cells | | | | 0 | {summary['the front']['hypervolume']:.1f} | |")
-
+        versus = row['paired_with_darts']
+        accuracy_pair, latency_pair = ('–' if versus[f'{q}_median_difference'] is None or name == 'darts' else
+                                       f"{versus[f'{q}_median_difference']:+.2f}, {versus[f'{q}_wilcoxon_p']:.2g}"
+                                       for q in ('cifar10', 'latency_ms'))
+        print(f"| {name} | {len(row['cifar10'])} | {statistics.median(row['cifar10']):.2f} | {accuracy_pair} | "
+              f"{statistics.median(row['latency_ms']):.2f} | {ratio} | {latency_pair} | "
+              f"{statistics.median(row['gap']):.2f} | {row['hypervolume']:.1f} | {error} |")
+    print(f"| the front | {summary['the front']['cells']} cells | | | | | | 0 | "
+          f"{summary['the front']['hypervolume']:.1f} | |")
 
 if __name__ == '__main__':
     main()

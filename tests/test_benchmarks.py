@@ -300,6 +300,9 @@ def check_ladarts_front(written: dict[str, Any]) -> None:
     assert len(summary['ladarts 0.01']['predicted_ms']) == 1 and len(summary['ladarts 0.01']['predictor_error_pct']) == 1
     for name in ('darts', 'random', 'ladarts 0.01'):
         assert len(summary[name]['cifar10']) == 1 and summary[name]['gap'][0] >= 0
+        versus = summary[name]['paired_with_darts']
+        assert versus['seeds'] == [0] and versus['cifar10_median_difference'] == round(
+            summary[name]['cifar10'][0] - summary['darts']['cifar10'][0], 4)
         assert 0 <= summary[name]['hypervolume'] <= summary['the front']['hypervolume']
     assert written['runs'][2]['options']['input_shape'] == [3, 32, 32]
 
