@@ -17,8 +17,8 @@ accuracy and the table's latency, against the front of every timed cell:
   each with a two-sided Wilcoxon signed-rank test.
 
 Every run is written with its machine after each (run again, it skips the runs it has; processes
-given other ``--only`` configurations may share one output file). Found cells the table lacks (it may
-hold one cell per isomorphism class) are timed into it by ``nb201_latency.py --found OUTPUT``.
+given other ``--only`` configurations may share one output file). Every cell's latency is the median of
+the table's timed cells with its operation counts (``nb201_latency.by_operation_counts``).
 
     python benchmarks/ladarts_front.py --seeds 0 1 2 3 4 --output benchmarks/results/ladarts_front_cpu.json
 """
@@ -43,7 +43,7 @@ from nni_darts_ext.nb201_summary import architecture_of
 from figures import save_figure  # benchmarks/ is the script's first import path
 from front import front_accuracy, hypervolume, pareto_front
 from machine import cpu_name
-from nb201_latency import load_latencies
+from nb201_latency import by_operation_counts, load_latencies
 from testbed import ROOT, SEARCH_QUALITY, search_curve, trial_parameters
 
 matplotlib.use('Agg')
@@ -166,7 +166,8 @@ def main() -> None:
     trial.configure_output()
     torch.set_num_threads(1)
     accuracy = {cell: values['cifar10'] for cell, values in load_table(arguments.table).accuracy.items()}
-    network, latency = load_latencies(arguments.latency)
+    network, timed = load_latencies(arguments.latency)
+    latency = by_operation_counts(timed, accuracy)
     if ([network['width'], network['cells']] != [DEPLOYED['retrain_width'], DEPLOYED['retrain_cells']]
             or network['input'][1:] != INPUT_SHAPE):
         raise SystemExit(f'error: {arguments.latency} timed another network ({network}); accepted: a table of '
@@ -194,8 +195,9 @@ def main() -> None:
                   f'({run["search_s"]} s)', flush=True)
     untimed = sorted({cell for r in runs if (cell := nb201_string(architecture_of(r))) not in latency})
     if untimed:
-        raise SystemExit(f'error: {arguments.latency} lacks {len(untimed)} found cells ({untimed[0]} ...); accepted: '
-                         f'a table that has them (python benchmarks/nb201_latency.py --found {arguments.output})')
+        raise SystemExit(f'error: {arguments.latency} has no timed cell with the operation counts of {len(untimed)} '
+                         f'found cells ({untimed[0]} ...); accepted: a table that has every count '
+                         '(python benchmarks/nb201_latency.py times them first)')
     summary = scored(runs, accuracy, latency)
     write(arguments.output, {'latency_table': str(arguments.latency), 'summary': summary, 'runs': runs})
     plot(runs, accuracy, latency, arguments.output.with_suffix('.png'))

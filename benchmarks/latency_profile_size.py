@@ -5,9 +5,10 @@ measures it (:func:`nni_darts_ext.latency.profile.profile_space` on the hub ``Na
 channels and 5 cells per stage, one 3x32x32 image, the trial's timing settings), at each of
 ``--sizes``. They share one cache, so a larger profile extends a smaller one; by default the cache
 LA-DARTS's trials read, so that searches deployed the same way reuse this measurement. Each predictor
-fitted on a profile then predicts every cell timed by ``benchmarks/nb201_latency.py``: the mean
-absolute percentage error and the rank correlation over all of them say how well a profile of that
-size knows the space, beside the profile's own held-out error.
+fitted on a profile then predicts every cell timed by ``benchmarks/nb201_latency.py``, each read as
+the median of the timed cells with its operation counts: the mean absolute percentage error and the
+rank correlation over all of them say how well a profile of that size knows the space, beside the
+profile's own held-out error.
 
     python benchmarks/latency_profile_size.py --sizes 10 20 40 80 160 --output benchmarks/results/latency_profile_size_cpu.json
 """
@@ -31,7 +32,7 @@ from nni_darts_ext.spaces.hub import hub_space
 from nni_darts_ext.strategies.ladarts import PROFILE_REPEATS
 
 from machine import cpu_name, write_results
-from nb201_latency import load_latencies
+from nb201_latency import by_operation_counts, load_latencies
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +49,8 @@ def main() -> None:
     parser.add_argument('--output', type=Path)
     arguments = parser.parse_args()
     trial.configure_output()
-    network, latency = load_latencies(Path(arguments.latency))
+    network, timed = load_latencies(Path(arguments.latency))
+    latency = by_operation_counts(timed, timed)  # each timed cell's noise averaged over its peers
     space = hub_space(NB201_SPACE, 10, 32).build(Size(network['width'], network['cells']), True)
     input_shape = tuple(network['input'][1:])
     cells = sorted(latency)

@@ -7,19 +7,22 @@ Each cell of the NB201 table is built as the network a found cell is deployed as
 the timed rounds), a chunk of cells at a time in interleaved rounds, so that a burst of load slows a
 round of every cell in the chunk rather than one cell. One fixed reference cell is timed in every
 chunk: its spread over the chunks is the drift the chunks cannot cancel, so each cell's latency is
-read scaled by its chunk's (:func:`chunk_scaled`). The file keeps each chunk's cells beside its
-reference latency, and each cell's latency as timed. It names cells by their choices in NNI's space
-(``cell/0_1=conv_3x3 ...``), not by NB201's strings: no part of NB201's table is written.
+read scaled by its chunk's (:func:`chunk_scaled`). NNI's NB201 network computes every edge, so a
+cell's operation counts set its work: every cell of the table is given the median latency of the
+timed cells with its counts (:func:`by_operation_counts`), which averages one timing's noise out
+over its peers and covers the cells not timed themselves. The file keeps each chunk's cells
+beside its reference latency, and each cell's latency as timed. It names cells by their choices
+in NNI's space (``cell/0_1=conv_3x3 ...``), not by NB201's strings: no part of NB201's table is
+written.
 
-The order: the first cell of each isomorphism class (the table's ``unique_str``; without that
-column every cell is its own class) in a seeded random order, then the other cells, also shuffled.
-A partial run is therefore a uniform sample of the classes. The results file is rewritten after
-every chunk and a rerun on the same machine times only the cells it lacks (``--limit`` stops after
-that many cells); another machine's latencies are not mixed in.
-``--found RESULTS`` times only the cells that the searches of ``benchmarks/ladarts_front.py``'s
-results file found and the table lacks. ``--repeatability N`` times N timed cells once more, in
-other chunks, and reports the rank correlation between the two passes. The figure: every timed cell's NB201 CIFAR-10 accuracy
-against its latency, and the Pareto front (no faster cell is as accurate).
+The order: a cell of each operation count no timed cell has, then the first cell of each
+isomorphism class (the table's ``unique_str``; without that column every cell is its own class)
+in a seeded random order, then the other cells, also shuffled. The results file is rewritten
+after every chunk and a rerun on the same machine times only the cells it lacks (``--limit`` stops
+after that many cells); another machine's latencies are not mixed in. ``--repeatability N`` times
+N timed cells once more, in other chunks, and reports how the second pass agrees with the first
+and with the operation counts' medians. The figure: every cell's NB201 CIFAR-10 accuracy against
+its latency, and the Pareto front (no faster cell is as accurate).
 
     python benchmarks/nb201_latency.py --repeatability 100 --output benchmarks/results/nb201_latency_cpu.json
 """
@@ -33,7 +36,7 @@ import random
 import statistics
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import matplotlib
 
@@ -89,22 +92,38 @@ def load_latencies(path: Path) -> tuple[dict[str, Any], dict[str, float]]:
                                             statistics.median(written['reference_ms']))
 
 
+def operation_counts(cell: str) -> tuple[str, ...]:
+    """A cell's operations, sorted. NNI's NB201 network computes every edge, the zero operation's
+    too, on tensors of one shape, so these counts alone set the work a cell does."""
+    return tuple(sorted(edge.split('~')[0] for node in cell.strip('|').split('|+|') for edge in node.split('|')))
+
+
+def by_operation_counts(timed: dict[str, float], cells: Iterable[str]) -> dict[str, float]:
+    """Each of ``cells`` whose operation counts a timed cell has: the median latency of the timed
+    cells with those counts (the timing noise of one cell averaged out over its peers)."""
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for cell, ms in timed.items():
+        groups.setdefault(operation_counts(cell), []).append(ms)
+    medians = {counts: statistics.median(values) for counts, values in groups.items()}
+    return {cell: medians[counts] for cell in cells if (counts := operation_counts(cell)) in medians}
+
+
+def uncovered(cells: Iterable[str], timed: Iterable[str]) -> list[str]:
+    """The first cell of each operation count that no ``timed`` cell has."""
+    covered = {operation_counts(cell) for cell in timed}
+    first: dict[tuple[str, ...], str] = {}
+    for cell in cells:
+        if (counts := operation_counts(cell)) not in covered:
+            first.setdefault(counts, cell)
+    return list(first.values())
+
+
 def read_cells(path: Path) -> tuple[dict[str, float], dict[str, str]]:
     """Each cell's NB201 CIFAR-10 test accuracy, and its isomorphism class (itself without ``unique_str``)."""
     table = load_table(path)  # checked: one error line for a missing or malformed table
     with path.open(newline='') as stream:
         classes = {row['arch']: row.get('unique_str') or row['arch'] for row in csv.DictReader(stream)}
     return {cell: values['cifar10'] for cell, values in table.accuracy.items()}, classes
-
-
-def found_cells(results: Path) -> list[str]:
-    """The cells that the searches of a ``benchmarks/ladarts_front.py`` results file found."""
-    try:
-        runs = json.loads(results.read_text())['runs']
-        return list(dict.fromkeys(nb201_string(architecture_of(run)) for run in runs))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise SystemExit(f'error: --found {results} is not a results file of benchmarks/ladarts_front.py ({err}); '
-                         'accepted: the JSON file it writes, with its searches under "runs"') from None
 
 
 def timing_order(classes: dict[str, str], seed: int) -> list[str]:
@@ -154,8 +173,6 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--seed', type=int, default=0, help='the order in which cells are timed')
     parser.add_argument('--limit', type=int, help='stop after this many timed cells (the file keeps them)')
-    parser.add_argument('--found', type=Path, metavar='RESULTS',
-                        help="time only the cells that benchmarks/ladarts_front.py's RESULTS found and the table lacks")
     parser.add_argument('--repeatability', type=int, default=0, metavar='N',
                         help='time N timed cells again and report the rank correlation of the two passes')
     parser.add_argument('--output', type=Path, default=ROOT / 'benchmarks' / 'results' / 'nb201_latency_cpu.json')
@@ -202,29 +219,35 @@ def main() -> None:
             save()
             print(f'{len(latency)} of {len(accuracy)} cells timed; reference cell {reference:.2f} ms', flush=True)
 
-    order = found_cells(arguments.found) if arguments.found else timing_order(classes, arguments.seed)
+    order = uncovered(accuracy, latency) + timing_order(classes, arguments.seed)
     missing = [cell for cell in order if cell not in latency]
     if arguments.limit is not None:
         missing = missing[:max(0, arguments.limit - len(latency))]
     time_in_chunks(missing, latency, chunks, references)
     # the first cells timed, timed again in another order, so that each chunk of the second pass
     # groups other cells than the first pass did
-    again = [cell for cell in timing_order(classes, arguments.seed)[:arguments.repeatability]
-             if cell in latency and cell not in repeated]
+    first_timed = [cell for chunk in chunks for cell in chunk][:arguments.repeatability]
+    again = [cell for cell in first_timed if cell not in repeated]
     random.Random(arguments.seed + 1).shuffle(again)
     time_in_chunks(again, repeated, repeated_chunks, repeated_references)
     save()
     typical = statistics.median(references)
     scaled = chunk_scaled(latency, chunks, references, typical)
-    plot(accuracy, scaled, arguments.output.with_suffix('.png'))
-    front = pareto_front([(scaled[cell], accuracy[cell], cell) for cell in scaled])
+    every = by_operation_counts(scaled, accuracy)
+    plot(accuracy, every, arguments.output.with_suffix('.png'))
+    front = pareto_front([(every[cell], accuracy[cell], cell) for cell in every])
     print(f'{len(scaled)} of {len(accuracy)} cells timed on {machine}, chunk-scaled: {min(scaled.values()):.2f} to '
           f'{max(scaled.values()):.2f} ms (median {statistics.median(scaled.values()):.2f}); reference cell '
-          f'{min(references):.2f} to {max(references):.2f} ms over {len(references)} chunks')
+          f'{min(references):.2f} to {max(references):.2f} ms over {len(references)} chunks; '
+          f'{len(every)} cells by their operation counts')
+    counted = by_operation_counts(scaled, scaled)
+    print(f'a timed cell differs from the median of the timed cells with its operation counts by a median '
+          f'{100 * statistics.median(abs(scaled[c] - counted[c]) / counted[c] for c in scaled):.1f} %')
     if repeated:
         cells = sorted(repeated)
         repeated_scaled = chunk_scaled(repeated, repeated_chunks, repeated_references, typical)
-        for name, first, second in (('as timed', latency, repeated), ('chunk-scaled', scaled, repeated_scaled)):
+        for name, first, second in (('as timed', latency, repeated), ('chunk-scaled', scaled, repeated_scaled),
+                                    ('by operation counts', every, repeated_scaled)):
             firsts, seconds = [first[c] for c in cells], [second[c] for c in cells]
             difference = statistics.median(abs(a - b) / a for a, b in zip(firsts, seconds))
             print(f'repeatability {name}: Spearman {spearmanr(firsts, seconds).statistic:.3f}, median difference '

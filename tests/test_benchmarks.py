@@ -506,13 +506,17 @@ def test_each_chunk_is_read_at_the_reference_cells_typical_speed():
     assert chunk_scaled(latency, [['a'], ['b', 'c']], [8.0, 12.0], typical=10.0) == {'a': 5.0, 'b': 5.0, 'c': 7.5}
 
 
-def test_found_cells_come_from_a_ladarts_front_results_file(tmp_path):
-    from nb201_latency import found_cells, stored
-    cells = ['|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|',
-             '|skip_connect~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|nor_conv_3x3~2|']
-    results = tmp_path / 'front.json'
-    results.write_text(json.dumps({'runs': [{'arch': stored(cell)} for cell in [*cells, cells[0]]]}))
-    assert found_cells(results) == cells
-    results.write_text('{"summary": {}}')
-    with pytest.raises(SystemExit, match=r'^error: --found .* accepted: the JSON file it writes'):
-        found_cells(results)
+NB201_CELLS = ['|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|',
+               '|none~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|none~1|none~2|',
+               '|skip_connect~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|nor_conv_3x3~2|',
+               '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|']
+
+
+def test_a_cells_operation_counts_set_its_latency():
+    from nb201_latency import by_operation_counts, operation_counts, uncovered
+    assert operation_counts(NB201_CELLS[0]) == ('avg_pool_3x3', 'none', 'none', 'none', 'nor_conv_3x3', 'skip_connect')
+    assert operation_counts(NB201_CELLS[0]) == operation_counts(NB201_CELLS[1])
+    timed = {NB201_CELLS[0]: 4.0, NB201_CELLS[1]: 6.0, NB201_CELLS[2]: 3.0}
+    # the first two share their counts: both, and any cell with them, get their median
+    assert by_operation_counts(timed, NB201_CELLS) == {NB201_CELLS[0]: 5.0, NB201_CELLS[1]: 5.0, NB201_CELLS[2]: 3.0}
+    assert uncovered(NB201_CELLS, timed) == [NB201_CELLS[3]] and uncovered(NB201_CELLS[:3], timed) == []
