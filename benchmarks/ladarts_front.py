@@ -128,7 +128,7 @@ def write(path: Path, content: dict[str, Any]) -> None:
 def plot(runs: list[dict[str, Any]], accuracy: dict[str, float], latency: dict[str, float], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(9, 5.5))
     axes.scatter(list(latency.values()), [accuracy[c] for c in latency], s=2, alpha=0.15, color='grey',
-                 label=f'every timed cell ({len(latency)})')
+                 label=f'every cell ({len(latency)})')
     front = pareto_front([(latency[c], accuracy[c], c) for c in latency])
     axes.step([p[0] for p in front], [p[1] for p in front], where='post', color='black', linewidth=1,
               label='Pareto front')

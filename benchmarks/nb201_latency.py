@@ -240,6 +240,10 @@ def main() -> None:
           f'{max(scaled.values()):.2f} ms (median {statistics.median(scaled.values()):.2f}); reference cell '
           f'{min(references):.2f} to {max(references):.2f} ms over {len(references)} chunks; '
           f'{len(every)} cells by their operation counts')
+    for operation in sorted({op for cell in every for op in operation_counts(cell)}):
+        uniform = '|{0}~0|+|{0}~0|{0}~1|+|{0}~0|{0}~1|{0}~2|'.format(operation)
+        if uniform in every:
+            print(f'  {operation} on all six edges: {every[uniform]:.2f} ms')
     counted = by_operation_counts(scaled, scaled)
     print(f'a timed cell differs from the median of the timed cells with its operation counts by a median '
           f'{100 * statistics.median(abs(scaled[c] - counted[c]) / counted[c] for c in scaled):.1f} %')
