@@ -36,7 +36,7 @@ import random
 import statistics
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import matplotlib
 
