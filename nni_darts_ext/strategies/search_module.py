@@ -34,7 +34,7 @@ class SearchModule(DartsLightningModule):
         super().__init__(training_module, **kwargs)
         self.estimator = estimator
         self.terms = tuple(terms)
-        self.term_to_loss: list[float] = []  # this epoch's steps' gradient-norm ratios
+        self.term_to_loss: list[Tensor] = []  # this epoch's steps' gradient-norm ratios
 
     def on_train_epoch_start(self):
         self.term_to_loss.clear()
@@ -63,9 +63,9 @@ class SearchModule(DartsLightningModule):
         if self.terms:
             cost = sum(term(self) for term in self.terms)
             term_gradients = torch.autograd.grad(cost, alphas, allow_unused=True)
-            steering, loss = [t for t in term_gradients if t is not None], norm(gradients)
-            if steering and loss > 0:
-                self.term_to_loss.append(float(norm(steering) / loss))
+            steering = [t for t in term_gradients if t is not None]
+            if steering:  # kept as a tensor: no device sync in the step
+                self.term_to_loss.append(norm(steering) / norm(gradients))
             gradients = [g if t is None else g + t for g, t in zip(gradients, term_gradients)]
         for alpha, gradient in zip(alphas, gradients):
             alpha.grad = gradient
@@ -102,8 +102,9 @@ class SearchModule(DartsLightningModule):
         fields: dict[str, Any] = {}
         for term in self.terms:
             fields.update(term.diagnostics(self))
-        if self.term_to_loss:
-            fields['term_to_loss_gradient'] = statistics.median(self.term_to_loss)
+        ratios = [float(r) for r in self.term_to_loss if torch.isfinite(r)]
+        if ratios:
+            fields['term_to_loss_gradient'] = statistics.median(ratios)
         return fields
 
     def arch_parameters(self) -> list[torch.nn.Parameter]:
