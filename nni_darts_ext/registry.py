@@ -50,11 +50,12 @@ class Variant:
         return self.factory(**{**self.defaults, **overrides})
 
 
-SEARCH_OPTIONS = ('arc_learning_rate', 'gradient_clip_val', 'warmup_epochs')
+SEARCH_OPTIONS = ('arc_learning_rate', 'arc_weight_decay', 'gradient_clip_val', 'warmup_epochs')
 """The options of every search, after its techniques' own (NNI's DARTS's)."""
 
-SEARCH_DEFAULTS = {'arc_learning_rate': 3e-4, 'gradient_clip_val': 5.0}
-"""DARTS's architecture learning rate and gradient clip, the defaults of every searching variant."""
+SEARCH_DEFAULTS = {'arc_learning_rate': 3e-4, 'arc_weight_decay': 1e-3, 'gradient_clip_val': 5.0}
+"""DARTS's architecture learning rate, architecture weight decay and gradient clip, the defaults of
+every searching variant."""
 
 
 def preset(name: str, summary: str, strategy: Any, *, composable: bool = True, **defaults: Any) -> Variant:

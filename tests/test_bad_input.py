@@ -73,6 +73,7 @@ BAD_VALUES: dict[str, tuple[object, object | None, dict]] = {
 # variant option -> (wrong type, impossible value); each is tried with the first variant that has it
 BAD_OPTIONS: dict[str, tuple[object, object]] = {
     'arc_learning_rate': (NOT_A_NUMBER, 0.0),
+    'arc_weight_decay': (NOT_A_NUMBER, -1e-3),
     'gradient_clip_val': (NOT_A_NUMBER, -1.0),
     'warmup_epochs': (NOT_A_NUMBER, -1),
     'k': (NOT_A_NUMBER, 0),
@@ -224,7 +225,7 @@ def test_a_number_that_is_not_finite_is_refused(name, context, value, tmp_path, 
 def test_float_settings_are_all_tried():
     assert FLOAT_FIELDS == ['arc_travel', 'learning_rate', 'min_learning_rate', 'momentum', 'weight_decay', 'retrain_learning_rate',
                             'retrain_gradient_clip', 'retrain_drop_path', 'retrain_auxiliary_weight']
-    assert set(FLOAT_OPTIONS) == {'arc_learning_rate', 'gradient_clip_val', 'eta', 'skip_dropout_decay',
+    assert set(FLOAT_OPTIONS) == {'arc_learning_rate', 'arc_weight_decay', 'gradient_clip_val', 'eta', 'skip_dropout_decay',
                                   'latency_weight', 'latency_target_ms'}
 
 
@@ -259,7 +260,8 @@ SPACE_FILES = {
     (['--variant-settings', '{[a]: 1}'], "error: --variant-settings must map variant names to mappings of parameters"),
     (['--option', 'arc_learning_rate={[1]: 2}'], "error: --option arc_learning_rate: '{[1]: 2}' is not valid YAML ("),
     (['--variant-settings', '{darts: {1: 2}}'], 'error: --variant-settings: darts: parameter names must be strings, '
-     'got 1; accepted: the trial parameters and arc_learning_rate, gradient_clip_val, warmup_epochs'),
+     'got 1; accepted: the trial parameters and arc_learning_rate, arc_weight_decay, gradient_clip_val, '
+     'warmup_epochs'),
     # one search, two spellings, two entries: which would apply?
     (['--variant-settings', '{pcdarts+stabilized: {eta: 0.01}, stabilized+PCDARTS: {eta: 0.1}}'],
      "error: --variant-settings: 'pcdarts+stabilized' and 'stabilized+PCDARTS' are one variant, pcdarts+stabilized; "

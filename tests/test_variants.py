@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from nni.nas.evaluator.pytorch import LightningModule
 from nni.nas.strategy import DARTS
 
@@ -21,6 +22,18 @@ def test_overrides_reach_the_strategy_and_defaults_are_the_papers():
     strategy = make_strategy('darts', arc_learning_rate=6e-4, warmup_epochs=2)
     assert (strategy.arc_learning_rate, strategy.warmup_epochs, strategy.gradient_clip_val) == (6e-4, 2, 5.0)
     assert make_strategy('darts').arc_learning_rate == 3e-4
+
+
+@pytest.mark.parametrize('variant', ['darts', 'pcdarts+stabilized'])
+def test_the_architecture_optimizer_is_nnis_adam_at_the_searchs_weight_decay(variant):
+    for options, decay in (({}, 1e-3), ({'arc_weight_decay': 0.0}, 0.0)):
+        strategy = make_strategy(variant, arc_learning_rate=0.1, **options)
+        module = strategy.configure_oneshot_module(_Recorder())
+        module.training_module.model = torch.nn.Linear(1, 1)
+        module.arch_parameters = lambda: [torch.nn.Parameter(torch.zeros(3))]
+        optimizer = module.configure_architecture_optimizers()
+        assert isinstance(optimizer, torch.optim.Adam)
+        assert [(g['lr'], g['betas'], g['weight_decay']) for g in optimizer.param_groups] == [(0.1, (0.5, 0.999), decay)]
 
 
 def test_unknown_variant_and_option_name_the_accepted():

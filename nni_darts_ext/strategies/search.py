@@ -70,7 +70,10 @@ class DifferentiableSearch(DARTS):
     **options
         The options of the class's techniques (``k``, ``eta``, ...) and of
         :class:`nni.nas.strategy.DARTS` (``arc_learning_rate``, ``gradient_clip_val``,
-        ``warmup_epochs``, ...).
+        ``warmup_epochs``, ...), and ``arc_weight_decay``: the architecture optimizer's L2 weight
+        decay (DARTS's and NNI's 1e-3 by default; Adam adds it to the gradient before its
+        normalization, so it pulls the architecture weights towards uniform as strongly as the
+        validation gradient is weak).
     """
 
     techniques: ClassVar[tuple[type[Technique], ...]] = ()
@@ -79,7 +82,9 @@ class DifferentiableSearch(DARTS):
     searches = True
 
     def __init__(self, *, estimator: Estimator | None = None, terms: tuple[ArchitectureTerm, ...] = (),
-                 **options: Any):
+                 arc_weight_decay: float = 1e-3, **options: Any):
+        check_number('arc_weight_decay', arc_weight_decay)
+        self.arc_weight_decay = arc_weight_decay
         self.parts = [technique(**{name: options.pop(name) for name in technique.options() if name in options})
                       for technique in self.techniques]
         for part in self.parts:
@@ -152,7 +157,8 @@ class DifferentiableSearch(DARTS):
     def module_options(self) -> dict[str, Any]:
         """The keyword arguments of this search's :class:`SearchModule`."""
         return {'estimator': self.slots.estimator, 'terms': tuple(self.slots.terms),
-                'arc_learning_rate': self.arc_learning_rate, 'gradient_clip_val': self.gradient_clip_val,
+                'arc_learning_rate': self.arc_learning_rate, 'arc_weight_decay': self.arc_weight_decay,
+                'gradient_clip_val': self.gradient_clip_val,
                 'log_prob_every_n_step': self.log_prob_every_n_step, 'warmup_epochs': self.warmup_epochs,
                 'penalty': self.penalty}
 

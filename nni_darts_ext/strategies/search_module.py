@@ -27,11 +27,14 @@ class SearchModule(DartsLightningModule):
         architecture parameters their gradient before the architecture optimizer's step.
     terms
         Costs of the architecture whose gradients are added to the estimator's.
+    arc_weight_decay
+        The architecture optimizer's weight decay (NNI fixes it at DARTS's 1e-3).
     """
 
     def __init__(self, training_module, *, estimator: Estimator | None = None,
-                 terms: tuple[ArchitectureTerm, ...] = (), **kwargs: Any):
+                 terms: tuple[ArchitectureTerm, ...] = (), arc_weight_decay: float = 1e-3, **kwargs: Any):
         super().__init__(training_module, **kwargs)
+        self.arc_weight_decay = arc_weight_decay
         self.estimator = estimator
         self.terms = tuple(terms)
         self.term_to_loss: list[Tensor] = []  # this epoch's steps' gradient-norm ratios
@@ -39,6 +42,13 @@ class SearchModule(DartsLightningModule):
     def on_train_epoch_start(self):
         self.term_to_loss.clear()
         return super().on_train_epoch_start()
+
+    def configure_architecture_optimizers(self):
+        # NNI's Adam (betas 0.5 and 0.999), at this search's weight decay
+        optimizer = super().configure_architecture_optimizers()
+        for group in optimizer.param_groups:
+            group['weight_decay'] = self.arc_weight_decay
+        return optimizer
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
         return self.training_module.validation_step(batch, batch_idx)
