@@ -50,8 +50,9 @@ def architecture_weights(module: nn.Module) -> Any:
 
 
 def normalization(module: nn.Module) -> nn.Module:
-    """What turns a differentiable module's weights into probabilities: NNI's ``_softmax``, the
-    strategy's ``mutate_kwargs['softmax']`` (``nn.Softmax(-1)`` unless a strategy gives another)."""
+    """What a differentiable module's forward pass weighs its candidates by: NNI's ``_softmax``, the
+    strategy's ``configure_softmax()`` (``nn.Softmax(-1)`` unless a technique gives another weighing,
+    :mod:`~nni_darts_ext.supermodules.weighing`)."""
     return module._softmax
 
 
@@ -62,14 +63,20 @@ def set_architecture_weights(module: nn.Module, weights: nn.Parameter | nn.Param
     module._softmax = softmax
 
 
-def probabilities(module: nn.Module) -> Tensor:
-    """A mixed layer's or input's probabilities: the normalization of its one weight vector."""
+def forward_weights(module: nn.Module) -> Tensor:
+    """The weights a mixed layer's forward pass mixes its candidates with: its weighing of its one vector."""
     return normalization(module)(architecture_weights(module))
 
 
+def probabilities(module: nn.Module) -> Tensor:
+    """A mixed layer's or input's probabilities, ``softmax(alpha)`` of its one weight vector, whatever
+    its forward pass weighs by."""
+    return architecture_weights(module).softmax(-1)
+
+
 def probabilities_by_label(module: nn.Module) -> dict[str, Tensor]:
-    """A repeat's probabilities, one vector per label of its ``_arch_alpha``."""
-    return {label: normalization(module)(weights) for label, weights in architecture_weights(module).items()}
+    """A repeat's probabilities, ``softmax(alpha)`` of each label's vector."""
+    return {label: weights.softmax(-1) for label, weights in architecture_weights(module).items()}
 
 
 def random_state(strategy: Any) -> Any:

@@ -16,7 +16,7 @@ from .composition import combine
 from .errors import ConfigError, unknown_value
 from .registry import VARIANTS, Variant, search_options
 # each registers its variant, in the order the registry lists them
-from .strategies import darts, pdarts, pcdarts, second_order, stabilized, ladarts, scalable, random_architecture  # noqa: F401, I001
+from .strategies import darts, pdarts, pcdarts, second_order, stabilized, ladarts, scalable, gdas, random_architecture  # noqa: F401, I001
 
 __all__ = ['VARIANTS', 'Variant', 'find_variant', 'make_strategy', 'variant_name']
 

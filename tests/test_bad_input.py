@@ -85,6 +85,8 @@ BAD_OPTIONS: dict[str, tuple[object, object]] = {
     'skip_limit': (NOT_A_NUMBER, -1),
     'skip_dropout_decay': (NOT_A_NUMBER, -0.2),
     'latency_weight': (NOT_A_NUMBER, -0.1),
+    'tau_max': (NOT_A_NUMBER, 0.0),
+    'tau_min': (NOT_A_NUMBER, -0.1),
     'latency_target_ms': (NOT_A_NUMBER, 0.0),
     'latency_predictor': (3, 'mlp'),
     'latency_device': (3, 'tpu'),
@@ -226,7 +228,7 @@ def test_float_settings_are_all_tried():
     assert FLOAT_FIELDS == ['arc_travel', 'learning_rate', 'min_learning_rate', 'momentum', 'weight_decay', 'retrain_learning_rate',
                             'retrain_gradient_clip', 'retrain_drop_path', 'retrain_auxiliary_weight']
     assert set(FLOAT_OPTIONS) == {'arc_learning_rate', 'arc_weight_decay', 'gradient_clip_val', 'eta', 'skip_dropout_decay',
-                                  'latency_weight', 'latency_target_ms'}
+                                  'latency_weight', 'latency_target_ms', 'tau_max', 'tau_min'}
 
 
 SPACE_FILES = {

@@ -37,7 +37,7 @@ def test_the_architecture_optimizer_is_nnis_adam_at_the_searchs_weight_decay(var
 
 
 def test_unknown_variant_and_option_name_the_accepted():
-    with pytest.raises(ConfigError, match="unknown variant 'dartz'; accepted: darts, darts2, ladarts, nni-darts, pcdarts, pdarts, random, scalable, stabilized"):
+    with pytest.raises(ConfigError, match="unknown variant 'dartz'; accepted: darts, darts2, gdas, ladarts, nni-darts, pcdarts, pdarts, random, scalable, stabilized"):
         make_strategy('dartz')
     with pytest.raises(ConfigError, match="variant 'darts' has no option 'k'; its options: arc_learning_rate"):
         make_strategy('darts', k=4)

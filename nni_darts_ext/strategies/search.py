@@ -145,6 +145,10 @@ class DifferentiableSearch(DARTS):
                 *(DartsCell.mutate if hook == DifferentiableMixedCell.mutate else hook
                   for hook in super().default_mutation_hooks())]
 
+    def configure_softmax(self):
+        # NNI's hook for how a mixed operation weighs its candidates: the cells slot's weighing
+        return self.slots.cells.candidate_weighing()
+
     def mutate_evaluator(self, evaluator):
         self.slots.schedule.prepare(evaluator)
         for part in self.parts:

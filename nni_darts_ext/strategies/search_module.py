@@ -14,6 +14,7 @@ from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from ..hypergradient import BilevelProblem, InnerStep, same_draws
 from ..second_derivatives import norm
 from ..nni_internals import architecture_step_held_back
+from ..supermodules.weighing import reading_probabilities, sampled_weighings
 
 from .protocols import ArchitectureTerm, Estimator
 
@@ -41,7 +42,14 @@ class SearchModule(DartsLightningModule):
 
     def on_train_epoch_start(self):
         self.term_to_loss.clear()
+        for weighing in sampled_weighings(self.training_module.model):
+            weighing.at_epoch(self.trainer.current_epoch, self.trainer.max_epochs)
         return super().on_train_epoch_start()
+
+    def export_probs(self):
+        """NNI's probabilities of every choice, ``softmax(alpha)`` even where the forward pass samples."""
+        with reading_probabilities(self.training_module.model):
+            return super().export_probs()
 
     def configure_architecture_optimizers(self):
         # NNI's Adam (betas 0.5 and 0.999), at this search's weight decay

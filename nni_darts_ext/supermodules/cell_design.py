@@ -1,7 +1,9 @@
 """The cells slot of a search: what the supernet's mixed operations are, as techniques set it.
 
 Cell properties combine on one cell type: partial channels (PC-DARTS's ``k``) and pruning to the
-surviving operations (P-DARTS) give one :class:`~.progressive_cell.ProgressiveCell` with both. A
+surviving operations (P-DARTS) give one :class:`~.progressive_cell.ProgressiveCell` with both; a
+weighing of the candidates (GDAS's Gumbel sampling, :mod:`~.weighing`) goes to every mixed
+operation of any of them, through NNI's ``configure_softmax``. A
 factorized family (Scalable-DARTS) holds one vector per factor instead of one per edge over its
 operations: it has no partial-channel form and nothing to prune, and a design asking for both is
 refused by :meth:`CellDesign.conflict`, naming the techniques.
@@ -13,16 +15,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
+from torch import nn
+
 from .factorized import FactorizedCell, FactorizedLayer
 from .pc_darts import PartialChannelCell, PartialChannelLayer
 from .progressive_cell import ProgressiveCell, ProgressiveLayer, SurvivingOperations
 
-PROPERTIES = ('k', 'pruned', 'factorized')
-"""What techniques set on the cells: partial channels, pruning between stages, factorized candidates."""
+PROPERTIES = ('k', 'pruned', 'factorized', 'weighing')
+"""What techniques set on the cells: partial channels, pruning between stages, factorized candidates,
+how the forward pass weighs the candidates."""
 
 FACTORIZED_CELLS_LACK = {
     'k': 'both build the supernet cells, and factorized cells have no partial-channel form',
     'pruned': "P-DARTS prunes each edge's operation vector; factorized cells hold one vector per factor instead",
+    'weighing': 'a sampled weighing draws one candidate per edge, and factorized cells weigh each factor by its own softmax',
 }
 """Why a property cannot be set on factorized cells."""
 
@@ -42,6 +48,9 @@ class CellDesign:
         With ``pruned``: the most skip-connects a derived normal cell may hold (``None``: no limit).
     factorized
         Choices whose candidates are ``ACTIVATION+CONV`` products get one vector per factor (Scalable-DARTS).
+    weighing
+        What makes the module with which each mixed operation's forward pass weighs its candidates
+        (``None``: DARTS's ``softmax(alpha)``).
     set_by
         The technique that set each property.
     """
@@ -49,6 +58,7 @@ class CellDesign:
     pruned: bool = False
     skip_limit: int | None = None
     factorized: bool = False
+    weighing: Callable[[], nn.Module] | None = None
     set_by: dict[str, str] = field(default_factory=dict)
 
     def set(self, technique: str, **properties: Any) -> None:
@@ -66,6 +76,10 @@ class CellDesign:
             if name in self.set_by:
                 return self.set_by[name], self.set_by['factorized'], why
         return None
+
+    def candidate_weighing(self) -> nn.Module:
+        """A new module for one mixed operation's forward-pass weighing (NNI asks one per module)."""
+        return nn.Softmax(-1) if self.weighing is None else self.weighing()
 
     def hooks(self, surviving: SurvivingOperations) -> list[Callable[..., Any]]:
         """NNI mutation hooks that build these cells (and free ``LayerChoice`` s alike), before NNI's own;

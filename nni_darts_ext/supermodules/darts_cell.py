@@ -13,7 +13,9 @@ it is read:
 
 - ``edge_operations``: each edge's candidates by name, the zero operation last while it is one
   (P-DARTS's pruned edges hold fewer);
-- :meth:`~DartsCell.operation_weights`: ``softmax(alpha)`` over them;
+- :meth:`~DartsCell.operation_weights`: ``softmax(alpha)`` over them (the forward pass weighs
+  them by the cells slot's weighing, :mod:`~.weighing`: ``softmax(alpha)`` too unless a technique
+  samples);
 - :meth:`~DartsCell.edge_weights`: ``softmax(beta)`` over a node's incoming edges with PC-DARTS's
   edge normalization, ones without;
 - :meth:`~DartsCell.edge_probabilities`: an edge's differentiable row over all the cell's
@@ -69,7 +71,8 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
 
     def node_output(self, node: int, inputs: list[torch.Tensor], edges: nn.ModuleList) -> torch.Tensor:
         """The mixture ``node`` computes from ``inputs`` over its incoming ``edges``."""
-        weights = [self.operation_probabilities(edge_label(self.label, node, source)) for source in range(node)]
+        vectors, weighing = architecture_weights(self), normalization(self)
+        weights = [weighing(vectors[edge_label(self.label, node, source)]) for source in range(node)]
         if self.k is None:
             return mix_edges(inputs, [list(edge.values()) for edge in edges], weights)
         return partial_channel_node(inputs, [list(edge.operations.values()) for edge in edges], weights,
@@ -81,8 +84,9 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
         return list(self.edge_operations)
 
     def operation_probabilities(self, edge: str) -> torch.Tensor:
-        """``softmax(alpha)`` of ``edge`` over its ``edge_operations`` (differentiable)."""
-        return normalization(self)(architecture_weights(self)[edge])
+        """``softmax(alpha)`` of ``edge`` over its ``edge_operations`` (differentiable), whatever the
+        forward pass weighs by."""
+        return architecture_weights(self)[edge].softmax(-1)
 
     def operation_weights(self, edge: str) -> dict[str, float]:
         """``softmax(alpha)`` of ``edge`` by operation name, the zero operation included."""
@@ -92,7 +96,7 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
         """The weight of each of ``node`` 's incoming edges: ``softmax(beta)`` with edge normalization, else 1."""
         if not self._arch_beta:
             return torch.ones(node)
-        return normalization(self)(self._arch_beta[node_label(self.label, node)])
+        return self._arch_beta[node_label(self.label, node)].softmax(-1)
 
     def edge_probabilities(self, edge: str) -> torch.Tensor:
         """The row of ``edge`` over the cell's operations, then the zero operation (differentiable):

@@ -18,7 +18,7 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
 from ..architecture import edge_label
-from ..nni_internals import probabilities
+from ..nni_internals import forward_weights
 from .darts_cell import DartsCell, edge_normalization
 from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
 
@@ -87,4 +87,4 @@ class PartialChannelLayer(SplitsChannels, DifferentiableMixedLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         operations = [self[name] for name in self.names]
-        return partial_channel_mix(x, operations, probabilities(self), self.k, self.label)
+        return partial_channel_mix(x, operations, forward_weights(self), self.k, self.label)

@@ -32,7 +32,7 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
 from ..architecture import SKIP_CONNECT, edge_label
-from ..nni_internals import (init_as_layer_choice, init_as_sampling_cell, probabilities,
+from ..nni_internals import (forward_weights, init_as_layer_choice, init_as_sampling_cell, probabilities,
                              set_architecture_weights)
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell, edge_normalization
@@ -208,5 +208,5 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
         if self.k is None:
             return super().forward(*args, **kwargs)
         (x,) = args
-        return partial_channel_mix(x, [self[name] for name in self.names], probabilities(self),
+        return partial_channel_mix(x, [self[name] for name in self.names], forward_weights(self),
                                    self.k, self.label)
