@@ -107,14 +107,20 @@ def main() -> None:
     written = json.loads(arguments.output.read_text()) if arguments.output.is_file() else {}
     machine = f'{cpu_name()}, 1 thread, torch {torch.__version__}'
     runs = [{'machine': written['machine'], **run} for run in written.get('runs', [])]  # each run's own host
+    overrides = parse_options(arguments.set)
+    for variant in arguments.variants:  # a variant's budgets and seeds must differ in nothing else
+        other = next((run.get('set', {}) for run in runs
+                      if run['variant'] == variant and run.get('set', {}) != overrides), None)
+        if other is not None:
+            raise SystemExit(f'error: {arguments.output} holds {variant} searches with --set {other}, not '
+                             f'{overrides}; accepted: the same --set, or another --output')
     for seed in arguments.seeds:
         for budget in arguments.budgets:
             for variant in arguments.variants:
                 if any((r['variant'], r['budget'], r['seed']) == (variant, budget, seed) for r in runs):
                     continue
-                parameters = {**trial_parameters(arguments.experiment, variant), **parse_options(arguments.set),
-                              'threads': 1}
-                runs.append({**run_once(variant, budget, seed, parameters), 'machine': machine})
+                parameters = {**trial_parameters(arguments.experiment, variant), **overrides, 'threads': 1}
+                runs.append({**run_once(variant, budget, seed, parameters), 'machine': machine, 'set': overrides})
                 print(f"{variant} {budget}x seed {seed}: CIFAR-10 {cifar10(runs[-1], table):.2f}, "
                       f"{runs[-1]['parameter_free']} parameter-free edges, normalized entropy "
                       f"{runs[-1]['normalized_entropy']:.3f} ({runs[-1]['search_s']} s)", flush=True)

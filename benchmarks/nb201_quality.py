@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.request
 from dataclasses import asdict
@@ -152,7 +153,7 @@ def box_plot(rows: list[nb201_summary.GroundTruthRow], table: GroundTruth, path:
     outside = sum(a < bottom for r in rows for a in r.accuracies)
     note = '; '.join(filter(None, [f'below the axis: {", ".join(below)}' if below else '',
                                    f'{outside} searches below {bottom:.0f}' if outside else '']))
-    axes.set_title(title + (f'\n({note})' if note else ''), fontsize=10)
+    axes.set_title(textwrap.fill(title, 160) + (f'\n({note})' if note else ''), fontsize=10)
     axes.legend(fontsize=7, loc='lower left', title='searched on CIFAR-10 itself', title_fontsize=7)
     axes.grid(axis='y', alpha=0.3)
     figure.tight_layout()

@@ -80,6 +80,7 @@ def check_collapse(written: dict[str, Any]) -> None:
     darts_1x, pdarts_1x, darts_2x, _ = written['runs']
     assert darts_2x['arc_learning_rate'] == pytest.approx(darts_1x['arc_learning_rate'])  # the 1x rate throughout
     for run in written['runs']:
+        assert run['set'] == TESTBED_ON_DIGITS  # what a resumed grid must search with again
         assert set(architecture_of(run)) == set(architecture_of(run, 'unconstrained_arch')) and len(architecture_of(run)) == 6
         assert 0 <= run['parameter_free'] <= 6 and 0 <= run['normalized_entropy'] <= 1
 
@@ -430,6 +431,20 @@ def test_script_runs_at_a_tiny_budget_and_writes_its_results(script, tmp_path):
     smoke.check(json.loads((tmp_path / smoke.output).read_text()))
     for name in smoke.extra_files:
         assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_a_collapse_grid_resumes_only_with_the_settings_its_searches_ran_with(tmp_path):
+    output = tmp_path / 'collapse.json'
+    output.write_text(json.dumps({'machine': 'here', 'experiment': 'experiments/search_quality.yml', 'runs': [
+        {'variant': 'darts', 'budget': 1, 'seed': 0, 'set': {'batch_size': 64}},
+        {'variant': 'pdarts', 'budget': 1, 'seed': 0}]}))
+    command = [sys.executable, str(BENCHMARKS / 'collapse.py'), '--variants', 'pdarts', 'darts', '--seeds', '0',
+               '--budgets', '1', '--table', str(fake_nb201_table(tmp_path / 'table.csv')), '--output', str(output)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode != 0
+    assert finished.stderr.strip().splitlines()[-1] == (
+        f"error: {output} holds darts searches with --set {{'batch_size': 64}}, not {{}}; accepted: the same --set, "
+        'or another --output')
 
 
 def test_every_benchmark_module_is_a_script_or_a_helper_the_scripts_import():
