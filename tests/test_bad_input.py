@@ -87,6 +87,7 @@ BAD_OPTIONS: dict[str, tuple[object, object]] = {
     'latency_weight': (NOT_A_NUMBER, -0.1),
     'tau_max': (NOT_A_NUMBER, 0.0),
     'tau_min': (NOT_A_NUMBER, -0.1),
+    'paths': (3, 'one'),
     'latency_target_ms': (NOT_A_NUMBER, 0.0),
     'latency_predictor': (3, 'mlp'),
     'latency_device': (3, 'tpu'),

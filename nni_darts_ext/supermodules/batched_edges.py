@@ -174,16 +174,26 @@ def _weighted_side_by_side(modules: Sequence[nn.Module], inputs: _StackedInputs,
 
 
 def mix_edges(inputs: Sequence[Tensor], candidates: Sequence[Sequence[nn.Module]],
-              weights: Sequence[Tensor]) -> Tensor:
+              weights: Sequence[Tensor], drawn: Sequence[int | None] | None = None) -> Tensor:
     """``sum over edges e and candidates o of weights[e][o] * candidates[e][o](inputs[e])``.
 
     ``weights[e]`` may hold more entries than the edge has candidates (the zero operation's, last),
     which add nothing. Candidates of one :func:`signature` on inputs of one shape run as one call.
+    Where ``drawn[e]`` names a candidate (GDAS's rule), that candidate alone runs on edge ``e``,
+    and the edge's other weights are added as they are (each one's gradient is then the sum of the
+    node's output gradient).
     """
     total: Tensor | None = None
+    unrun: Tensor | None = None  # the drawn edges' weights of the candidates they did not run
     groups: dict[Hashable, list[tuple[int, int]]] = {}
     for edge, (x, operations) in enumerate(zip(inputs, candidates)):
+        chosen = None if drawn is None else drawn[edge]
+        if chosen is not None:
+            others = weights[edge].sum() - weights[edge][chosen]
+            unrun = others if unrun is None else unrun + others
         for index, operation in enumerate(operations):
+            if chosen is not None and index != chosen:
+                continue
             key = signature(operation)
             if key is None:
                 term = weights[edge][index] * operation(x)
@@ -196,5 +206,8 @@ def mix_edges(inputs: Sequence[Tensor], candidates: Sequence[Sequence[nn.Module]
                                       tuple(edge for edge, _ in members),
                                       torch.stack([weights[edge][index] for edge, index in members]))
         total = term if total is None else total + term
-    assert total is not None, 'a node with no candidate operations'
-    return total
+    if total is None:  # every edge drew its zero operation: a map of zeros the candidates' shape
+        assert candidates[0], 'a node with no candidate operations'
+        with torch.no_grad():
+            total = torch.zeros_like(candidates[0][0](inputs[0]))
+    return total if unrun is None else total + unrun

@@ -20,6 +20,7 @@ from torch import nn
 from .factorized import FactorizedCell, FactorizedLayer
 from .pc_darts import PartialChannelCell, PartialChannelLayer
 from .progressive_cell import ProgressiveCell, ProgressiveLayer, SurvivingOperations
+from .weighing import DrawnLayer
 
 PROPERTIES = ('k', 'pruned', 'factorized', 'weighing')
 """What techniques set on the cells: partial channels, pruning between stages, factorized candidates,
@@ -91,4 +92,6 @@ class CellDesign:
                     partial(ProgressiveLayer.mutate, surviving=surviving, k=self.k)]
         if self.k is not None:
             return [partial(PartialChannelCell.mutate, k=self.k), partial(PartialChannelLayer.mutate, k=self.k)]
+        if self.weighing is not None:  # a free LayerChoice that can run its drawn candidate alone
+            return [DrawnLayer.mutate]
         return []

@@ -43,6 +43,7 @@ from .batched_edges import mix_edges
 from .derivation import EdgeScore
 from .partial_channel import partial_channel_node
 from .supernet_cell import SupernetCell
+from .weighing import drawn_index
 
 
 @architecture_parameters('_arch_beta')  # PC-DARTS's edge normalization, when it has one
@@ -73,10 +74,11 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
         """The mixture ``node`` computes from ``inputs`` over its incoming ``edges``."""
         vectors, weighing = architecture_weights(self), normalization(self)
         weights = [weighing(vectors[edge_label(self.label, node, source)]) for source in range(node)]
+        drawn = [drawn_index(weighing, w) for w in weights]
         if self.k is None:
-            return mix_edges(inputs, [list(edge.values()) for edge in edges], weights)
+            return mix_edges(inputs, [list(edge.values()) for edge in edges], weights, drawn)
         return partial_channel_node(inputs, [list(edge.operations.values()) for edge in edges], weights,
-                                    self.edge_weights(node), self.k, self.label)
+                                    self.edge_weights(node), self.k, self.label, drawn)
 
     @property
     def edges(self) -> list[str]:

@@ -89,20 +89,21 @@ def _rebuild(module: nn.Module, k: int, label: str) -> nn.Module:
 
 
 def partial_channel_mix(x: torch.Tensor, operations: Sequence[nn.Module], weights: torch.Tensor, k: int,
-                        label: str) -> torch.Tensor:
+                        label: str, drawn: int | None = None) -> torch.Tensor:
     """``shuffle(concat(sum_o w_o * o(x[:C/K]), bypass(x[C/K:])), K)``: one edge of
     :func:`partial_channel_node`."""
-    return partial_channel_node([x], [operations], [weights], None, k, label)
+    return partial_channel_node([x], [operations], [weights], None, k, label, [drawn])
 
 
 def partial_channel_node(inputs: Sequence[torch.Tensor], candidates: Sequence[Sequence[nn.Module]],
                          weights: Sequence[torch.Tensor], edge_weights: torch.Tensor | None, k: int,
-                         label: str) -> torch.Tensor:
+                         label: str, drawn: Sequence[int | None] | None = None) -> torch.Tensor:
     """``sum_e b_e * shuffle(concat(sum_o w_eo * o(x_e[:C/K]), bypass(x_e[C/K:])), K)``.
 
     Edge ``e`` has input ``inputs[e]``, operations ``candidates[e]``, one weight per operation in
     ``weights[e]`` (possibly followed by the zero operation's, which adds nothing) and weight
-    ``b_e = edge_weights[e]`` (1 where ``None``). The shuffle and the concatenation are linear, so
+    ``b_e = edge_weights[e]`` (1 where ``None``); ``drawn[e]``, where given, the one candidate that
+    runs on edge ``e`` (:func:`~.batched_edges.mix_edges`). The shuffle and the concatenation are linear, so
     the node computes ``shuffle(concat(sum_eo b_e w_eo o(x_e[:C/K]), sum_e b_e bypass(x_e[C/K:])), K)``:
     one shuffle, each operation run once for every edge (:func:`~.batched_edges.mix_edges`). With
     ``k`` 1 that is ``sum_eo b_e w_eo o(x_e)``: DARTS's mixture with edge normalization.
@@ -118,7 +119,7 @@ def partial_channel_node(inputs: Sequence[torch.Tensor], candidates: Sequence[Se
     if edge_weights is not None:
         weights = [edge_weight * w for edge_weight, w in zip(edge_weights, weights)]
     try:
-        mixed = mix_edges([processed for processed, _ in halves], candidates, weights)
+        mixed = mix_edges([processed for processed, _ in halves], candidates, weights, drawn)
     except RuntimeError as error:  # a candidate with a layer that does not scale with the channels
         if isinstance(error, torch.OutOfMemoryError):
             raise

@@ -32,12 +32,14 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
 from ..architecture import SKIP_CONNECT, edge_label
-from ..nni_internals import (forward_weights, init_as_layer_choice, init_as_sampling_cell, probabilities,
-                             set_architecture_weights)
+from ..nni_internals import (forward_weights, init_as_layer_choice, init_as_sampling_cell, normalization,
+                             probabilities, set_architecture_weights)
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell, edge_normalization
 from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
+from .batched_edges import mix_edges
 from .pc_darts import PartialChannelEdge
+from .weighing import drawn_index
 
 SurvivingOperations = Mapping[str, tuple[Any, ...]]
 """Mixed operation -> the candidates it keeps: a cell edge (``CELL/NODE_SOURCE``) -> its operations,
@@ -205,8 +207,11 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
         return weights.new_zeros(len(self.domain)).index_put((kept,), weights)
 
     def forward(self, *args, **kwargs):
+        weights = forward_weights(self)
+        chosen = drawn_index(normalization(self), weights)
         if self.k is None:
-            return super().forward(*args, **kwargs)
+            if chosen is None or kwargs or len(args) != 1:
+                return self._reduction([self[name](*args, **kwargs) for name in self.names], weights)
+            return mix_edges(args, [[self[name] for name in self.names]], [weights], [chosen])
         (x,) = args
-        return partial_channel_mix(x, [self[name] for name in self.names], forward_weights(self),
-                                   self.k, self.label)
+        return partial_channel_mix(x, [self[name] for name in self.names], weights, self.k, self.label, chosen)

@@ -14,7 +14,12 @@ import contextlib
 from abc import ABC, abstractmethod
 from typing import Iterator
 
+from nni.nas.nn.pytorch import LayerChoice
+from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from torch import Tensor, nn
+
+from ..nni_internals import forward_weights, normalization
+from .batched_edges import mix_edges
 
 
 class SampledWeighing(nn.Module, ABC):
@@ -25,11 +30,15 @@ class SampledWeighing(nn.Module, ABC):
     sampling
         ``True``: the forward pass weighs by a draw. ``False``: by ``softmax(alpha)``, as while
         the search reads its probabilities (:func:`reading_probabilities`).
+    runs_drawn_only
+        Whether a mixed operation runs only the candidate its one-hot draw names
+        (:func:`drawn_index`), adding the other candidates' weights without their outputs.
     """
 
-    def __init__(self):
+    def __init__(self, runs_drawn_only: bool = False):
         super().__init__()
         self.sampling = True
+        self.runs_drawn_only = runs_drawn_only
 
     def forward(self, alpha: Tensor) -> Tensor:
         return self.draw(alpha) if self.sampling else alpha.softmax(-1)
@@ -41,6 +50,33 @@ class SampledWeighing(nn.Module, ABC):
     @abstractmethod
     def at_epoch(self, epoch: int, epochs: int) -> None:
         """Set the schedule for ``epoch`` (from 0) of a search of ``epochs``."""
+
+
+def drawn_index(weighing: nn.Module, weights: Tensor) -> int | None:
+    """The candidate a mixed operation runs alone, given the ``weights`` its ``weighing`` drew:
+    ``None`` (every candidate runs) unless the weighing samples and runs its draw alone."""
+    if isinstance(weighing, SampledWeighing) and weighing.sampling and weighing.runs_drawn_only:
+        return int(weights.argmax())
+    return None
+
+
+class DrawnLayer(DifferentiableMixedLayer):
+    """NNI's differentiable ``LayerChoice`` that, under a weighing that runs its draw alone, runs
+    only the drawn candidate (:func:`~.batched_edges.mix_edges`); otherwise NNI's own forward."""
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs):
+        if type(module) is LayerChoice:
+            return cls(module.candidates, memo[module.label], mutate_kwargs.get('softmax', nn.Softmax(-1)),
+                       module.label)
+        return None
+
+    def forward(self, *args, **kwargs):
+        weights = forward_weights(self)
+        chosen = drawn_index(normalization(self), weights)
+        if chosen is None or kwargs or len(args) != 1:
+            return self._reduction([self[name](*args, **kwargs) for name in self.names], weights)
+        return mix_edges(args, [[self[name] for name in self.names]], [weights], [chosen])
 
 
 def sampled_weighings(network: nn.Module) -> list[SampledWeighing]:
