@@ -68,6 +68,12 @@ def forward_weights(module: nn.Module) -> Tensor:
     return normalization(module)(architecture_weights(module))
 
 
+def weighted_sum(layer: nn.Module, outputs: list[Tensor], weights: Tensor) -> Tensor:
+    """NNI's differentiable layer's mixture of its candidates' ``outputs`` by ``weights`` (its
+    ``_reduction``: ``sum_i w_i * outputs_i``, the weights broadcast over each output)."""
+    return layer._reduction(outputs, weights)
+
+
 def probabilities(module: nn.Module) -> Tensor:
     """A mixed layer's or input's probabilities, ``softmax(alpha)`` of its one weight vector, whatever
     its forward pass weighs by."""

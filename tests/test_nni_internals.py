@@ -20,7 +20,7 @@ from nni.nas.strategy import Random
 from torch import nn
 
 from nni_darts_ext import make_strategy
-from nni_darts_ext.nni_internals import (ALPHA, architecture_parameters, architecture_step_held_back,
+from nni_darts_ext.nni_internals import (ALPHA, architecture_parameters, architecture_step_held_back, weighted_sum,
                                          architecture_weights, init_as_layer_choice, normalization, probabilities,
                                          probabilities_by_label, random_state, retraced, set_architecture_weights,
                                          traced_argument)
@@ -64,6 +64,9 @@ def test_a_mixed_layer_keeps_its_weights_and_softmax_where_the_adapter_reads_the
     assert architecture_weights(layer) is weights and normalization(layer) is softmax
     assert list(layer.arch_parameters()) == [weights]
     assert torch.equal(probabilities(layer), torch.softmax(weights, -1))
+    x = torch.tensor([-1.0, 0.5])
+    outputs = [candidate(x) for candidate in (nn.Identity(), nn.ReLU(), nn.Tanh())]
+    torch.testing.assert_close(weighted_sum(layer, outputs, softmax(weights)), layer(x), rtol=0, atol=0)
 
 
 def test_a_declared_parameter_is_trained_beside_alpha():

@@ -37,9 +37,8 @@ from ..nni_internals import (forward_weights, init_as_layer_choice, init_as_samp
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell, edge_normalization
 from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
-from .batched_edges import mix_edges
 from .pc_darts import PartialChannelEdge
-from .weighing import drawn_index
+from .weighing import drawn_index, mixed_layer_output
 
 SurvivingOperations = Mapping[str, tuple[Any, ...]]
 """Mixed operation -> the candidates it keeps: a cell edge (``CELL/NODE_SOURCE``) -> its operations,
@@ -207,11 +206,9 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
         return weights.new_zeros(len(self.domain)).index_put((kept,), weights)
 
     def forward(self, *args, **kwargs):
-        weights = forward_weights(self)
-        chosen = drawn_index(normalization(self), weights)
         if self.k is None:
-            if chosen is None or kwargs or len(args) != 1:
-                return self._reduction([self[name](*args, **kwargs) for name in self.names], weights)
-            return mix_edges(args, [[self[name] for name in self.names]], [weights], [chosen])
+            return mixed_layer_output(self, args, kwargs)
         (x,) = args
-        return partial_channel_mix(x, [self[name] for name in self.names], weights, self.k, self.label, chosen)
+        weights = forward_weights(self)
+        return partial_channel_mix(x, [self[name] for name in self.names], weights, self.k, self.label,
+                                   drawn_index(normalization(self), weights))

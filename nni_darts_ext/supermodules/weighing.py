@@ -18,7 +18,7 @@ from nni.nas.nn.pytorch import LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from torch import Tensor, nn
 
-from ..nni_internals import forward_weights, normalization
+from ..nni_internals import forward_weights, normalization, weighted_sum
 from .batched_edges import mix_edges
 
 
@@ -60,9 +60,19 @@ def drawn_index(weighing: nn.Module, weights: Tensor) -> int | None:
     return None
 
 
+def mixed_layer_output(layer: DifferentiableMixedLayer, args: tuple, kwargs: dict) -> Tensor:
+    """A differentiable ``LayerChoice`` 's output: the drawn candidate alone under a weighing that
+    runs its draw alone (:func:`~.batched_edges.mix_edges`), else NNI's mixture of every candidate."""
+    weights = forward_weights(layer)
+    chosen = drawn_index(normalization(layer), weights)
+    if chosen is None or kwargs or len(args) != 1:
+        return weighted_sum(layer, [layer[name](*args, **kwargs) for name in layer.names], weights)
+    return mix_edges(args, [[layer[name] for name in layer.names]], [weights], [chosen])
+
+
 class DrawnLayer(DifferentiableMixedLayer):
-    """NNI's differentiable ``LayerChoice`` that, under a weighing that runs its draw alone, runs
-    only the drawn candidate (:func:`~.batched_edges.mix_edges`); otherwise NNI's own forward."""
+    """NNI's differentiable ``LayerChoice`` that runs only its drawn candidate under a weighing that
+    runs its draw alone (:func:`mixed_layer_output`)."""
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs):
@@ -72,11 +82,7 @@ class DrawnLayer(DifferentiableMixedLayer):
         return None
 
     def forward(self, *args, **kwargs):
-        weights = forward_weights(self)
-        chosen = drawn_index(normalization(self), weights)
-        if chosen is None or kwargs or len(args) != 1:
-            return self._reduction([self[name](*args, **kwargs) for name in self.names], weights)
-        return mix_edges(args, [[self[name] for name in self.names]], [weights], [chosen])
+        return mixed_layer_output(self, args, kwargs)
 
 
 def sampled_weighings(network: nn.Module) -> list[SampledWeighing]:
