@@ -18,10 +18,9 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
 from ..architecture import edge_label
-from ..nni_internals import forward_weights, normalization
 from .darts_cell import DartsCell, edge_normalization
 from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
-from .weighing import drawn_index
+from .weighing import layer_weights
 
 
 class PartialChannelEdge(SplitsChannels, nn.Module):
@@ -88,5 +87,5 @@ class PartialChannelLayer(SplitsChannels, DifferentiableMixedLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         operations = [self[name] for name in self.names]
-        weights = forward_weights(self)
-        return partial_channel_mix(x, operations, weights, self.k, self.label, drawn_index(normalization(self), weights))
+        weights, chosen = layer_weights(self)
+        return partial_channel_mix(x, operations, weights, self.k, self.label, chosen)

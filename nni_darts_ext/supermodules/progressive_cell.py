@@ -32,13 +32,12 @@ from nni.nas.nn.pytorch import Cell, LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
 from ..architecture import SKIP_CONNECT, edge_label
-from ..nni_internals import (forward_weights, init_as_layer_choice, init_as_sampling_cell, normalization,
-                             probabilities, set_architecture_weights)
+from ..nni_internals import init_as_layer_choice, init_as_sampling_cell, probabilities, set_architecture_weights
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell, edge_normalization
 from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
 from .pc_darts import PartialChannelEdge
-from .weighing import drawn_index, mixed_layer_output
+from .weighing import layer_weights, mixed_layer_output
 
 SurvivingOperations = Mapping[str, tuple[Any, ...]]
 """Mixed operation -> the candidates it keeps: a cell edge (``CELL/NODE_SOURCE``) -> its operations,
@@ -209,6 +208,5 @@ class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
         if self.k is None:
             return mixed_layer_output(self, args, kwargs)
         (x,) = args
-        weights = forward_weights(self)
-        return partial_channel_mix(x, [self[name] for name in self.names], weights, self.k, self.label,
-                                   drawn_index(normalization(self), weights))
+        weights, chosen = layer_weights(self)
+        return partial_channel_mix(x, [self[name] for name in self.names], weights, self.k, self.label, chosen)

@@ -60,11 +60,16 @@ def drawn_index(weighing: nn.Module, weights: Tensor) -> int | None:
     return None
 
 
+def layer_weights(layer: nn.Module) -> tuple[Tensor, int | None]:
+    """A mixed layer's forward weights for one pass, and the candidate it runs alone (:func:`drawn_index`)."""
+    weights = forward_weights(layer)
+    return weights, drawn_index(normalization(layer), weights)
+
+
 def mixed_layer_output(layer: DifferentiableMixedLayer, args: tuple, kwargs: dict) -> Tensor:
     """A differentiable ``LayerChoice`` 's output: the drawn candidate alone under a weighing that
     runs its draw alone (:func:`~.batched_edges.mix_edges`), else NNI's mixture of every candidate."""
-    weights = forward_weights(layer)
-    chosen = drawn_index(normalization(layer), weights)
+    weights, chosen = layer_weights(layer)
     if chosen is None or kwargs or len(args) != 1:
         return weighted_sum(layer, [layer[name](*args, **kwargs) for name in layer.names], weights)
     return mix_edges(args, [[layer[name] for name in layer.names]], [weights], [chosen])
