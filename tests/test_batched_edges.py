@@ -18,7 +18,7 @@ from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.supermodules.batched_edges import mix_edges, run_side_by_side, signature
 from nni_darts_ext.supermodules.darts_cell import DartsCell
 from nni_darts_ext.supermodules.partial_channel import channel_shuffle
-from nni_darts_ext.supermodules.progressive_cell import SkipConnectDropout
+from nni_darts_ext.supermodules.designed_cell import SkipConnectDropout
 from nni_darts_ext.nni_internals import architecture_weights, normalization
 
 TOLERANCE = {'rtol': 1e-9, 'atol': 1e-12}

@@ -17,8 +17,8 @@ from nni_darts_ext.latency.encoding import Encoding
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.strategies.ladarts import LatencyTerm
 from nni_darts_ext.strategies.pdarts import StageModule
-from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge
-from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell
+from nni_darts_ext.supermodules.designed_cell import DesignedCell, SkipConnectDropout
+from nni_darts_ext.supermodules.partial_channel import PartialChannelEdge
 from nni_darts_ext.training import ClassifierModule
 from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
@@ -46,7 +46,7 @@ def build(strategy):
 
 
 def cells(supernet) -> list:
-    return [m for m in supernet.modules() if isinstance(m, (PartialChannelCell, ProgressiveCell))]
+    return [m for m in supernet.modules() if isinstance(m, DesignedCell)]
 
 
 def alphas(supernet) -> list[torch.nn.Parameter]:
@@ -64,7 +64,8 @@ def check_partial_channels(strategy, supernet, module):
 
 
 def check_stages(strategy, supernet, module):
-    assert all(isinstance(cell, ProgressiveCell) for cell in cells(supernet))
+    # the cells are P-DARTS's: each identity skip-connect is followed by the stage's dropout
+    assert any(isinstance(m, SkipConnectDropout) for cell in cells(supernet) for m in cell.modules())
     assert isinstance(module, StageModule) and [s.cells for s in strategy.slots.schedule.stages] == [3, 3]
 
 
@@ -130,7 +131,7 @@ def test_pdarts_pcdarts_prunes_partial_channel_edges_between_stages():
     assert second(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
-def test_edge_normalization_weighs_the_derivation_of_progressive_cells():
+def test_edge_normalization_weighs_the_derivation_of_pruned_cells():
     supernet = build(composed('pdarts+pcdarts'))
     cell = cells(supernet)[0]
     with torch.no_grad():

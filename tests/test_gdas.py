@@ -12,10 +12,10 @@ from nni_darts_ext.nni_internals import architecture_weights, normalization
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.strategies.gdas import GumbelMax
 from nni_darts_ext.supermodules.darts_cell import DartsCell
+from nni_darts_ext.supermodules.designed_cell import DesignedLayer
 from nni_darts_ext.supermodules.partial_channel import partial_channel_mix
-from nni_darts_ext.supermodules.pc_darts import PartialChannelLayer
 from nni_darts_ext.supermodules.batched_edges import mix_edges
-from nni_darts_ext.supermodules.weighing import DrawnLayer, reading_probabilities, sampled_weighings
+from nni_darts_ext.supermodules.weighing import reading_probabilities, sampled_weighings
 
 from .user_spaces import DictChoices, search_once, tiny_evaluator
 
@@ -73,7 +73,7 @@ def calls(layer: nn.Module) -> dict[str, int]:
 @pytest.mark.parametrize('paths', ['drawn', 'all'])
 def test_a_mixed_layer_runs_its_drawn_candidate_by_gdass_rule(paths):
     strategy = make_strategy('gdas', paths=paths)
-    first, second = [m for m in strategy.mutate_model(DictChoices()).modules() if isinstance(m, DrawnLayer)]
+    first, second = [m for m in strategy.mutate_model(DictChoices()).modules() if isinstance(m, DesignedLayer)]
     assert isinstance(normalization(first), GumbelMax) and normalization(first) is not normalization(second)
     first.eval()
     x = torch.randn(2, 4, 8, 8)
@@ -109,7 +109,7 @@ def test_a_node_whose_every_edge_draws_nothing_outputs_zeros_of_its_candidates_s
 
 def test_partial_channels_mix_the_drawn_candidate_on_their_channels():
     strategy = make_strategy('pcdarts+gdas', k=2)
-    first, _ = [m for m in strategy.mutate_model(DictChoices()).modules() if type(m) is PartialChannelLayer]
+    first, _ = [m for m in strategy.mutate_model(DictChoices()).modules() if type(m) is DesignedLayer]
     first.eval()
     x = torch.randn(2, 4, 8, 8)
     counted = calls(first)
@@ -143,7 +143,7 @@ def test_a_search_anneals_every_weighing_and_reports_softmax_probabilities():
     search.evaluate(supernet)
     module = search.module
     assert [w.tau for w in sampled_weighings(supernet)] == [pytest.approx(0.1)] * 2  # the last of 3 epochs
-    layers = [m for m in supernet.modules() if isinstance(m, DrawnLayer)]
+    layers = [m for m in supernet.modules() if isinstance(m, DesignedLayer)]
     for layer in layers:
         expected = architecture_weights(layer).softmax(-1).tolist()
         assert list(module.export_probs()[layer.label].values()) == pytest.approx(expected, abs=1e-7)

@@ -94,7 +94,7 @@ def test_a_layer_built_by_layer_choices_constructor_takes_weights_nni_then_reads
     assert layer.export({}) == {'choice': 'a'}
 
 
-def test_the_sampling_cells_constructor_takes_what_progressive_cells_give_it():
+def test_the_sampling_cells_constructor_takes_what_pruned_cells_give_it():
     assert list(inspect.signature(PathSamplingCell.__init__).parameters) == [
         'self', 'op_factory', 'num_nodes', 'num_ops_per_node', 'num_predecessors', 'preprocessor', 'postprocessor',
         'concat_dim', 'memo', 'mutate_kwargs', 'label']

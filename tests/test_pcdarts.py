@@ -16,8 +16,8 @@ from nni_darts_ext import PCDARTS, ConfigError, make_strategy, trial
 from nni_darts_ext.architecture import edge_label
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.spaces import Size, load_space
-from nni_darts_ext.supermodules.partial_channel import build_for_channel_fraction, channel_shuffle
-from nni_darts_ext.supermodules.pc_darts import PartialChannelCell, PartialChannelEdge, PartialChannelLayer
+from nni_darts_ext.supermodules.designed_cell import DesignedCell, DesignedLayer
+from nni_darts_ext.supermodules.partial_channel import PartialChannelEdge, build_for_channel_fraction, channel_shuffle
 from nni_darts_ext.nni_internals import architecture_weights
 
 from .hub_experiment import hub_darts_labels, search_hub_darts
@@ -54,9 +54,9 @@ def test_node_outputs_have_the_full_channel_count_and_reduction_cells_halve_reso
     net = supernet(PCDARTS(k=K))
     outputs = {}
     for name, cell in net.named_modules():
-        if isinstance(cell, PartialChannelCell):
+        if isinstance(cell, DesignedCell):
             def recorded(node, inputs, edges, cell=cell, name=name):
-                output = PartialChannelCell.node_output(cell, node, inputs, edges)
+                output = DesignedCell.node_output(cell, node, inputs, edges)
                 outputs[name, node] = ([x.shape for x in inputs], output.shape)
                 return output
             cell.node_output = recorded
@@ -79,9 +79,9 @@ def test_k_1_mixes_every_channel_as_darts_does_with_edge_normalization(double_pr
                 parameter.normal_()
     compared = []
     for cell in net.modules():
-        if isinstance(cell, PartialChannelCell):
+        if isinstance(cell, DesignedCell):
             def checked(node, inputs, edges, cell=cell):
-                output = PartialChannelCell.node_output(cell, node, inputs, edges)
+                output = DesignedCell.node_output(cell, node, inputs, edges)
                 mixtures = [sum(w * op(x) for w, op in zip(cell.operation_probabilities(edge_label(cell.label, node, e)),
                                                             edge.operations.values()))
                             for e, (x, edge) in enumerate(zip(inputs, edges))]
@@ -145,7 +145,7 @@ class _Holder(LightningModule):
 
 def test_beta_alone_decides_which_inputs_a_node_keeps():
     net = supernet(PCDARTS(k=K))
-    cell: PartialChannelCell = net.cells[0]
+    cell: DesignedCell = net.cells[0]
     with torch.no_grad():
         for alpha in architecture_weights(cell).values():
             alpha.zero_()  # every operation equally likely on every edge
@@ -163,7 +163,7 @@ def test_beta_alone_decides_which_inputs_a_node_keeps():
 
 def test_export_prefers_a_strong_operation_times_edge_weight():
     net = supernet(PCDARTS(k=K))
-    cell: PartialChannelCell = net.cells[0]
+    cell: DesignedCell = net.cells[0]
     names = cell.op_names
     with torch.no_grad():
         for alpha in architecture_weights(cell).values():
@@ -196,7 +196,7 @@ def test_unknown_parametrised_module_is_refused():
 def test_works_on_nni_hub_darts_and_on_a_users_layer_choice_space():
     hub = load_space('nni:DARTS', 1, 10, 8).search_space(Size(8, 3))
     net = PCDARTS(k=2).mutate_model(hub)
-    assert any(isinstance(m, PartialChannelCell) for m in net.modules())
+    assert any(isinstance(m, DesignedCell) for m in net.modules())
     assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
     class Tiny(ModelSpace):
@@ -211,14 +211,14 @@ def test_works_on_nni_hub_darts_and_on_a_users_layer_choice_space():
             return self.head(self.choice(self.stem(x)).mean((2, 3)))
 
     net = PCDARTS(k=2).mutate_model(Tiny())
-    assert isinstance(net.choice, PartialChannelLayer) and net.choice['conv'].in_channels == 4
+    assert isinstance(net.choice, DesignedLayer) and net.choice['conv'].in_channels == 4
     assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
 
 def test_list_candidates_keep_nnis_int_names_through_search_export_and_freeze():
     build = USER_SPACES['list LayerChoice']
     net = PCDARTS(k=2).mutate_model(build())
-    assert isinstance(net.first, PartialChannelLayer) and net.first.names == [0, 1, 2]
+    assert isinstance(net.first, DesignedLayer) and net.first.names == [0, 1, 2]
     assert net.first[0][0].in_channels == net.first[1][0].in_channels == CHANNELS // 2
     with torch.no_grad():
         architecture_weights(net.first).copy_(torch.tensor([0.0, 1.0, 3.0]))
@@ -262,7 +262,7 @@ def test_pcdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():
     """The Python route: NasExperiment with PCDARTS() on nni.nas.hub.pytorch.DARTS."""
     architecture, experiment = search_hub_darts(PCDARTS(k=2))
     assert set(architecture) == hub_darts_labels()
-    assert any(isinstance(m, PartialChannelCell) for m in experiment.strategy.supernet.modules())
+    assert any(isinstance(m, DesignedCell) for m in experiment.strategy.supernet.modules())
 
 
 class WideningChoice(ModelSpace):

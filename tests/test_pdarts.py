@@ -21,7 +21,7 @@ from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.spaces.operations import ZERO_OPERATION
 from nni_darts_ext.strategies.pdarts import (CPU_STAGES, PAPER_STAGES, Stage, budget_stages, parse_stages,
                                              skip_dropout_rate, surviving_operations)
-from nni_darts_ext.supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout
+from nni_darts_ext.supermodules.designed_cell import DesignedCell, DesignedLayer, SkipConnectDropout
 from nni_darts_ext.nni_internals import ALPHA, architecture_weights
 
 from .conftest import CPU_VARIANT_SETTINGS, CreatesFile
@@ -35,8 +35,8 @@ def small_space(cells: int = 3) -> ModelSpace:
     return load_space('darts_small', 1, 10, 8).search_space(Size(4, cells))
 
 
-def cells_of(supernet: nn.Module) -> list[ProgressiveCell]:
-    return [m for m in supernet.modules() if isinstance(m, ProgressiveCell)]
+def cells_of(supernet: nn.Module) -> list[DesignedCell]:
+    return [m for m in supernet.modules() if isinstance(m, DesignedCell)]
 
 
 def randomize_alphas(supernet: nn.Module, seed: int = 0) -> None:
@@ -128,7 +128,7 @@ def test_dropped_operations_are_never_built():
     space = Counting()
     built.clear()
     surviving = {f'normal/{node}_{source}': ('a', ZERO_OPERATION) for node in (2, 3) for source in range(node)}
-    ProgressiveCell.mutate(space.cell, 'cell', {}, {}, surviving=surviving, skip_limit=2)
+    DesignedCell.mutate(space.cell, 'cell', {}, {}, surviving=surviving, skip_limit=2, k=None)
     assert built == ['a'] * 5  # one per edge: 2 edges into node 2, 3 into node 3
 
 
@@ -354,8 +354,8 @@ def test_pdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():
     assert len(last_cells) == 4 and all(len(ops) == 3 for c in last_cells for ops in c.edge_operations.values())
 
 
-def layers_of(supernet: nn.Module) -> dict[str, ProgressiveLayer]:
-    return {m.label: m for m in supernet.modules() if isinstance(m, ProgressiveLayer)}
+def layers_of(supernet: nn.Module) -> dict[str, DesignedLayer]:
+    return {m.label: m for m in supernet.modules() if isinstance(m, DesignedLayer)}
 
 
 def set_alphas(supernet: nn.Module, values: dict[str, list[float]]) -> None:

@@ -12,7 +12,7 @@ from nni_darts_ext import ConfigError, DifferentiableSearch, SecondOrderDARTS, S
 from nni_darts_ext.collapse import CollapseMonitor
 from nni_darts_ext.config import split_parameters
 from nni_darts_ext.hypergradient import Amended, BilevelProblem, FirstOrder, SecondOrder
-from nni_darts_ext.supermodules.progressive_cell import SkipConnectDropout
+from nni_darts_ext.supermodules.designed_cell import SkipConnectDropout
 from nni_darts_ext.training import ClassifierModule
 
 

@@ -42,7 +42,7 @@ from ..checkpoints import read_checkpoint
 from ..errors import ConfigError, check_number, unknown_value
 from ..nni_internals import retraced, traced_argument
 from ..registry import preset
-from ..supermodules.progressive_cell import ProgressiveCell, ProgressiveLayer, SkipConnectDropout, SurvivingOperations
+from ..supermodules.designed_cell import DesignedCell, DesignedLayer, SkipConnectDropout, SurvivingOperations
 from .search import DifferentiableSearch
 from .protocols import ModuleOptions, SupernetBuilder
 from .search_module import SearchModule
@@ -216,14 +216,14 @@ def surviving_operations(weights: Mapping[Any, float], keep: int) -> tuple[Any, 
 
 
 def next_surviving(supernet: ModelSpace, keep: int) -> dict[str, tuple[Any, ...]]:
-    """Per edge of every progressive cell and per free ``LayerChoice`` in ``supernet``, the
+    """Per edge of every cell and per free ``LayerChoice`` in ``supernet``, the
     candidates the next stage keeps."""
     surviving: dict[str, tuple[Any, ...]] = {}
     for module in supernet.modules():
-        if isinstance(module, ProgressiveCell):
+        if isinstance(module, DesignedCell):
             for edge in module.edge_operations:
                 surviving[edge] = surviving_operations(module.operation_weights(edge), keep)
-        elif isinstance(module, ProgressiveLayer):
+        elif isinstance(module, DesignedLayer):
             surviving[module.label] = surviving_operations(module.operation_weights(), keep)
     return surviving
 
@@ -483,7 +483,7 @@ class ProgressiveStages(Technique):
         slots.design_cells(pruned=True, skip_limit=self.skip_limit)
 
     def check_supernet(self, supernet: ModelSpace) -> None:
-        if not any(isinstance(module, (ProgressiveCell, ProgressiveLayer)) for module in supernet.modules()):
+        if not any(isinstance(module, (DesignedCell, DesignedLayer)) for module in supernet.modules()):
             raise ConfigError('pdarts found no choice among operations (an NNI Cell or a LayerChoice) to prune between '
                               'stages, so it would search as darts does: search this space with darts')
 

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from torch import Tensor
 
 from ..hypergradient import BilevelProblem
-from ..supermodules.progressive_cell import SurvivingOperations
+from ..supermodules.designed_cell import SurvivingOperations
 
 Estimator = Callable[[BilevelProblem], list[Tensor]]
 """The architecture gradient of one step, per architecture parameter."""

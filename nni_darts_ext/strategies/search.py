@@ -17,7 +17,7 @@ from nni.nas.oneshot.pytorch.strategy import DARTS  # the real class, even where
 
 from ..errors import ConfigError, check_number
 from ..supermodules.darts_cell import DartsCell
-from ..supermodules.progressive_cell import SurvivingOperations
+from ..supermodules.designed_cell import SurvivingOperations
 from .protocols import ArchitectureTerm, Estimator
 from .slots import Slots, Technique, fill_slots
 

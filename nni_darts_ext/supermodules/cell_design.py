@@ -1,9 +1,10 @@
 """The cells slot of a search: what the supernet's mixed operations are, as techniques set it.
 
-Cell properties combine on one cell type: partial channels (PC-DARTS's ``k``) and pruning to the
-surviving operations (P-DARTS) give one :class:`~.progressive_cell.ProgressiveCell` with both; a
-weighing of the candidates (GDAS's Gumbel sampling, :mod:`~.weighing`) goes to every mixed
-operation of any of them, through NNI's ``configure_softmax``. A
+Cell properties combine on one cell and one layer type: partial channels (PC-DARTS's ``k``),
+pruning to the surviving operations (P-DARTS) and a weighing of the candidates (GDAS's Gumbel
+sampling, :mod:`~.weighing`, handed to every mixed operation through NNI's ``configure_softmax``)
+give one :class:`~.designed_cell.DesignedCell` and one :class:`~.designed_cell.DesignedLayer` with
+all of them; with none set, the search takes NNI's own modules. A
 factorized family (Scalable-DARTS) holds one vector per factor instead of one per edge over its
 operations: it has no partial-channel form and nothing to prune, and a design asking for both is
 refused by :meth:`CellDesign.conflict`, naming the techniques.
@@ -17,10 +18,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .designed_cell import DesignedCell, DesignedLayer, SurvivingOperations
 from .factorized import FactorizedCell, FactorizedLayer
-from .pc_darts import PartialChannelCell, PartialChannelLayer
-from .progressive_cell import ProgressiveCell, ProgressiveLayer, SurvivingOperations
-from .weighing import DrawnLayer
 
 PROPERTIES = ('k', 'pruned', 'factorized', 'weighing')
 """What techniques set on the cells: partial channels, pruning between stages, factorized candidates,
@@ -87,11 +86,8 @@ class CellDesign:
         ``surviving``: the candidates each mixed operation keeps when ``pruned``."""
         if self.factorized:
             return [FactorizedCell.mutate, FactorizedLayer.mutate]
-        if self.pruned:
-            return [partial(ProgressiveCell.mutate, surviving=surviving, skip_limit=self.skip_limit, k=self.k),
-                    partial(ProgressiveLayer.mutate, surviving=surviving, k=self.k)]
-        if self.k is not None:
-            return [partial(PartialChannelCell.mutate, k=self.k), partial(PartialChannelLayer.mutate, k=self.k)]
-        if self.weighing is not None:  # a free LayerChoice that can run its drawn candidate alone
-            return [DrawnLayer.mutate]
-        return []
+        if not self.pruned and self.k is None and self.weighing is None:
+            return []
+        kept = surviving if self.pruned else None
+        return [partial(DesignedCell.mutate, surviving=kept, skip_limit=self.skip_limit, k=self.k),
+                partial(DesignedLayer.mutate, surviving=kept, k=self.k)]

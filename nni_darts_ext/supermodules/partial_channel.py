@@ -4,8 +4,11 @@ Only 1/K of an edge's input channels go through the candidate operations; the ot
 bypass them (max-pooled 2x2 where the edge halves the resolution), are concatenated back, and
 the result is channel-shuffled with K groups so that a different slice is processed next time.
 
-The candidates are rebuilt for C/K channels (:func:`build_for_channel_fraction`), so compute,
-weights and activation memory really drop by K, not only the arithmetic.
+The candidates are rebuilt for C/K channels (:func:`build_for_channel_fraction`; a cell's edge:
+:class:`PartialChannelEdge`), so compute, weights and activation memory really drop by K, not only
+the arithmetic. In a cell, each node also weighs its incoming edges with learned ``softmax(beta)``
+(edge normalization, :func:`partial_channel_node`); at derivation an edge scores ``max over
+non-zero operations of softmax(alpha) x softmax(beta)`` (:class:`~.darts_cell.DartsCell`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,18 @@ def build_for_channel_fraction(module: nn.Module, k: int, label: str) -> nn.Modu
         return _rebuild(module, k, label)
     _rebuild_in_place(module, k, label)
     return module
+
+
+class PartialChannelEdge(SplitsChannels, nn.Module):
+    """One cell edge: its candidate operations, built for 1/``k`` of the channels (the cell's nodes
+    mix them: :func:`partial_channel_node`)."""
+
+    def __init__(self, operations: nn.ModuleDict, k: int, label: str):
+        super().__init__()
+        self.k = k
+        self.label = label
+        self.operations = nn.ModuleDict({name: build_for_channel_fraction(op, k, f'{label}/{name}')
+                                         for name, op in operations.items()})
 
 
 _REBUILT = (nn.Conv2d, nn.BatchNorm2d)

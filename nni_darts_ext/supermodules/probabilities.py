@@ -15,7 +15,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import (DifferentiableMi
 
 from ..nni_internals import probabilities, probabilities_by_label
 from .factorized import FactorizedLayer
-from .progressive_cell import ProgressiveLayer
+from .designed_cell import DesignedLayer
 from .supernet_cell import SupernetCell
 
 
@@ -34,7 +34,7 @@ def probability_rows(supernet: nn.Module) -> dict[str, Tensor]:
             for edge in module.edges:
                 if edge not in rows:  # each cell gives its own rows (P-DARTS's survivors, PC-DARTS's kept edges)
                     rows[edge] = module.edge_probabilities(edge)
-        elif isinstance(module, ProgressiveLayer):
+        elif isinstance(module, DesignedLayer):
             rows.setdefault(module.label, module.probabilities())
         elif isinstance(module, FactorizedLayer):
             rows.setdefault(module.label, module.candidate_weights())

@@ -14,7 +14,6 @@ import contextlib
 from abc import ABC, abstractmethod
 from typing import Iterator
 
-from nni.nas.nn.pytorch import LayerChoice
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from torch import Tensor, nn
 
@@ -73,21 +72,6 @@ def mixed_layer_output(layer: DifferentiableMixedLayer, args: tuple, kwargs: dic
     if chosen is None or kwargs or len(args) != 1:
         return weighted_sum(layer, [layer[name](*args, **kwargs) for name in layer.names], weights)
     return mix_edges(args, [[layer[name] for name in layer.names]], [weights], [chosen])
-
-
-class DrawnLayer(DifferentiableMixedLayer):
-    """NNI's differentiable ``LayerChoice`` that runs only its drawn candidate under a weighing that
-    runs its draw alone (:func:`mixed_layer_output`)."""
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is LayerChoice:
-            return cls(module.candidates, memo[module.label], mutate_kwargs.get('softmax', nn.Softmax(-1)),
-                       module.label)
-        return None
-
-    def forward(self, *args, **kwargs):
-        return mixed_layer_output(self, args, kwargs)
 
 
 def sampled_weighings(network: nn.Module) -> list[SampledWeighing]:

@@ -1,23 +1,25 @@
-"""P-DARTS's supernet modules: each mixed operation holds only the candidates that survived earlier stages.
+"""The supernet modules the cells slot builds: NNI's differentiable cell and ``LayerChoice``, with
+the pieces the techniques set (:class:`~.cell_design.CellDesign`).
 
-After every stage, P-DARTS keeps in each mixed operation the candidates with the highest weights and
-drops the rest, so a deeper network fits in the same memory. :class:`ProgressiveCell`
-replaces an NNI ``Cell`` with edges that hold just their surviving operations (a dropped
-operation is never even built) and one architecture vector each over those operations,
-the zero operation included while it survives. :class:`ProgressiveLayer` does the same for a
-``LayerChoice`` outside a cell (a user's own space): it mixes its surviving candidates, under the
-user's names, with one architecture vector over them. Identity skip-connects (in a cell, and any
-``nn.Identity`` candidate of a free ``LayerChoice``) are followed by a dropout whose rate the
-strategy sets every epoch (:class:`SkipConnectDropout`); a stride-2 skip-connect (a
-``FactorizedReduce``, which has weights) is left as it is. With ``k``, both take PC-DARTS's technique
-too (``pdarts+pcdarts``): each mixed operation mixes its surviving candidates on 1/K of the channels,
-and each cell node weighs its incoming edges with learned ``softmax(beta)``.
+- **Which candidates a mixed operation keeps** (P-DARTS). After every stage P-DARTS keeps in each
+  mixed operation the candidates with the highest weights and drops the rest, so a deeper network
+  fits in the same memory: an edge holds just its surviving operations (a dropped operation is
+  never even built) and one architecture vector over them, the zero operation included while it
+  survives; a free ``LayerChoice`` mixes its surviving candidates, under the user's names, with one
+  vector over them. Identity skip-connects (in a cell, and any ``nn.Identity`` candidate of a free
+  ``LayerChoice``) are followed by a dropout whose rate the strategy sets every epoch
+  (:class:`SkipConnectDropout`); a stride-2 skip-connect (a ``FactorizedReduce``, which has
+  weights) is left as it is. A cell derives by DARTS's rule with P-DARTS's limit on skip-connects
+  in the normal cell (:class:`~.supernet_cell.SupernetCell`); a free ``LayerChoice`` exports its
+  strongest surviving candidate.
+- **Which channels the candidates see** (PC-DARTS, ``k``): each mixed operation mixes its candidates
+  on 1/K of the channels (:mod:`~.partial_channel`), and each cell node weighs its incoming edges
+  with learned ``softmax(beta)`` (edge normalization).
+- **How the forward pass weighs the candidates** (GDAS's sampling, :mod:`~.weighing`): NNI's
+  ``configure_softmax`` module, handed to every module here.
 
-A cell derives by DARTS's rule (each node keeps its best-scoring incoming edges, each with its best
-non-zero operation) with P-DARTS's limit on skip-connects in the normal cell: while it
-holds more than ``skip_limit``, the weakest chosen skip-connect is ruled out, so its edge
-falls back to its next-best operation or the node to its next-best edge. A free ``LayerChoice``
-exports its strongest surviving candidate.
+With nothing pruned, a cell is NNI's differentiable cell, built by NNI's constructor (its vectors,
+their labels and their order), and a free ``LayerChoice`` takes NNI's vector for its label.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ from ..architecture import SKIP_CONNECT, edge_label
 from ..nni_internals import init_as_layer_choice, init_as_sampling_cell, probabilities, set_architecture_weights
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell, edge_normalization
-from .partial_channel import SplitsChannels, build_for_channel_fraction, partial_channel_mix
-from .pc_darts import PartialChannelEdge
+from .partial_channel import PartialChannelEdge, SplitsChannels, build_for_channel_fraction, partial_channel_mix
 from .weighing import layer_weights, mixed_layer_output
 
 SurvivingOperations = Mapping[str, tuple[Any, ...]]
@@ -80,14 +81,16 @@ class OperationsEdge(nn.ModuleDict):
     has a weight and no module)."""
 
 
-class ProgressiveCell(DartsCell):
-    """A differentiable cell whose edges mix only their surviving operations (read and derived as
-    every :class:`~.darts_cell.DartsCell`, its skip-connects limited).
+class DesignedCell(DartsCell):
+    """A differentiable cell with the cells slot's pieces (read and derived as every
+    :class:`~.darts_cell.DartsCell`, its skip-connects limited).
 
     Parameters
     ----------
     surviving
-        Per edge, the operations it keeps (see :data:`SurvivingOperations`); empty: all of them.
+        ``None``: nothing pruned, NNI's cell. Otherwise per edge the operations it keeps (see
+        :data:`SurvivingOperations`; an edge not listed keeps all), each identity skip-connect
+        followed by :class:`SkipConnectDropout`.
     skip_limit
         The most skip-connects the derived cell may hold (``None``: no limit).
     k
@@ -96,13 +99,27 @@ class ProgressiveCell(DartsCell):
     """
 
     def __init__(self, op_factory, num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor,
-                 concat_dim, memo, mutate_kwargs, label, *, surviving: SurvivingOperations,
-                 skip_limit: int | None, k: int | None = None):
+                 concat_dim, memo, mutate_kwargs, label, *, surviving: SurvivingOperations | None,
+                 skip_limit: int | None, k: int | None):
+        arguments = (num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor, concat_dim, memo,
+                     mutate_kwargs, label)
+        if surviving is None:
+            super().__init__(op_factory, *arguments)
+        else:
+            self._build_pruned(op_factory, arguments, surviving)
+        self.skip_limit = skip_limit
+        self.k = k
+        if k is not None:
+            for node, node_edges in zip(self.output_node_indices, self.ops):
+                for source, operations in enumerate(node_edges):
+                    node_edges[source] = PartialChannelEdge(operations, k, edge_label(self.label, node, source))
+            self._arch_beta = edge_normalization(label, self.output_node_indices, memo)
+
+    def _build_pruned(self, op_factory: Any, arguments: tuple, surviving: SurvivingOperations) -> None:
         # NNI's differentiable cell would give every edge the same operations and a vector over
         # all of them: build the edges through the sampling cell and the vectors here instead.
-        init_as_sampling_cell(self, _restricted(op_factory, label, surviving), num_nodes, num_ops_per_node,
-                              num_predecessors, preprocessor, postprocessor, concat_dim, memo, mutate_kwargs, label)
-        self.skip_limit = skip_limit
+        *_, memo, mutate_kwargs, label = arguments
+        init_as_sampling_cell(self, _restricted(op_factory, label, surviving), *arguments)
         self.edge_operations: dict[str, list[str]] = {}
         vectors = nn.ParameterDict()
         for node, node_edges in zip(self.output_node_indices, self.ops):
@@ -110,22 +127,20 @@ class ProgressiveCell(DartsCell):
                 edge = edge_label(self.label, node, source)
                 kept = surviving.get(edge, (*self.op_names, ZERO_OPERATION))
                 # P-DARTS's placement: dropout after identity skip-connects, not a stride-2 one (FactorizedReduce)
-                edge_module = OperationsEdge({
+                node_edges[source] = OperationsEdge({
                     name: SkipConnectDropout() if name == SKIP_CONNECT and isinstance(op, nn.Identity) else op
                     for name, op in operations.items() if name in kept})
                 zero = [ZERO_OPERATION] if ZERO_OPERATION in kept else []
-                self.edge_operations[edge] = [*edge_module, *zero]
-                node_edges[source] = edge_module if k is None else PartialChannelEdge(edge_module, k, edge)
+                self.edge_operations[edge] = [*node_edges[source], *zero]
                 if edge + '/in_cell' not in memo:  # shared by every cell with this label
                     memo[edge + '/in_cell'] = nn.Parameter(torch.randn(len(self.edge_operations[edge])) * 1e-3)
                 vectors[edge] = memo[edge + '/in_cell']
         set_architecture_weights(self, vectors, mutate_kwargs.get('softmax', nn.Softmax(-1)))
-        self.k = k
-        self._arch_beta = nn.ParameterDict() if k is None else edge_normalization(label, self.output_node_indices, memo)
+        self._arch_beta = nn.ParameterDict()
 
     @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations, skip_limit: int | None,
-               k: int | None = None):
+    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations | None,
+               skip_limit: int | None, k: int | None):
         if type(module) is Cell and module.op_candidates_factory is not None:
             # P-DARTS limits the skip-connects of normal cells only
             limit = None if 'reduce' in module.label else skip_limit
@@ -135,64 +150,64 @@ class ProgressiveCell(DartsCell):
         return None
 
 
-class ProgressiveLayer(SplitsChannels, DifferentiableMixedLayer):
-    """A ``LayerChoice`` outside a cell that mixes only its surviving candidates.
+class DesignedLayer(SplitsChannels, DifferentiableMixedLayer):
+    """A ``LayerChoice`` outside a cell with the cells slot's pieces.
 
     It is NNI's differentiable layer (``names``, one weight per name in ``_arch_alpha``, the
-    export ``names[argmax alpha]``) over the surviving candidates alone, under the user's names
-    (a list's indices, a dict's keys), so the export picks among them and freezes on the user's
-    space; the label keeps its whole ``domain``. The dropped candidates' modules leave the supernet,
-    and with them any choice nested in them (which then is not exported: NNI freezes a network
-    without the choices its chosen candidates do not hold).
+    export ``names[argmax alpha]``) over the candidates it keeps, under the user's names (a list's
+    indices, a dict's keys), so the export picks among them and freezes on the user's space; the
+    label keeps its whole ``domain``. Dropped candidates' modules leave the supernet, and with them
+    any choice nested in them (which then is not exported: NNI freezes a network without the
+    choices its chosen candidates do not hold).
 
     Parameters
     ----------
     paths
         The ``LayerChoice`` 's candidates, a list or a dict.
     kept
-        The names of the candidates that survive.
+        ``None``: nothing pruned. Otherwise the names of the candidates that survive, an identity
+        among them followed by :class:`SkipConnectDropout`.
     alpha
-        The architecture vector over ``kept``, in the candidates' order.
+        The architecture vector over the kept candidates, in the candidates' order.
     k
         ``None``: the candidates see all channels. Otherwise PC-DARTS's partial channels: they are
         rebuilt for 1/k of the input channels, the rest bypasses them.
     """
 
-    def __init__(self, paths, kept: tuple[Any, ...], alpha: nn.Parameter, softmax: nn.Module, label: str, *,
-                 k: int | None = None):
+    def __init__(self, paths, kept: tuple[Any, ...] | None, alpha: nn.Parameter, softmax: nn.Module, label: str, *,
+                 k: int | None):
         # LayerChoice's constructor (DifferentiableMixedLayer's wants a weight for every candidate):
         # it names the candidates as the user's LayerChoice does; the dropped ones then leave
         init_as_layer_choice(self, paths, label)
         self.domain = list(self.names)
-        for name in self.names:
-            if name not in kept:
-                delattr(self, str(name))
-        self.names = [name for name in self.names if name in kept]
+        if kept is not None:
+            for name in self.names:
+                if name not in kept:
+                    delattr(self, str(name))
+            self.names = [name for name in self.names if name in kept]
+            for name in self.names:
+                if isinstance(self[name], nn.Identity):
+                    self[name] = SkipConnectDropout()
         if len(alpha) != len(self.names):
-            raise ValueError(f'{label}: {len(alpha)} architecture weights for {len(self.names)} surviving candidates')
-        for name in self.names:
-            self[name] = self._searched(self[name], k, f'{label}/{name}')
+            raise ValueError(f'{label}: {len(alpha)} architecture weights for {len(self.names)} candidates')
+        if k is not None:
+            for name in self.names:
+                self[name] = build_for_channel_fraction(self[name], k, f'{label}/{name}')
         set_architecture_weights(self, alpha, softmax)
         self.k = k
 
-    @staticmethod
-    def _searched(candidate: nn.Module, k: int | None, label: str) -> nn.Module:
-        """``candidate`` as the search runs it: an identity followed by the skip-connect dropout, and
-        rebuilt for 1/k of the channels with ``k``."""
-        if isinstance(candidate, nn.Identity):
-            candidate = SkipConnectDropout()
-        return candidate if k is None else build_for_channel_fraction(candidate, k, label)
-
     @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations, k: int | None = None):
-        if type(module) is LayerChoice:
-            kept = tuple(surviving.get(module.label, module.names))
-            key = module.label + '/surviving'
-            if key not in memo:  # shared by every LayerChoice of this label
-                memo[key] = nn.Parameter(torch.randn(len(kept)) * 1e-3)
-            return cls(module.candidates, kept, memo[key], mutate_kwargs.get('softmax', nn.Softmax(-1)),
-                       module.label, k=k)
-        return None
+    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations | None, k: int | None):
+        if type(module) is not LayerChoice:
+            return None
+        softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
+        if surviving is None:  # NNI's vector for the label
+            return cls(module.candidates, None, memo[module.label], softmax, module.label, k=k)
+        kept = tuple(surviving.get(module.label, module.names))
+        key = module.label + '/surviving'
+        if key not in memo:  # shared by every LayerChoice of this label
+            memo[key] = nn.Parameter(torch.randn(len(kept)) * 1e-3)
+        return cls(module.candidates, kept, memo[key], softmax, module.label, k=k)
 
     def operation_weights(self) -> dict[Any, float]:
         """``softmax(alpha)`` by candidate name."""
