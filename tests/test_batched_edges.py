@@ -33,14 +33,15 @@ def edge_by_edge(cell: DartsCell, node: int, inputs: list[torch.Tensor], edges: 
     total = 0
     for source, (x, edge) in enumerate(zip(inputs, edges)):
         weights = normalization(cell)(architecture_weights(cell)[f'{cell.label}/{node}_{source}'])
-        if cell.k is None:
+        if cell.channels is None:
             output = sum(w * op(x) for w, op in zip(weights, edge.values()))
         else:
-            processed, bypassed = x.split([x.shape[1] // cell.k, x.shape[1] - x.shape[1] // cell.k], 1)
-            mixed = sum(w * op(processed) for w, op in zip(weights, edge.operations.values()))
+            k = cell.channels.k
+            processed, bypassed = x.split([x.shape[1] // k, x.shape[1] - x.shape[1] // k], 1)
+            mixed = sum(w * op(processed) for w, op in zip(weights, edge.values()))
             if bypassed.shape[-1] != mixed.shape[-1]:
                 bypassed = F.max_pool2d(bypassed, 2, 2)
-            output = channel_shuffle(torch.cat([mixed, bypassed], 1), cell.k)
+            output = channel_shuffle(torch.cat([mixed, bypassed], 1), k)
         total = total + cell.edge_weights(node)[source] * output
     return total
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import pickle
 
@@ -17,6 +18,7 @@ from nni_darts_ext.latency.encoding import Encoding
 from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.strategies.ladarts import LatencyTerm
 from nni_darts_ext.strategies.pdarts import StageModule
+from nni_darts_ext.supermodules.batched_edges import mix_edges
 from nni_darts_ext.supermodules.designed_cell import DesignedCell, SkipConnectDropout
 from nni_darts_ext.supermodules.partial_channel import PartialChannelEdge
 from nni_darts_ext.training import ClassifierModule
@@ -57,7 +59,7 @@ def check_partial_channels(strategy, supernet, module):
     edges = [edge for cell in cells(supernet) for node_edges in cell.ops for edge in node_edges]
     assert edges and all(isinstance(edge, PartialChannelEdge) and edge.k == K for edge in edges)
     # the first cell works on WIDTH channels: its convolutions see WIDTH / K of them
-    first = cells(supernet)[0].ops[0][0].operations['sep_conv_3x3']
+    first = cells(supernet)[0].ops[0][0]['sep_conv_3x3']
     assert next(m for m in first.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == WIDTH // K
     betas = [p for name, p in supernet.named_parameters() if '_arch_beta' in name]
     assert betas and set(map(id, betas)) <= set(map(id, module.arch_parameters()))  # edge normalization is learned
@@ -127,7 +129,7 @@ def test_pdarts_pcdarts_prunes_partial_channel_edges_between_stages():
             kept = [op for op, _ in ranked][:3]  # the zero operation competes like any other
             assert sorted(after.edge_operations[edge]) == sorted(kept)
     edges = [edge for cell in cells(second) for node_edges in cell.ops for edge in node_edges]
-    assert all(isinstance(edge, PartialChannelEdge) and len(edge.operations) <= 3 for edge in edges)
+    assert all(isinstance(edge, PartialChannelEdge) and len(edge) <= 3 for edge in edges)
     assert second(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
@@ -241,7 +243,7 @@ def test_python_api_combines_strategy_classes():
     assert pc_stabilized is combine(PCDARTS, StabilizedDARTS)  # one class per set of techniques
     assert pickle.loads(pickle.dumps(pc_stabilized)) is pc_stabilized
     strategy = pc_stabilized(k=2, eta=0.5, arc_learning_rate=1e-3)
-    assert (strategy.slots.cells.k, strategy.slots.estimator.eta, strategy.arc_learning_rate) == (2, 0.5, 1e-3)
+    assert (strategy.slots.cells.channels.k, strategy.slots.estimator.eta, strategy.arc_learning_rate) == (2, 0.5, 1e-3)
     assert combine(PCDARTS) is PCDARTS and combine(DifferentiableSearch, PCDARTS) is PCDARTS
     with pytest.raises(ConfigError, match='ScalableDARTS and PCDARTS cannot be composed'):
         combine(ScalableDARTS, PCDARTS)
@@ -251,7 +253,7 @@ def test_python_api_combines_strategy_classes():
 def test_composed_defaults_and_options():
     strategy = make_strategy('pcdarts+stabilized')
     # the papers' settings; where they differ, the supernet technique's (PC-DARTS's learning rate)
-    assert (strategy.slots.cells.k, strategy.warmup_epochs, strategy.arc_learning_rate,
+    assert (strategy.slots.cells.channels.k, strategy.warmup_epochs, strategy.arc_learning_rate,
             strategy.slots.estimator.eta) == (4, 15, 6e-4, 0.01)
     with pytest.raises(ConfigError, match="variant 'pdarts\\+pcdarts' has no option 'warmup_epochs'; its options: "
                                           'stages, skip_limit, skip_dropout_decay, arc_learning_rate'):
@@ -309,13 +311,70 @@ class SparseDARTS(DifferentiableSearch):
     techniques = (Sparsity,)
 
 
+class EveryChannel:
+    """A channels piece from outside the package: every channel through the candidates, as in
+    DARTS, counting what the supernet asks of it."""
+    weighs_edges = False
+
+    def __init__(self):
+        self.calls = collections.Counter()
+
+    def edge(self, operations, label):
+        self.calls['edge'] += 1
+        return operations
+
+    def candidate(self, module, label):
+        self.calls['candidate'] += 1
+        return module
+
+    def node_output(self, inputs, candidates, weights, edge_weights, label, drawn):
+        self.calls['node_output'] += 1
+        assert edge_weights is None  # it weighs no edges
+        return mix_edges(inputs, candidates, weights, drawn)
+
+
+class AllChannels(Technique):
+    name = 'all_channels'
+
+    def __init__(self):
+        self.piece = EveryChannel()
+
+    def fill(self, slots):
+        slots.design_cells(channels=self.piece)
+
+
+class AllChannelDARTS(DifferentiableSearch):
+    techniques = (AllChannels,)
+
+
+def test_a_channels_piece_from_outside_builds_and_mixes_every_mixed_operation():
+    x = torch.randn(2, 1, 8, 8)
+    supernets, outputs = [], []
+    for strategy in (AllChannelDARTS(), make_strategy('darts')):
+        torch.manual_seed(0)
+        supernets.append(build(strategy))
+        outputs.append(supernets[-1](x))
+    assert torch.equal(*outputs)  # every channel: DARTS's supernet, to the bit
+    ours = supernets[0]
+    edges = sum(len(node_edges) for cell in cells(ours) for node_edges in cell.ops)
+    nodes = sum(len(cell.output_node_indices) for cell in cells(ours))
+    assert all(cell.channels is not None for cell in cells(ours))
+    [piece] = {id(cell.channels): cell.channels for cell in cells(ours)}.values()
+    assert piece.calls == {'edge': edges, 'node_output': nodes}
+
+    layers = AllChannelDARTS().mutate_model(DictChoices())
+    assert layers.first.channels.calls == {'candidate': 5}  # 3 and 2 candidates, one piece for both
+    layers(torch.randn(2, 1, 8, 8))
+    assert layers.first.channels.calls == {'candidate': 5, 'node_output': 2}
+
+
 def test_a_technique_from_outside_composes_by_name_and_its_term_reaches_alpha():
     preset('sparsity', 'a toy sparsity cost', SparseDARTS)
     try:
         strategy = make_strategy('pcdarts+sparsity', k=K, sparsity_weight=0.5)
     finally:
         del VARIANTS['sparsity']
-    assert strategy.slots.filled['terms'] == ['sparsity'] and strategy.slots.cells.k == K
+    assert strategy.slots.filled['terms'] == ['sparsity'] and strategy.slots.cells.channels.k == K
     supernet = build(strategy)
     module = strategy.configure_oneshot_module(ClassifierModule(0.025, 0.001, 0.9, 3e-4))
     module.set_model(supernet)

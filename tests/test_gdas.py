@@ -13,7 +13,7 @@ from nni_darts_ext.spaces import Size, load_space
 from nni_darts_ext.strategies.gdas import GumbelMax
 from nni_darts_ext.supermodules.darts_cell import DartsCell
 from nni_darts_ext.supermodules.designed_cell import DesignedLayer
-from nni_darts_ext.supermodules.partial_channel import partial_channel_mix
+from nni_darts_ext.supermodules.partial_channel import partial_channel_node
 from nni_darts_ext.supermodules.batched_edges import mix_edges
 from nni_darts_ext.supermodules.weighing import reading_probabilities, sampled_weighings
 
@@ -118,7 +118,8 @@ def test_partial_channels_mix_the_drawn_candidate_on_their_channels():
     torch.manual_seed(0)
     output = first(x)
     assert sorted(counted.values()) == [0, 0, 1]
-    expected = partial_channel_mix(x, [first[name] for name in first.names], drawn, 2, 'first', int(drawn.argmax()))
+    expected = partial_channel_node([x], [[first[name] for name in first.names]], [drawn], None, 2, 'first',
+                                    [int(drawn.argmax())])
     torch.testing.assert_close(output, expected, rtol=0, atol=0)
 
 

@@ -40,10 +40,10 @@ def test_operations_inside_see_exactly_c_over_k_channels():
     hooks = []
     for name, module in net.named_modules():
         if isinstance(module, PartialChannelEdge):
-            for op_name, op in module.operations.items():
+            for op_name, op in module.items():
                 hooks.append(op.register_forward_hook(lambda m, i, o, key=(name, op_name): record(m, i, o, key)))
     net(torch.randn(2, 1, 8, 8))
-    assert len(seen) == sum(len(e.operations) for e in net.modules() if isinstance(e, PartialChannelEdge))
+    assert len(seen) == sum(len(e) for e in net.modules() if isinstance(e, PartialChannelEdge))
     # cell 0 works on 16 channels; cells 1 and 2 reduce, doubling to 32 and 64
     for (name, op_name), (channels_in, channels_out) in seen.items():
         full = 16 * 2 ** int(name.split('.')[1])
@@ -83,7 +83,7 @@ def test_k_1_mixes_every_channel_as_darts_does_with_edge_normalization(double_pr
             def checked(node, inputs, edges, cell=cell):
                 output = DesignedCell.node_output(cell, node, inputs, edges)
                 mixtures = [sum(w * op(x) for w, op in zip(cell.operation_probabilities(edge_label(cell.label, node, e)),
-                                                            edge.operations.values()))
+                                                            edge.values()))
                             for e, (x, edge) in enumerate(zip(inputs, edges))]
                 expected = sum(b * mixture for b, mixture in zip(cell.edge_weights(node), mixtures))
                 assert all(conv.in_channels == x.shape[1] for x, edge in zip(inputs, edges)
@@ -255,7 +255,7 @@ def test_warmup_longer_than_the_search_is_refused(quick_parameters, tmp_path):
 
 def test_paper_defaults():
     strategy = make_strategy('pcdarts')
-    assert (strategy.slots.cells.k, strategy.arc_learning_rate, strategy.warmup_epochs) == (4, 6e-4, 15)
+    assert (strategy.slots.cells.channels.k, strategy.arc_learning_rate, strategy.warmup_epochs) == (4, 6e-4, 15)
 
 
 def test_pcdarts_runs_in_nas_experiment_on_nnis_hub_darts_space():

@@ -128,7 +128,7 @@ def test_dropped_operations_are_never_built():
     space = Counting()
     built.clear()
     surviving = {f'normal/{node}_{source}': ('a', ZERO_OPERATION) for node in (2, 3) for source in range(node)}
-    DesignedCell.mutate(space.cell, 'cell', {}, {}, surviving=surviving, skip_limit=2, k=None)
+    DesignedCell.mutate(space.cell, 'cell', {}, {}, surviving=surviving, skip_limit=2, channels=None)
     assert built == ['a'] * 5  # one per edge: 2 edges into node 2, 3 into node 3
 
 
@@ -434,7 +434,7 @@ def test_repeated_blocks_are_pruned_and_the_depth_is_searched_whole():
 def test_free_layer_choices_take_partial_channels_in_pdarts_pcdarts():
     strategy = make_strategy('pdarts+pcdarts', k=2, stages=[[1, None, 1, 0, 0.0], [1, 2, 1, 0, 0.0]])
     layer = layers_of(strategy.mutate_model(DictChoices()))['first']
-    assert layer.k == 2 and layer['conv3x3'][0].in_channels == 2  # CHANNELS = 4, half through the candidates
+    assert layer.channels.k == 2 and layer['conv3x3'][0].in_channels == 2  # CHANNELS = 4, half through the candidates
     assert set(search_once(strategy, DictChoices)) == {'first', 'second'}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError, check_number
 from ..registry import preset
-from ..supermodules.partial_channel import SplitsChannels
+from ..supermodules.partial_channel import ChannelSplit
 from .search import DifferentiableSearch
 from .slots import SlotFiller, Technique
 
@@ -37,10 +37,10 @@ class PartialChannels(Technique):
         self.k = k
 
     def fill(self, slots: SlotFiller) -> None:
-        slots.design_cells(k=self.k)
+        slots.design_cells(channels=ChannelSplit(self.k))
 
     def check_supernet(self, supernet: Any) -> None:
-        if not any(isinstance(module, SplitsChannels) and module.k for module in supernet.modules()):
+        if not any(isinstance(getattr(module, 'channels', None), ChannelSplit) for module in supernet.modules()):
             raise ConfigError('pcdarts found no choice among operations (an NNI Cell or a LayerChoice) to give partial '
                               'channels, so it would search as darts does: search this space with darts')
 

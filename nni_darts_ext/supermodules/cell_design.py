@@ -1,12 +1,13 @@
 """The cells slot of a search: what the supernet's mixed operations are, as techniques set it.
 
-Cell properties combine on one cell and one layer type: partial channels (PC-DARTS's ``k``),
-pruning to the surviving operations (P-DARTS) and a weighing of the candidates (GDAS's Gumbel
-sampling, :mod:`~.weighing`, handed to every mixed operation through NNI's ``configure_softmax``)
-give one :class:`~.designed_cell.DesignedCell` and one :class:`~.designed_cell.DesignedLayer` with
-all of them; with none set, the search takes NNI's own modules. A
-factorized family (Scalable-DARTS) holds one vector per factor instead of one per edge over its
-operations: it has no partial-channel form and nothing to prune, and a design asking for both is
+Cell properties combine on one cell and one layer type: which channels the candidates see (a
+channels piece, :mod:`~.channels`: PC-DARTS's partial channels), pruning to the surviving
+operations (P-DARTS) and a weighing of the candidates (GDAS's Gumbel sampling,
+:mod:`~.weighing`, handed to every mixed operation through NNI's ``configure_softmax``) give one
+:class:`~.designed_cell.DesignedCell` and one :class:`~.designed_cell.DesignedLayer` with all of
+them; with none set, the search takes NNI's own modules. A factorized family (Scalable-DARTS)
+holds one vector per factor instead of one per edge over its operations: it has no
+partial-channel form and nothing to prune, and a design asking for both is
 refused by :meth:`CellDesign.conflict`, naming the techniques.
 """
 
@@ -18,15 +19,16 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .channels import Channels
 from .designed_cell import DesignedCell, DesignedLayer, SurvivingOperations
 from .factorized import FactorizedCell, FactorizedLayer
 
-PROPERTIES = ('k', 'pruned', 'factorized', 'weighing')
+PROPERTIES = ('channels', 'pruned', 'factorized', 'weighing')
 """What techniques set on the cells: partial channels, pruning between stages, factorized candidates,
 how the forward pass weighs the candidates."""
 
 FACTORIZED_CELLS_LACK = {
-    'k': 'both build the supernet cells, and factorized cells have no partial-channel form',
+    'channels': 'both build the supernet cells, and factorized cells have no partial-channel form',
     'pruned': "P-DARTS prunes each edge's operation vector; factorized cells hold one vector per factor instead",
     'weighing': 'a sampled weighing draws one candidate per edge, and factorized cells weigh each factor by its own softmax',
 }
@@ -39,9 +41,10 @@ class CellDesign:
 
     Attributes
     ----------
-    k
-        ``None``: every candidate sees all channels; otherwise 1/k of them, and each cell node
-        weighs its incoming edges (PC-DARTS's partial channels and edge normalization).
+    channels
+        ``None``: every candidate sees all channels. Otherwise the piece that builds and mixes
+        the candidates for the channels they see (:class:`~.channels.Channels`: PC-DARTS's 1/k of
+        them, with edge normalization).
     pruned
         Each mixed operation holds only the candidates that survived the stages before (P-DARTS).
     skip_limit
@@ -54,7 +57,7 @@ class CellDesign:
     set_by
         The technique that set each property.
     """
-    k: int | None = None
+    channels: Channels | None = None
     pruned: bool = False
     skip_limit: int | None = None
     factorized: bool = False
@@ -86,8 +89,8 @@ class CellDesign:
         ``surviving``: the candidates each mixed operation keeps when ``pruned``."""
         if self.factorized:
             return [FactorizedCell.mutate, FactorizedLayer.mutate]
-        if not self.pruned and self.k is None and self.weighing is None:
+        if not self.pruned and self.channels is None and self.weighing is None:
             return []
         kept = surviving if self.pruned else None
-        return [partial(DesignedCell.mutate, surviving=kept, skip_limit=self.skip_limit, k=self.k),
-                partial(DesignedLayer.mutate, surviving=kept, k=self.k)]
+        return [partial(DesignedCell.mutate, surviving=kept, skip_limit=self.skip_limit, channels=self.channels),
+                partial(DesignedLayer.mutate, surviving=kept, channels=self.channels)]

@@ -24,8 +24,8 @@ it is read:
 
 Its forward pass computes NNI's (each node the sum over its incoming edges of their operations
 weighed by ``softmax(alpha)``), each candidate run once for all of a node's edges
-(:func:`~.batched_edges.mix_edges`); with ``k`` set (partial channels), each edge mixes 1/K of its
-channels (:func:`~.partial_channel.partial_channel_node`).
+(:func:`~.batched_edges.mix_edges`); with a channels piece (:mod:`~.channels`: PC-DARTS's partial
+channels), the piece mixes them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from ..nni_internals import architecture_parameters, architecture_weights, norma
 from ..spaces.operations import ZERO_OPERATION
 from .batched_edges import mix_edges
 from .derivation import EdgeScore
-from .partial_channel import partial_channel_node
+from .channels import Channels
 from .supernet_cell import SupernetCell
 from .weighing import drawn_index
 
@@ -56,14 +56,15 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
     edge_operations
         Per edge (``CELL/NODE_SOURCE``), the candidates its vector weighs, the zero operation last
         while it is one.
-    k
-        ``None``: every edge's operations see all its channels; otherwise 1/k of them, and each
-        node weighs its incoming edges by ``softmax(beta)`` (PC-DARTS).
+    channels
+        ``None``: every edge's operations see all its channels. Otherwise the piece that builds
+        and mixes them (:class:`~.channels.Channels`: PC-DARTS's 1/k of them), and, where it
+        weighs edges, each node weighs its incoming edges by ``softmax(beta)``.
     skip_limit
         The most skip-connects the derived cell may hold (P-DARTS's M); ``None``: no limit.
     """
 
-    k: int | None = None
+    channels: Channels | None = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -75,10 +76,11 @@ class DartsCell(SupernetCell, DifferentiableMixedCell):
         vectors, weighing = architecture_weights(self), normalization(self)
         weights = [weighing(vectors[edge_label(self.label, node, source)]) for source in range(node)]
         drawn = [drawn_index(weighing, w) for w in weights]
-        if self.k is None:
-            return mix_edges(inputs, [list(edge.values()) for edge in edges], weights, drawn)
-        return partial_channel_node(inputs, [list(edge.operations.values()) for edge in edges], weights,
-                                    self.edge_weights(node), self.k, self.label, drawn)
+        candidates = [list(edge.values()) for edge in edges]
+        if self.channels is None:
+            return mix_edges(inputs, candidates, weights, drawn)
+        edge_weights = self.edge_weights(node) if self.channels.weighs_edges else None
+        return self.channels.node_output(inputs, candidates, weights, edge_weights, self.label, drawn)
 
     @property
     def edges(self) -> list[str]:

@@ -12,9 +12,10 @@ the pieces the techniques set (:class:`~.cell_design.CellDesign`).
   weights) is left as it is. A cell derives by DARTS's rule with P-DARTS's limit on skip-connects
   in the normal cell (:class:`~.supernet_cell.SupernetCell`); a free ``LayerChoice`` exports its
   strongest surviving candidate.
-- **Which channels the candidates see** (PC-DARTS, ``k``): each mixed operation mixes its candidates
-  on 1/K of the channels (:mod:`~.partial_channel`), and each cell node weighs its incoming edges
-  with learned ``softmax(beta)`` (edge normalization).
+- **Which channels the candidates see** (:mod:`~.channels`; PC-DARTS's
+  :class:`~.partial_channel.ChannelSplit`): each mixed operation mixes its candidates on 1/K of
+  the channels, and each cell node weighs its incoming edges with learned ``softmax(beta)`` (edge
+  normalization).
 - **How the forward pass weighs the candidates** (GDAS's sampling, :mod:`~.weighing`): NNI's
   ``configure_softmax`` module, handed to every module here.
 
@@ -37,7 +38,7 @@ from ..architecture import SKIP_CONNECT, edge_label
 from ..nni_internals import init_as_layer_choice, init_as_sampling_cell, probabilities, set_architecture_weights
 from ..spaces.operations import ZERO_OPERATION
 from .darts_cell import DartsCell, edge_normalization
-from .partial_channel import PartialChannelEdge, SplitsChannels, build_for_channel_fraction, partial_channel_mix
+from .channels import Channels
 from .weighing import layer_weights, mixed_layer_output
 
 SurvivingOperations = Mapping[str, tuple[Any, ...]]
@@ -93,14 +94,14 @@ class DesignedCell(DartsCell):
         followed by :class:`SkipConnectDropout`.
     skip_limit
         The most skip-connects the derived cell may hold (``None``: no limit).
-    k
-        ``None``: every edge sees all channels. Otherwise PC-DARTS's partial channels (1/k of
-        them through the operations) and edge normalization.
+    channels
+        ``None``: every edge sees all channels. Otherwise the piece that builds and mixes the
+        edges (:class:`~.channels.Channels`: PC-DARTS's partial channels and edge normalization).
     """
 
     def __init__(self, op_factory, num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor,
                  concat_dim, memo, mutate_kwargs, label, *, surviving: SurvivingOperations | None,
-                 skip_limit: int | None, k: int | None):
+                 skip_limit: int | None, channels: Channels | None):
         arguments = (num_nodes, num_ops_per_node, num_predecessors, preprocessor, postprocessor, concat_dim, memo,
                      mutate_kwargs, label)
         if surviving is None:
@@ -108,12 +109,13 @@ class DesignedCell(DartsCell):
         else:
             self._build_pruned(op_factory, arguments, surviving)
         self.skip_limit = skip_limit
-        self.k = k
-        if k is not None:
+        self.channels = channels
+        if channels is not None:
             for node, node_edges in zip(self.output_node_indices, self.ops):
                 for source, operations in enumerate(node_edges):
-                    node_edges[source] = PartialChannelEdge(operations, k, edge_label(self.label, node, source))
-            self._arch_beta = edge_normalization(label, self.output_node_indices, memo)
+                    node_edges[source] = channels.edge(operations, edge_label(self.label, node, source))
+            if channels.weighs_edges:
+                self._arch_beta = edge_normalization(label, self.output_node_indices, memo)
 
     def _build_pruned(self, op_factory: Any, arguments: tuple, surviving: SurvivingOperations) -> None:
         # NNI's differentiable cell would give every edge the same operations and a vector over
@@ -140,17 +142,18 @@ class DesignedCell(DartsCell):
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations | None,
-               skip_limit: int | None, k: int | None):
+               skip_limit: int | None, channels: Channels | None):
         if type(module) is Cell and module.op_candidates_factory is not None:
             # P-DARTS limits the skip-connects of normal cells only
             limit = None if 'reduce' in module.label else skip_limit
             return cls(module.op_candidates_factory, module.num_nodes, module.num_ops_per_node,
                        module.num_predecessors, module.preprocessor, module.postprocessor, module.concat_dim,
-                       memo, mutate_kwargs, module.label, surviving=surviving, skip_limit=limit, k=k)
+                       memo, mutate_kwargs, module.label, surviving=surviving, skip_limit=limit,
+                       channels=channels)
         return None
 
 
-class DesignedLayer(SplitsChannels, DifferentiableMixedLayer):
+class DesignedLayer(DifferentiableMixedLayer):
     """A ``LayerChoice`` outside a cell with the cells slot's pieces.
 
     It is NNI's differentiable layer (``names``, one weight per name in ``_arch_alpha``, the
@@ -169,13 +172,14 @@ class DesignedLayer(SplitsChannels, DifferentiableMixedLayer):
         among them followed by :class:`SkipConnectDropout`.
     alpha
         The architecture vector over the kept candidates, in the candidates' order.
-    k
-        ``None``: the candidates see all channels. Otherwise PC-DARTS's partial channels: they are
-        rebuilt for 1/k of the input channels, the rest bypasses them.
+    channels
+        ``None``: the candidates see all channels. Otherwise the piece that builds and mixes them
+        (:class:`~.channels.Channels`; PC-DARTS's partial channels: 1/k of the input channels
+        through the candidates, the rest bypassing them).
     """
 
     def __init__(self, paths, kept: tuple[Any, ...] | None, alpha: nn.Parameter, softmax: nn.Module, label: str, *,
-                 k: int | None):
+                 channels: Channels | None):
         # LayerChoice's constructor (DifferentiableMixedLayer's wants a weight for every candidate):
         # it names the candidates as the user's LayerChoice does; the dropped ones then leave
         init_as_layer_choice(self, paths, label)
@@ -190,24 +194,25 @@ class DesignedLayer(SplitsChannels, DifferentiableMixedLayer):
                     self[name] = SkipConnectDropout()
         if len(alpha) != len(self.names):
             raise ValueError(f'{label}: {len(alpha)} architecture weights for {len(self.names)} candidates')
-        if k is not None:
+        if channels is not None:
             for name in self.names:
-                self[name] = build_for_channel_fraction(self[name], k, f'{label}/{name}')
+                self[name] = channels.candidate(self[name], f'{label}/{name}')
         set_architecture_weights(self, alpha, softmax)
-        self.k = k
+        self.channels = channels
 
     @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations | None, k: int | None):
+    def mutate(cls, module, name, memo, mutate_kwargs, *, surviving: SurvivingOperations | None,
+               channels: Channels | None):
         if type(module) is not LayerChoice:
             return None
         softmax = mutate_kwargs.get('softmax', nn.Softmax(-1))
         if surviving is None:  # NNI's vector for the label
-            return cls(module.candidates, None, memo[module.label], softmax, module.label, k=k)
+            return cls(module.candidates, None, memo[module.label], softmax, module.label, channels=channels)
         kept = tuple(surviving.get(module.label, module.names))
         key = module.label + '/surviving'
         if key not in memo:  # shared by every LayerChoice of this label
             memo[key] = nn.Parameter(torch.randn(len(kept)) * 1e-3)
-        return cls(module.candidates, kept, memo[key], softmax, module.label, k=k)
+        return cls(module.candidates, kept, memo[key], softmax, module.label, channels=channels)
 
     def operation_weights(self) -> dict[Any, float]:
         """``softmax(alpha)`` by candidate name."""
@@ -220,8 +225,9 @@ class DesignedLayer(SplitsChannels, DifferentiableMixedLayer):
         return weights.new_zeros(len(self.domain)).index_put((kept,), weights)
 
     def forward(self, *args, **kwargs):
-        if self.k is None:
+        if self.channels is None:
             return mixed_layer_output(self, args, kwargs)
-        (x,) = args
+        (x,) = args  # the candidates of a layer whose channels are split take one tensor
         weights, chosen = layer_weights(self)
-        return partial_channel_mix(x, [self[name] for name in self.names], weights, self.k, self.label, chosen)
+        return self.channels.node_output([x], [[self[name] for name in self.names]], [weights], None, self.label,
+                                         [chosen])

@@ -5,10 +5,11 @@ bypass them (max-pooled 2x2 where the edge halves the resolution), are concatena
 the result is channel-shuffled with K groups so that a different slice is processed next time.
 
 The candidates are rebuilt for C/K channels (:func:`build_for_channel_fraction`; a cell's edge:
-:class:`PartialChannelEdge`), so compute, weights and activation memory really drop by K, not only
-the arithmetic. In a cell, each node also weighs its incoming edges with learned ``softmax(beta)``
-(edge normalization, :func:`partial_channel_node`); at derivation an edge scores ``max over
-non-zero operations of softmax(alpha) x softmax(beta)`` (:class:`~.darts_cell.DartsCell`).
+:class:`PartialChannelEdge`; the cells slot's piece: :class:`ChannelSplit`), so compute, weights
+and activation memory really drop by K, not only the arithmetic. In a cell, each node also weighs
+its incoming edges with learned ``softmax(beta)`` (edge normalization, :func:`partial_channel_node`);
+at derivation an edge scores ``max over non-zero operations of softmax(alpha) x softmax(beta)``
+(:class:`~.darts_cell.DartsCell`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,6 @@ from torch import nn
 
 from ..errors import ConfigError
 from .batched_edges import mix_edges
-
-
-class SplitsChannels:
-    """Marks a supermodule whose candidates see 1/``k`` of the channels (``k`` ``None``: all of them)."""
-    k: int | None
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -54,16 +50,36 @@ def build_for_channel_fraction(module: nn.Module, k: int, label: str) -> nn.Modu
     return module
 
 
-class PartialChannelEdge(SplitsChannels, nn.Module):
-    """One cell edge: its candidate operations, built for 1/``k`` of the channels (the cell's nodes
-    mix them: :func:`partial_channel_node`)."""
+class PartialChannelEdge(nn.ModuleDict):
+    """One cell edge: its candidate operations by name, built for 1/``k`` of the channels (the
+    cell's nodes mix them: :func:`partial_channel_node`)."""
 
     def __init__(self, operations: nn.ModuleDict, k: int, label: str):
-        super().__init__()
+        super().__init__({name: build_for_channel_fraction(op, k, f'{label}/{name}')
+                          for name, op in operations.items()})
         self.k = k
         self.label = label
-        self.operations = nn.ModuleDict({name: build_for_channel_fraction(op, k, f'{label}/{name}')
-                                         for name, op in operations.items()})
+
+
+class ChannelSplit:
+    """The cells slot's channels piece for PC-DARTS (:class:`~.channels.Channels`): 1/``k`` of the
+    channels through the candidates, the rest bypassing them, and edge normalization in cells."""
+
+    weighs_edges = True
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def edge(self, operations: nn.ModuleDict, label: str) -> nn.ModuleDict:
+        return PartialChannelEdge(operations, self.k, label)
+
+    def candidate(self, module: nn.Module, label: str) -> nn.Module:
+        return build_for_channel_fraction(module, self.k, label)
+
+    def node_output(self, inputs: Sequence[torch.Tensor], candidates: Sequence[Sequence[nn.Module]],
+                    weights: Sequence[torch.Tensor], edge_weights: torch.Tensor | None, label: str,
+                    drawn: Sequence[int | None]) -> torch.Tensor:
+        return partial_channel_node(inputs, candidates, weights, edge_weights, self.k, label, drawn)
 
 
 _REBUILT = (nn.Conv2d, nn.BatchNorm2d)
@@ -103,17 +119,11 @@ def _rebuild(module: nn.Module, k: int, label: str) -> nn.Module:
                      module.bias is not None, module.padding_mode)
 
 
-def partial_channel_mix(x: torch.Tensor, operations: Sequence[nn.Module], weights: torch.Tensor, k: int,
-                        label: str, drawn: int | None = None) -> torch.Tensor:
-    """``shuffle(concat(sum_o w_o * o(x[:C/K]), bypass(x[C/K:])), K)``: one edge of
-    :func:`partial_channel_node`."""
-    return partial_channel_node([x], [operations], [weights], None, k, label, [drawn])
-
-
 def partial_channel_node(inputs: Sequence[torch.Tensor], candidates: Sequence[Sequence[nn.Module]],
                          weights: Sequence[torch.Tensor], edge_weights: torch.Tensor | None, k: int,
                          label: str, drawn: Sequence[int | None] | None = None) -> torch.Tensor:
-    """``sum_e b_e * shuffle(concat(sum_o w_eo * o(x_e[:C/K]), bypass(x_e[C/K:])), K)``.
+    """``sum_e b_e * shuffle(concat(sum_o w_eo * o(x_e[:C/K]), bypass(x_e[C/K:])), K)``; one edge
+    (a free ``LayerChoice``): ``shuffle(concat(sum_o w_o * o(x[:C/K]), bypass(x[C/K:])), K)``.
 
     Edge ``e`` has input ``inputs[e]``, operations ``candidates[e]``, one weight per operation in
     ``weights[e]`` (possibly followed by the zero operation's, which adds nothing) and weight
