@@ -23,6 +23,25 @@ from .checkpoints import AtomicCheckpointIO, epoch_checkpoints
 from .errors import ConfigError
 
 
+CRASHING_CHANNELS = 8
+"""In channels-last float32 on the CPU, torch 2.14's oneDNN backward of a 1x1 convolution with a
+stride and fewer input channels than this corrupts the heap on some processors (AVX2 ones: an
+abort, or wrong values)."""
+
+
+def refuse_crashing_convolutions(model: nn.Module) -> None:
+    """Raise :class:`ConfigError` when ``model`` holds a convolution whose channels-last CPU backward
+    corrupts memory (:data:`CRASHING_CHANNELS`): NNI's ``FactorizedReduce`` at a narrow width, or
+    at 1/K of a narrow width with PC-DARTS."""
+    for name, module in model.named_modules():
+        if (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.stride != (1, 1)
+                and module.groups == 1 and 1 < module.in_channels < CRASHING_CHANNELS):
+            raise ConfigError(f'channels_last: {name} is a strided 1x1 convolution of {module.in_channels} input '
+                              f'channels, whose channels-last backward on the CPU (torch {torch.__version__}) '
+                              f'corrupts memory below {CRASHING_CHANNELS}; set channels_last false, or widen the '
+                              'space (search_width, or a smaller k with pcdarts)')
+
+
 class ClassifierModule(LightningModule):
     """Cross-entropy classification with SGD and a cosine learning rate, as in DARTS.
 
@@ -58,12 +77,17 @@ class ClassifierModule(LightningModule):
         self.weight_decay = weight_decay
         self.auxiliary_weight = auxiliary_weight
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self._checked_model: int | None = None  # the network refuse_crashing_convolutions passed
 
     def setup(self, stage: str) -> None:
         if self.memory_format is torch.channels_last:
             self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if (self.memory_format is torch.channels_last and self._checked_model != id(self.model)
+                and images.device.type == 'cpu' and images.dtype == torch.float32):
+            refuse_crashing_convolutions(self.model)
+            self._checked_model = id(self.model)
         return self.model(images.contiguous(memory_format=self.memory_format))
 
     def _loss_and_accuracy(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -146,10 +146,14 @@ def check_ladarts(written: dict[str, Any]) -> None:
     assert set(written) == {'machine', 'parameters', 'timing', 'runs', 'summary'}
     assert written['parameters']['search_epochs'] == 1 and written['parameters']['train_subset'] == 64
     assert written['timing']['repeats'] == 1
-    assert [(run['name'], run['seed']) for run in written['runs']] == [('darts', 0), ('ladarts lambda=0.01', 0)]
+    names = ['nni-darts', 'darts', 'ladarts lambda=0.01']
+    assert [(run['name'], run['seed']) for run in written['runs']] == [(name, 0) for name in names]
     assert all(run['latency_ms'] > 0 and 'architecture' in run for run in written['runs'])
-    assert [row['name'] for row in written['summary']] == ['darts', 'ladarts lambda=0.01']
-    assert written['summary'][0]['latency_vs_darts'] == 1.0
+    # the quick start's trial settings: its architecture travel, one thread
+    assert written['parameters']['arc_travel'] == 60 and written['parameters']['threads'] == 1
+    assert all(run['arc_learning_rate'] > 3e-4 for run in written['runs'])
+    assert [row['name'] for row in written['summary']] == names
+    assert written['summary'][0]['latency_vs_nni_darts'] == 1.0
 
 
 def check_latency_predictors(written: dict[str, Any]) -> None:
@@ -402,7 +406,7 @@ SMOKE_RUNS = {
                      str(tmp / 'second_derivatives.json')],
         'second_derivatives.json', check_second_derivatives),
     'step_profile.py': SmokeRun(
-        lambda tmp: ['--variants', 'pcdarts', '--k', '2', '--width', '4', '--cells', '3', '--image-size', '8',
+        lambda tmp: ['--variants', 'pcdarts', '--k', '2', '--width', '16', '--cells', '3', '--image-size', '8',
                      '--batch', '2', '--skip', '1', '--steps', '2', '--rounds', '1', '--warm-process',
                      '--layouts', 'default', 'channels-last', '--output', str(tmp / 'step_profile.json')],
         'step_profile.json', check_step_profile),
