@@ -80,8 +80,8 @@ def plot(runs: list[dict[str, Any]], table: GroundTruth, path: Path) -> None:
                 axes.scatter([b] * len(per_budget[b]), per_budget[b], s=8, color=f'C{index}', alpha=0.4)
     accuracy.axhline(ALL_SKIP_CIFAR10, color='black', linestyle='--', linewidth=1, label='all-skip cell 54.30')
     accuracy.set_ylabel('NB201 CIFAR-10 test accuracy (median, dots: seeds)')
-    free.set_ylabel('parameter-free edges (mean over seeds)')
-    skips.set_ylabel('skip-connects (mean over seeds)')
+    free.set_ylabel('parameter-free edges (median, dots: seeds)')
+    skips.set_ylabel('skip-connects (median, dots: seeds)')
     for axes in (accuracy, free, skips):
         axes.set_xlabel('search budget (x the benchmark\'s)')
         axes.set_xscale('log', base=2)
