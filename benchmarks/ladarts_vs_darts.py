@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from nni_darts_ext.latency.profile import deployed
 from nni_darts_ext.spaces import load_space
 
 from figures import save_figure  # benchmarks/ is the script's first import path
+from machine import cpu_name
 from testbed import ROOT, trial_parameters
 
 matplotlib.use('Agg')
@@ -109,7 +109,7 @@ def main() -> None:
     arguments = parser.parse_args()
     trial.configure_output()
     torch.set_num_threads(arguments.threads)
-    machine = f'{platform.processor() or platform.machine()}, {arguments.threads} thread(s), torch {torch.__version__}'
+    machine = f'{cpu_name()}, {arguments.threads} thread(s), torch {torch.__version__}'
     overrides = parse_options(arguments.set)
     common = {**trial_parameters(arguments.experiment, 'darts'), **overrides}
     runs = []
