@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError, unknown_value
+from .supermodules.second_order_convolution import kept_for_second_derivatives
 
 Loss = Callable[[], Tensor]
 """The loss at the current values of the parameters (a closure over a batch)."""
@@ -149,7 +150,9 @@ class DoubleBackward(SecondDerivatives):
     backward, and each product a backward pass through that graph)."""
 
     def at(self, loss: Loss, weights: Sequence[Tensor], alphas: Sequence[Tensor]) -> Products:
-        return GradientGraph(loss(), list(weights), list(alphas))
+        with kept_for_second_derivatives():
+            value = loss()
+        return GradientGraph(value, list(weights), list(alphas))
 
 
 class GradientGraph(Products):

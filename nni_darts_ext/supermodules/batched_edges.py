@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation
 from torch import Tensor, nn
 
+from .second_order_convolution import conv2d
+
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 
@@ -108,8 +110,8 @@ def _layers_side_by_side(layers: Sequence[nn.Module], x: Tensor, scale: Tensor |
     first = layers[0]
     if isinstance(first, nn.Conv2d):
         bias = torch.cat([m.bias for m in layers]) if first.bias is not None else None
-        return F.conv2d(x, torch.cat([m.weight for m in layers]), bias, first.stride, first.padding,
-                        first.dilation, first.groups * len(layers))
+        return conv2d(x, torch.cat([m.weight for m in layers]), bias, first.stride, first.padding,
+                      first.dilation, first.groups * len(layers))
     if isinstance(first, nn.BatchNorm2d):
         return _batch_norm_side_by_side(layers, x, scale)
     if isinstance(first, nn.ReLU):

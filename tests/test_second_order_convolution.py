@@ -1,0 +1,104 @@
+"""The convolution of graphs kept for second-derivative products against torch's own, in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nni_darts_ext import make_strategy
+from nni_darts_ext.second_derivatives import DoubleBackward, GradientGraph
+from nni_darts_ext.supermodules import second_order_convolution
+from nni_darts_ext.supermodules.second_order_convolution import conv2d, kept_for_second_derivatives
+
+from .test_stabilized import BatchLoss, quick_start_supernet
+
+SETTINGS = {  # in channels, out channels, kernel, stride, padding, dilation, groups, bias
+    'depthwise dilated 5x5': (12, 12, 5, 1, 4, 2, 12, False),
+    'depthwise 3x3 stride 2': (6, 6, 3, 2, 1, 1, 6, False),
+    'depthwise dilated 3x3 stride 2': (6, 6, 3, 2, 2, 2, 6, False),
+    'grouped 1x1': (16, 32, 1, 1, 0, 1, 4, False),
+    'dense 3x3 with bias': (4, 6, 3, 1, 1, 1, 1, True),
+    'grouped 3x3 stride 2, odd size, no padding': (4, 8, 3, 2, 0, 1, 2, False),
+    'asymmetric': (6, 6, (3, 5), 1, (1, 4), (1, 2), 3, False),
+}
+
+
+def gradients_and_products(convolution, x, weight, bias, settings):
+    """The gradient of a loss through ``convolution``, and the gradient of a function of that gradient."""
+    stride, padding, dilation, groups = settings
+    output = convolution(x, weight, bias, stride, padding, dilation, groups)
+    loss = (output.tanh() * torch.linspace(-1, 1, output.numel()).view_as(output)).sum()
+    parameters = [x, weight] + ([bias] if bias is not None else [])
+    first = torch.autograd.grad(loss, parameters, create_graph=True)
+    second = torch.autograd.grad(sum((g.sin() * g).sum() for g in first), parameters)
+    return [g.detach() for g in first], second
+
+
+@pytest.mark.parametrize('setting', SETTINGS.values(), ids=SETTINGS.keys())
+def test_products_are_torch_s_to_rounding_and_the_gradient_is_torch_s_to_the_bit(double_precision, setting):
+    in_channels, out_channels, kernel, stride, padding, dilation, groups, has_bias = setting
+    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
+    torch.manual_seed(0)
+    x = torch.randn(3, in_channels, 9, 11, requires_grad=True)
+    weight = torch.randn(out_channels, in_channels // groups, *kernel, requires_grad=True)
+    bias = torch.randn(out_channels, requires_grad=True) if has_bias else None
+    settings = (stride, padding, dilation, groups)
+    expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, bias, settings)
+    with kept_for_second_derivatives():
+        first, second = gradients_and_products(conv2d, x, weight, bias, settings)
+    for got, expected in zip(first, expected_first):
+        assert torch.equal(got, expected)
+    for got, expected in zip(second, expected_second):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_outside_the_context_it_is_torch_s_own_convolution():
+    x, weight = torch.randn(2, 4, 5, 5, requires_grad=True), torch.randn(4, 1, 3, 3, requires_grad=True)
+    assert type(conv2d(x, weight, None, 1, 1, 1, 4).grad_fn).__name__ == 'ConvolutionBackward0'
+    with kept_for_second_derivatives():
+        assert type(conv2d(x, weight, None, 1, 1, 1, 4).grad_fn).__name__ != 'ConvolutionBackward0'
+        with torch.no_grad():
+            assert conv2d(x, weight, None, 1, 1, 1, 4).grad_fn is None
+
+
+@pytest.fixture(scope='module')
+def supernet_products():
+    """The quick-start supernet's training loss in float64, its kept gradient graph built with this
+    module's convolution (its batched candidates') and with torch's own, and a vector over the weights."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        net, batch = quick_start_supernet(make_strategy('stabilized'))
+        net.double()
+        alphas = [p for n, p in net.named_parameters() if '_arch_' in n]
+        weights = [p for n, p in net.named_parameters() if '_arch_' not in n]
+        loss = BatchLoss((batch['train'][0].double(), batch['train'][1]))
+        kept = DoubleBackward().at(lambda: loss(net(loss.images)), weights, alphas)
+        torchs = GradientGraph(loss(net(loss.images)), weights, alphas)
+        torch.manual_seed(1)
+        yield kept, torchs, [torch.randn_like(w) for w in weights]
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_the_supernet_s_products_are_torch_s_to_rounding(supernet_products):
+    kept, torchs, vector = supernet_products
+    for got, expected in zip(kept.weight_gradient(), torchs.weight_gradient()):
+        assert torch.equal(got, expected)
+    for product in ('hessian_product', 'mixed_product'):
+        got, expected = getattr(kept, product)(vector), getattr(torchs, product)(vector)
+        got, expected = torch.cat([g.flatten() for g in got]), torch.cat([e.flatten() for e in expected])
+        assert float((got - expected).norm() / expected.norm()) < 1e-12
+
+
+def test_a_mixed_product_computes_no_kernel_gradient(supernet_products, monkeypatch):
+    kept, _, vector = supernet_products
+    calls = []
+    weight_gradient = second_order_convolution._weight_gradient
+    monkeypatch.setattr(second_order_convolution, '_weight_gradient',
+                        lambda *arguments: calls.append(1) or weight_gradient(*arguments))
+    kept.mixed_product(vector)
+    assert not calls
+    kept.hessian_product(vector)
+    assert calls
