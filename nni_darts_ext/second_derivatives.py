@@ -147,7 +147,9 @@ class CentralDifferences(Products):
 class DoubleBackward(SecondDerivatives):
     """Exact products: differentiate ``(dL/dw) . v`` once more. One forward pass and one backward
     pass that keeps its graph serve every product at the same weights (more memory than a plain
-    backward, and each product a backward pass through that graph)."""
+    backward, and each product a backward pass through that graph). The forward pass builds the
+    cells' batched convolutions with derivatives of their own
+    (:mod:`~nni_darts_ext.supermodules.second_order_convolution`)."""
 
     def at(self, loss: Loss, weights: Sequence[Tensor], alphas: Sequence[Tensor]) -> Products:
         with kept_for_second_derivatives():
