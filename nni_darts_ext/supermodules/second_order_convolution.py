@@ -4,9 +4,9 @@ for second-derivative products.
 An exact Hessian or mixed product differentiates the graph of the gradient (``create_graph``),
 and so the backward of each convolution's backward. Torch's (``_convolution_double_backward``)
 runs a grouped convolution one group at a time: a node's batched candidates are grouped
-convolutions of dozens to hundreds of groups, so each product made thousands of small calls. On
-the CPU, oneDNN's backward of a dilated or 5x5 depthwise convolution is also several times its
-forward. Here the products are convolutions of the whole tensors, and every gradient to a
+convolutions of dozens to hundreds of groups, so each product would make thousands of small
+calls. On the CPU, oneDNN's gradient to the input of a dilated depthwise convolution also takes
+10 to 35 times its forward pass (``benchmarks/depthwise_gradients.py``). Here the products are convolutions of the whole tensors, and every gradient to a
 convolution's input at stride 1 is a forward convolution (of the output's gradient with the
 kernels flipped and transposed per group). A pass asks for only the gradients it needs (a mixed
 product none of the kernels').
@@ -90,6 +90,8 @@ def _wanted(ctx, edges: Sequence[GradientEdge | None]) -> list[bool]:
 
 
 def _runs(edge: GradientEdge) -> bool:
+    """Whether the running backward pass executes ``edge`` 's node (torch's own test, the one its
+    ``register_multi_grad_hook`` makes)."""
     try:
         return torch._C._will_engine_execute_node(edge.node)
     except RuntimeError:  # a leaf under autograd.grad: torch cannot tell, so compute it
