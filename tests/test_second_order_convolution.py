@@ -77,9 +77,10 @@ def supernet_products():
         kept = DoubleBackward().at(lambda: loss(net(loss.images)), weights, alphas)
         torchs = GradientGraph(loss(net(loss.images)), weights, alphas)
         torch.manual_seed(1)
-        yield kept, torchs, [torch.randn_like(w) for w in weights]
+        vector = [torch.randn_like(w) for w in weights]
     finally:
         torch.set_default_dtype(previous)
+    return kept, torchs, vector
 
 
 def test_the_supernet_s_products_are_torch_s_to_rounding(supernet_products):
@@ -102,3 +103,18 @@ def test_a_mixed_product_computes_no_kernel_gradient(supernet_products, monkeypa
     assert not calls
     kept.hessian_product(vector)
     assert calls
+
+
+def test_under_autocast_the_gradient_is_torch_s_and_the_products_within_bfloat16_s_rounding():
+    torch.manual_seed(0)
+    x, weight = torch.randn(2, 8, 7, 7, requires_grad=True), torch.randn(8, 1, 5, 5, requires_grad=True)
+    settings = (1, 4, 2, 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, None, settings)
+        with kept_for_second_derivatives():
+            first, second = gradients_and_products(conv2d, x, weight, None, settings)
+    for got, expected in zip(first, expected_first):
+        assert got.dtype == torch.float32 and torch.equal(got, expected)
+    for got, expected in zip(second, expected_second):
+        assert got.dtype == torch.float32
+        assert float((got - expected).norm() / expected.norm()) < 2e-2

@@ -50,6 +50,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int | Sequenc
     """``F.conv2d``; inside :func:`kept_for_second_derivatives`, with this module's derivatives."""
     if not (_KEPT.get() and torch.is_grad_enabled() and isinstance(padding, (int, tuple, list))):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    if torch.is_autocast_enabled(x.device.type):  # as autocast casts a convolution's inputs, outside the graph's node
+        dtype = torch.get_autocast_dtype(x.device.type)
+        x, weight, bias = (None if t is None else t.to(dtype) for t in (x, weight, bias))
     return _Convolution.apply(x, weight, bias, (_pair(stride), _pair(padding), _pair(dilation), groups))
 
 
