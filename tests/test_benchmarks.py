@@ -207,6 +207,14 @@ def check_second_derivatives(written: dict[str, Any]) -> None:
         assert -1 <= measured['finite_differences']['0.1']['hu_cosine'] <= 1
 
 
+def check_depthwise_gradients(written: dict[str, Any]) -> None:
+    assert set(written) == {'machine', 'arguments', 'rows'}
+    timings = ['forward', 'input_gradient', 'input_gradient_as_forward', 'kernel_gradient',
+               'kernel_gradient_as_convolution']
+    assert len(written['rows']) == 7
+    assert all(list(row) == ['shape', *timings] and all(row[key] > 0 for key in timings) for row in written['rows'])
+
+
 def check_stabilized(written: dict[str, Any]) -> None:
     assert set(written) == {'machine', 'arguments', 'runs'}
     assert list(written['runs']) == ["NNI's DARTS (first order)", 'darts2 (double backward, default)',
@@ -369,6 +377,9 @@ SMOKE_RUNS = {
                      '--output', str(tmp / 'latency.json')],
         'latency.json', check_nb201_latency, ('latency.png',)),
     'nb201_quality.py': SmokeRun(ground_truth_options, 'truth.json', check_ground_truth, ('truth.md', 'truth.png')),
+    'depthwise_gradients.py': SmokeRun(
+        lambda tmp: ['--batch', '2', '--calls', '1', '--repeats', '1', '--output', str(tmp / 'depthwise.json')],
+        'depthwise.json', check_depthwise_gradients),
     'every_variant.py': SmokeRun(every_variant_options, 'every_variant.json', check_every_variant,
                                  ('every_variant.md', 'every_variant.png')),
     'ladarts_vs_darts.py': SmokeRun(
