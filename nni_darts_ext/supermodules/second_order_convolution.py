@@ -60,13 +60,21 @@ def _pair(value: int | Sequence[int]) -> list[int]:
     return [value, value] if isinstance(value, int) else list(value)
 
 
+def _torch_gradients(output_gradient: Tensor, x: Tensor, weight: Tensor, settings: Settings,
+                     wanted: list[bool], bias_size: list[int] | None = None) -> tuple[Tensor | None, ...]:
+    """Torch's own gradients of ``<output_gradient, conv(x, weight) + bias>``: to the input, the
+    kernels and the bias, each where ``wanted``."""
+    stride, padding, dilation, groups = settings
+    return torch.ops.aten.convolution_backward(output_gradient, x, weight, bias_size, stride, padding, dilation,
+                                               False, [0, 0], groups, wanted)
+
+
 def _input_gradient(output_gradient: Tensor, x: Tensor, weight: Tensor, settings: Settings) -> Tensor:
     """``d <output_gradient, conv(x, weight)> / dx`` (``x`` read for its shape): at stride 1 a
     forward convolution."""
     stride, padding, dilation, groups = settings
     if stride != [1, 1]:
-        return torch.ops.aten.convolution_backward(output_gradient, x, weight, None, stride, padding, dilation, False,
-                                                   [0, 0], groups, [True, False, False])[0]
+        return _torch_gradients(output_gradient, x, weight, settings, [True, False, False])[0]
     out_channels, per_group, height, width = weight.shape
     transposed = (weight.view(groups, out_channels // groups, per_group, height, width).transpose(1, 2)
                   .reshape(groups * per_group, out_channels // groups, height, width).flip(2, 3))
@@ -76,9 +84,7 @@ def _input_gradient(output_gradient: Tensor, x: Tensor, weight: Tensor, settings
 
 def _weight_gradient(output_gradient: Tensor, x: Tensor, weight: Tensor, settings: Settings) -> Tensor:
     """``d <output_gradient, conv(x, weight)> / dweight`` (``weight`` read for its shape)."""
-    stride, padding, dilation, groups = settings
-    return torch.ops.aten.convolution_backward(output_gradient, x, weight, None, stride, padding, dilation, False,
-                                               [0, 0], groups, [False, True, False])[1]
+    return _torch_gradients(output_gradient, x, weight, settings, [False, True, False])[1]
 
 
 def _edges(tensors: Sequence[Tensor | None]) -> list[GradientEdge | None]:
@@ -128,10 +134,8 @@ class _ConvolutionBackward(torch.autograd.Function):
         ctx.save_for_backward(output_gradient, x, weight)
         ctx.settings = settings
         ctx.edges = _edges((output_gradient, x, weight))
-        stride, padding, dilation, groups = settings
-        return torch.ops.aten.convolution_backward(output_gradient, x, weight, [len(weight)] if has_bias else None,
-                                                   stride, padding, dilation, False, [0, 0], groups,
-                                                   [True, True, has_bias])
+        return _torch_gradients(output_gradient, x, weight, settings, [True, True, has_bias],
+                                [len(weight)] if has_bias else None)
 
     @staticmethod
     @once_differentiable
