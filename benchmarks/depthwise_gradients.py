@@ -1,7 +1,7 @@
 """What torch's CPU convolution costs for the depthwise convolutions of DARTS's space: the forward
-pass, the gradient to the input and to the kernels, and the two forms second-order products can
-take instead (the input's gradient as a forward convolution with the kernels flipped, the
-kernels' as a grouped convolution whose kernel is the output's gradient, in channels-last).
+pass, the gradient to the input and to the kernels, and the forms second-order products take
+instead (``supermodules/second_order_convolution.py``): the input's gradient as a forward
+convolution with the kernels flipped, the kernels' from 3x3 kernel gradients.
 
     python benchmarks/depthwise_gradients.py --output benchmarks/results/depthwise_gradients_cpu.json
 
@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from machine import cpu_name, write_results
+
+from nni_darts_ext.supermodules.second_order_convolution import _input_gradient, _torch_gradients, _weight_gradient
 
 SHAPES = [  # channels (8 or 16 per edge, a node's edges side by side), size, kernel, dilation
     (40, 16, 3, 1), (40, 16, 5, 1), (40, 16, 3, 2), (40, 16, 5, 2), (64, 8, 5, 1), (64, 8, 5, 2), (96, 4, 5, 2),
@@ -41,26 +43,20 @@ def costs(channels: int, size: int, kernel: int, dilation: int, batch: int, call
     padding = dilation * (kernel - 1) // 2
     x, weight = torch.randn(batch, channels, size, size), torch.randn(channels, 1, kernel, kernel)
     output_gradient = torch.randn(batch, channels, size, size)
-    settings = ([1, 1], [padding] * 2, [dilation] * 2, False, [0, 0], channels)
+    settings = ([1, 1], [padding] * 2, [dilation] * 2, channels)
 
-    def backward(mask: list[bool]) -> Callable[[], object]:
-        return lambda: torch.ops.aten.convolution_backward(output_gradient, x, weight, None, *settings, mask)
-
-    def kernel_gradient_as_convolution() -> torch.Tensor:
-        images = x.transpose(0, 1).reshape(1, channels * batch, size, size).contiguous(
-            memory_format=torch.channels_last)
-        kernels = output_gradient.transpose(0, 1).contiguous(memory_format=torch.channels_last)
-        return F.conv2d(images, kernels, None, dilation, padding, 1, channels)
+    def torchs(mask: list[bool]) -> Callable[[], object]:
+        return lambda: _torch_gradients(output_gradient, x, weight, settings, mask)
 
     with torch.no_grad():
         return {
             'forward': best_ms(lambda: F.conv2d(x, weight, None, 1, padding, dilation, channels), calls, repeats),
-            'input_gradient': best_ms(backward([True, False, False]), calls, repeats),
-            'input_gradient_as_forward': best_ms(
-                lambda: F.conv2d(output_gradient, weight.flip(2, 3), None, 1, padding, dilation, channels),
-                calls, repeats),
-            'kernel_gradient': best_ms(backward([False, True, False]), calls, repeats),
-            'kernel_gradient_as_convolution': best_ms(kernel_gradient_as_convolution, calls, repeats),
+            'input_gradient': best_ms(torchs([True, False, False]), calls, repeats),
+            'input_gradient_as_forward': best_ms(lambda: _input_gradient(output_gradient, x, weight, settings),
+                                                 calls, repeats),
+            'kernel_gradient': best_ms(torchs([False, True, False]), calls, repeats),
+            'kernel_gradient_from_3x3': best_ms(lambda: _weight_gradient(output_gradient, x, weight, settings),
+                                                calls, repeats),
         }
 
 
@@ -75,7 +71,7 @@ def main() -> None:
     costs(*SHAPES[0], arguments.batch, arguments.calls, 1)  # the process warmed: its first shape ran slow
     rows = []
     print('| channels | size | kernel | dilation | forward | input gradient | as a forward convolution '
-          '| kernel gradient | as a grouped convolution |')
+          '| kernel gradient | from 3x3 ones |')
     print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for shape in SHAPES:
         row = {'shape': shape, **costs(*shape, arguments.batch, arguments.calls, arguments.repeats)}

@@ -53,6 +53,42 @@ def test_products_are_torch_s_to_rounding_and_the_gradient_is_torch_s_to_the_bit
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
+DEPTHWISE_IN_PIECES = {  # kernel, dilation: on 6x12 images, whose sizes every dilation divides
+    '5x5': (5, 1), '7x7': (7, 1), '1x1': (1, 1), 'dilated 3x3': (3, 2), 'dilated 5x5': (5, 2),
+    'dilated by 3': (3, 3), '5x3 dilated 2x1': ((5, 3), (2, 1)),
+}
+
+
+@pytest.mark.parametrize('kernel, dilation', DEPTHWISE_IN_PIECES.values(), ids=DEPTHWISE_IN_PIECES.keys())
+def test_a_depthwise_kernel_gradient_from_three_by_three_ones_gives_torch_s_products(double_precision, kernel,
+                                                                                     dilation):
+    kernel, dilation = ((k, k) if isinstance(k, int) else k for k in (kernel, dilation))
+    torch.manual_seed(0)
+    x, weight = torch.randn(3, 5, 6, 12, requires_grad=True), torch.randn(5, 1, *kernel, requires_grad=True)
+    settings = ([1, 1], [d * (k - 1) // 2 for k, d in zip(kernel, dilation)], list(dilation), 5)
+    assert second_order_convolution._in_three_by_three_pieces(x, weight, settings)
+    expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, None, settings)
+    with kept_for_second_derivatives():
+        first, second = gradients_and_products(conv2d, x, weight, None, settings)
+    for got, expected in zip(first, expected_first):
+        assert torch.equal(got, expected)
+    for got, expected in zip(second, expected_second):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_only_a_depthwise_kernel_other_than_oneDNN_s_fast_one_goes_in_pieces():
+    x = torch.randn(2, 4, 8, 8)
+    depthwise_3x3, depthwise_5x5 = torch.randn(4, 1, 3, 3), torch.randn(4, 1, 5, 5)
+    assert not second_order_convolution._in_three_by_three_pieces(x, depthwise_3x3, ([1, 1], [1, 1], [1, 1], 4))
+    assert second_order_convolution._in_three_by_three_pieces(x, depthwise_5x5, ([1, 1], [2, 2], [1, 1], 4))
+    for settings in (([2, 2], [2, 2], [1, 1], 4),  # strided
+                     ([1, 1], [0, 0], [1, 1], 4),  # the image shrinks
+                     ([1, 1], [6, 6], [3, 3], 4)):  # 3 does not divide 8
+        assert not second_order_convolution._in_three_by_three_pieces(x, depthwise_5x5, settings)
+    assert not second_order_convolution._in_three_by_three_pieces(x, torch.randn(8, 1, 5, 5),  # two per channel
+                                                                  ([1, 1], [2, 2], [1, 1], 4))
+
+
 def test_outside_the_context_it_is_torch_s_own_convolution():
     x, weight = torch.randn(2, 4, 5, 5, requires_grad=True), torch.randn(4, 1, 3, 3, requires_grad=True)
     assert type(conv2d(x, weight, None, 1, 1, 1, 4).grad_fn).__name__ == 'ConvolutionBackward0'
@@ -105,9 +141,10 @@ def test_a_mixed_product_computes_no_kernel_gradient(supernet_products, monkeypa
     assert calls
 
 
-def test_under_autocast_the_gradient_is_torch_s_and_the_products_within_bfloat16_s_rounding():
+@pytest.mark.parametrize('size', [7, 8], ids=["torch's kernel gradient", 'from 3x3 ones'])
+def test_under_autocast_the_gradient_is_torch_s_and_the_products_within_bfloat16_s_rounding(size):
     torch.manual_seed(0)
-    x, weight = torch.randn(2, 8, 7, 7, requires_grad=True), torch.randn(8, 1, 5, 5, requires_grad=True)
+    x, weight = torch.randn(2, 8, size, size, requires_grad=True), torch.randn(8, 1, 5, 5, requires_grad=True)
     settings = (1, 4, 2, 8)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, None, settings)

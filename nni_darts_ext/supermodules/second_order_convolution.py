@@ -6,10 +6,12 @@ and so the backward of each convolution's backward. Torch's (``_convolution_doub
 runs a grouped convolution one group at a time: a node's batched candidates are grouped
 convolutions of dozens to hundreds of groups, so each product would make thousands of small
 calls. On the CPU, oneDNN's gradient to the input of a dilated depthwise convolution also takes
-10 to 35 times its forward pass (``benchmarks/depthwise_gradients.py``). Here the products are convolutions of the whole tensors, and every gradient to a
-convolution's input at stride 1 is a forward convolution (of the output's gradient with the
-kernels flipped and transposed per group). A pass asks for only the gradients it needs (a mixed
-product none of the kernels').
+10 to 35 times its forward pass, and to the kernels of a 5x5 or dilated one 10 to 40 times a plain
+3x3 one's (``benchmarks/depthwise_gradients.py``). Here the products are convolutions of the whole
+tensors; every gradient to a convolution's input at stride 1 is a forward convolution (of the
+output's gradient with the kernels flipped and transposed per group); on the CPU, a depthwise
+convolution's kernel gradient is put together from 3x3 ones. A pass asks for only the gradients
+it needs (a mixed product none of the kernels').
 
 Only a graph built inside :func:`kept_for_second_derivatives` uses it; every other pass runs
 torch's own convolution. Its first backward is torch's own computation (the gradient is the same
@@ -84,7 +86,61 @@ def _input_gradient(output_gradient: Tensor, x: Tensor, weight: Tensor, settings
 
 def _weight_gradient(output_gradient: Tensor, x: Tensor, weight: Tensor, settings: Settings) -> Tensor:
     """``d <output_gradient, conv(x, weight)> / dweight`` (``weight`` read for its shape)."""
+    if _in_three_by_three_pieces(x, weight, settings):
+        return _depthwise_weight_gradient(output_gradient, x, weight.shape[2:], settings[2])
     return _torch_gradients(output_gradient, x, weight, settings, [False, True, False])[1]
+
+
+def _in_three_by_three_pieces(x: Tensor, weight: Tensor, settings: Settings) -> bool:
+    """Whether to take a depthwise convolution's kernel gradient as 3x3 ones: on the CPU, oneDNN's
+    is fast for plain 3x3 kernels only, and 10 to 40 times slower for 5x5 and dilated ones
+    (``benchmarks/depthwise_gradients.py``). The pieces need a stride of 1, odd kernels padded to
+    keep the image's size, and an image size the dilation divides."""
+    stride, padding, dilation, groups = settings
+    channels, per_group, *kernel = weight.shape
+    return (x.device.type == 'cpu' and per_group == 1 and channels == groups == x.shape[1] and stride == [1, 1]
+            and (kernel, dilation) != ([3, 3], [1, 1])
+            and all(k % 2 and p == d * (k - 1) // 2 and size % d == 0
+                    for k, p, d, size in zip(kernel, padding, dilation, x.shape[2:])))
+
+
+def _depthwise_weight_gradient(output_gradient: Tensor, x: Tensor, kernel: Sequence[int],
+                               dilation: Sequence[int]) -> Tensor:
+    """The kernel gradient of a depthwise convolution (stride 1, odd kernels, the image's size kept)
+    from 3x3 kernel gradients.
+
+    A convolution dilated by ``d`` is an undilated one on each of the ``d x d`` interleaved
+    subimages (its phases), side by side in the batch. A kernel wider than 3 is 3x3 blocks, each
+    the 3x3 kernel gradient of the input shifted by the block's offset."""
+    if dilation != [1, 1]:
+        output_gradient, x = (_phases(t, dilation) for t in (output_gradient, x))
+    if list(kernel) == [3, 3]:
+        return _three_by_three_gradient(output_gradient, x, [1, 1])
+    height, width = x.shape[2:]
+    reach = [(k - 1) // 2 for k in kernel]
+    beyond = [-k % 3 for k in kernel]  # the last block's rows and columns past the kernel
+    padded = F.pad(x, (reach[1], reach[1] + beyond[1], reach[0], reach[0] + beyond[0]))
+    blocks = [torch.cat([_three_by_three_gradient(output_gradient, padded[:, :, row:row + height + 2,
+                                                                         column:column + width + 2].contiguous(),
+                                                  [0, 0])
+                         for column in range(0, kernel[1], 3)], 3)
+              for row in range(0, kernel[0], 3)]
+    return torch.cat(blocks, 2)[:, :, :kernel[0], :kernel[1]]
+
+
+def _three_by_three_gradient(output_gradient: Tensor, x: Tensor, padding: list[int]) -> Tensor:
+    """The kernel gradient of a 3x3 depthwise convolution of stride 1 (oneDNN's fast one)."""
+    channels = x.shape[1]
+    return _torch_gradients(output_gradient, x, x.new_empty(channels, 1, 3, 3), ([1, 1], padding, [1, 1], channels),
+                            [False, True, False])[1]
+
+
+def _phases(images: Tensor, dilation: Sequence[int]) -> Tensor:
+    """The ``d x d`` subimages of every image, ``images[..., i::d, j::d]``, as a batch ``d * d`` times larger."""
+    batch, channels, height, width = images.shape
+    rows, columns = dilation
+    return (images.view(batch, channels, height // rows, rows, width // columns, columns)
+            .permute(3, 5, 0, 1, 2, 4).reshape(rows * columns * batch, channels, height // rows, width // columns))
 
 
 def _edges(tensors: Sequence[Tensor | None]) -> list[GradientEdge | None]:
