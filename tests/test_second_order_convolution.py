@@ -76,6 +76,18 @@ def test_a_depthwise_kernel_gradient_from_three_by_three_ones_gives_torch_s_prod
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_a_depthwise_kernel_gradient_from_three_by_three_ones_reads_channels_last_tensors(double_precision):
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 6, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.randn(5, 1, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    settings = ([1, 1], [4, 4], [2, 2], 5)
+    expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, None, settings)
+    with kept_for_second_derivatives():
+        first, second = gradients_and_products(conv2d, x, weight, None, settings)
+    for got, expected in zip([*first, *second], [*expected_first, *expected_second]):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_only_a_depthwise_kernel_other_than_oneDNN_s_fast_one_goes_in_pieces():
     x = torch.randn(2, 4, 8, 8)
     depthwise_3x3, depthwise_5x5 = torch.randn(4, 1, 3, 3), torch.randn(4, 1, 5, 5)
