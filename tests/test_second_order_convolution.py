@@ -35,6 +35,17 @@ def gradients_and_products(convolution, x, weight, bias, settings):
     return [g.detach() for g in first], second
 
 
+def assert_torch_s_gradient_and_products(x, weight, bias, settings):
+    """The kept convolution's gradient is torch's to the bit and its products torch's to rounding."""
+    expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, bias, settings)
+    with kept_for_second_derivatives():
+        first, second = gradients_and_products(conv2d, x, weight, bias, settings)
+    for got, expected in zip(first, expected_first):
+        assert torch.equal(got, expected)
+    for got, expected in zip(second, expected_second):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize('setting', SETTINGS.values(), ids=SETTINGS.keys())
 def test_products_are_torch_s_to_rounding_and_the_gradient_is_torch_s_to_the_bit(double_precision, setting):
     in_channels, out_channels, kernel, stride, padding, dilation, groups, has_bias = setting
@@ -44,13 +55,7 @@ def test_products_are_torch_s_to_rounding_and_the_gradient_is_torch_s_to_the_bit
     weight = torch.randn(out_channels, in_channels // groups, *kernel, requires_grad=True)
     bias = torch.randn(out_channels, requires_grad=True) if has_bias else None
     settings = (stride, padding, dilation, groups)
-    expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, bias, settings)
-    with kept_for_second_derivatives():
-        first, second = gradients_and_products(conv2d, x, weight, bias, settings)
-    for got, expected in zip(first, expected_first):
-        assert torch.equal(got, expected)
-    for got, expected in zip(second, expected_second):
-        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert_torch_s_gradient_and_products(x, weight, bias, settings)
 
 
 DEPTHWISE_IN_PIECES = {  # kernel, dilation: on 6x12 images, whose sizes every dilation divides
@@ -67,13 +72,7 @@ def test_a_depthwise_kernel_gradient_from_three_by_three_ones_gives_torch_s_prod
     x, weight = torch.randn(3, 5, 6, 12, requires_grad=True), torch.randn(5, 1, *kernel, requires_grad=True)
     settings = ([1, 1], [d * (k - 1) // 2 for k, d in zip(kernel, dilation)], list(dilation), 5)
     assert second_order_convolution._in_three_by_three_pieces(x, weight, settings)
-    expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, None, settings)
-    with kept_for_second_derivatives():
-        first, second = gradients_and_products(conv2d, x, weight, None, settings)
-    for got, expected in zip(first, expected_first):
-        assert torch.equal(got, expected)
-    for got, expected in zip(second, expected_second):
-        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert_torch_s_gradient_and_products(x, weight, None, settings)
 
 
 def test_a_depthwise_kernel_gradient_from_three_by_three_ones_reads_channels_last_tensors(double_precision):
@@ -81,11 +80,7 @@ def test_a_depthwise_kernel_gradient_from_three_by_three_ones_reads_channels_las
     x = torch.randn(3, 5, 6, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
     weight = torch.randn(5, 1, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
     settings = ([1, 1], [4, 4], [2, 2], 5)
-    expected_first, expected_second = gradients_and_products(F.conv2d, x, weight, None, settings)
-    with kept_for_second_derivatives():
-        first, second = gradients_and_products(conv2d, x, weight, None, settings)
-    for got, expected in zip([*first, *second], [*expected_first, *expected_second]):
-        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert_torch_s_gradient_and_products(x, weight, None, settings)
 
 
 def test_only_a_depthwise_kernel_other_than_oneDNN_s_fast_one_goes_in_pieces():
